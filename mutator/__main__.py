@@ -1,0 +1,3 @@
+from mutator.cli import main
+
+main()
