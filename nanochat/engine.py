@@ -24,6 +24,7 @@ class KVCache:
     """
 
     def __init__(self, batch_size, num_heads, seq_len, head_dim, num_layers):
+        # the shape a fresh (or reset) cache allocates; growth replaces the tensor, not this
         self.kv_shape = (num_layers, 2, batch_size, num_heads, seq_len, head_dim)
         self.kv_cache = None
         self.pos = 0
@@ -71,7 +72,6 @@ class KVCache:
             grown = torch.empty(grown_shape, dtype=self.kv_cache.dtype, device=self.kv_cache.device)
             grown[..., :t0, :] = self.kv_cache[..., :t0, :]
             self.kv_cache = grown
-            self.kv_shape = tuple(grown_shape)
         self.kv_cache[layer_idx, 0, :, :, t0:t1] = k
         self.kv_cache[layer_idx, 1, :, :, t0:t1] = v
         keys = self.kv_cache[layer_idx, 0, :, :, :t1]
