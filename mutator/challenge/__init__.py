@@ -1,0 +1,180 @@
+"""Bug-hunt challenges: fresh, validated workspaces with the answer key kept outside them.
+
+`create` draws one mutant per bug class (or `bugs` of them) with a seeded RNG, validates the draw
+against the visible and hidden tests (see grading.validate), writes the workspace and scans it for
+leaks, then writes the key elsewhere. `check` grades an attempt with the key's tests.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from mutator import catalog
+from mutator.challenge.compose import compatible, count_combinations, draws, plant, planted_hunks, unplant
+from mutator.challenge.grading import Draw, Outcomes, check_clean, read_tree, run_tests, validate
+from mutator.challenge.workspace import CONFTEST, find_leaks, template, write_workspace
+from mutator.errors import UserError
+
+MAX_DRAWS = 50  # candidates tried before giving up on a seed
+MINUTES_PER_BUG = 30
+TEST_PATHS = ["tests"]
+
+
+@dataclass
+class Suite:
+    code: dict[str, str]  # the clean package, relative path -> text
+    hidden: dict[str, str]  # hidden tests, relative path -> text
+    visible: dict[str, str]  # the visible acceptance tests, relative path -> text
+
+    @property
+    def tests(self) -> dict[str, str]:
+        return {"conftest.py": CONFTEST, **self.hidden, **self.visible}
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for path, text in sorted({**self.code, **self.tests}.items()):
+            digest.update(f"{path}\0{text}\0".encode())
+        return digest.hexdigest()[:16]
+
+
+def load_suite(level_name: str, target: Path) -> Suite:
+    hidden_dir = target / "tests" / "nanochat"
+    if not hidden_dir.is_dir() or not (target / "tests" / "conftest.py").is_file():
+        raise UserError(f"no hidden test suite at {hidden_dir} (a challenge needs the repository's tests)")
+    hidden = read_tree(target, "tests/nanochat")
+    hidden["tests/conftest.py"] = (target / "tests" / "conftest.py").read_text(encoding="utf-8")
+    visible = {f"tests/test_level{level_name}.py": template(f"test_level{level_name}.py")}
+    return Suite(code=read_tree(target, "nanochat"), hidden=hidden, visible=visible)
+
+
+def default_key_path(level_name: str, seed: int) -> Path:
+    return Path(".mutator") / "keys" / f"level{level_name}-seed{seed}.json"
+
+
+def count(level_name: str, bugs: int | None = None, target: Path | None = None) -> int:
+    level = catalog.load_level(level_name)
+    target = target or catalog.default_target()
+    mutants = catalog.generate_mutants(level_name, target)
+    names = [c.name for c in level.classes]
+    return count_combinations(mutants, names, bugs or len(names))
+
+
+def create(level_name, seed, out: Path, bugs=None, key_path=None, target=None, log=lambda message: None) -> Path:
+    """Write a validated workspace to `out` and its key to `key_path`; returns the key's path."""
+    level = catalog.load_level(level_name)
+    target = Path(target or catalog.default_target())
+    out, key_path = Path(out), Path(key_path or default_key_path(level.name, seed))
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out} exists and is not empty")
+    if key_path.resolve().is_relative_to(out.resolve()):
+        raise UserError("the key must be kept outside the workspace")
+    names = [c.name for c in level.classes]
+    bugs = bugs or len(names)
+    if not 1 <= bugs <= len(names):
+        raise UserError(f"--bugs must be between 1 and {len(names)} for level {level.name}")
+
+    suite = load_suite(level.name, target)
+    log("checking the clean code against every test")
+    clean = check_clean(suite.code, suite.tests, TEST_PATHS)
+    visible = {t for t in clean.outcomes if _is_visible(t, suite)}
+    mutants = catalog.generate_mutants(level.name, target)
+
+    solo: dict[str, Outcomes] = {}  # each mutant is run alone once, whatever draws it appears in
+    for attempt, candidate in enumerate(draws(mutants, names, seed, bugs)):
+        if attempt == MAX_DRAWS:
+            raise UserError(f"no valid draw in {MAX_DRAWS} tries for seed {seed}")
+        label = ", ".join(f"{m.bug_class}/{m.variant}" for m in candidate)
+        if not compatible(candidate):
+            log(f"rejected draw {attempt + 1} ({label}): two bugs change the same lines")
+            continue
+        draw = validate(Draw(candidate, solo=solo), suite.code, suite.tests, visible, TEST_PATHS)
+        if draw.problem:
+            log(f"rejected draw {attempt + 1} ({label}): {draw.problem}")
+            continue
+        log(f"accepted draw {attempt + 1} ({label})")
+        break
+
+    planted_classes = [c for c in level.classes if c.name in {m.bug_class for m in candidate}]
+    write_workspace(out, level, {**suite.code, **plant(candidate)}, planted_classes, MINUTES_PER_BUG * bugs)
+    leaks = find_leaks(out, candidate, catalog.operator_names())
+    if leaks:  # a leak is our defect, not the user's: fail loudly
+        raise RuntimeError("the workspace would leak its answers: " + "; ".join(leaks[:5]))
+
+    hunks = planted_hunks(candidate)
+    key = {
+        "level": level.name,
+        "seed": seed,
+        "workspace": str(out.resolve()),
+        "bugs": [
+            {
+                "bug_class": m.bug_class,
+                "mutant_id": m.id,
+                "operator": m.operator,
+                "variant": m.variant,
+                "file": m.file,
+                "qualname": m.qualname,
+                "diff": m.diff,
+                "hunks": hunks[m.id],
+                "killing_tests": sorted(draw.solo[m.id].failed()),
+            }
+            for m in candidate
+        ],
+        "buggy_outcomes": draw.together.outcomes if draw.together else draw.solo[candidate[0].id].outcomes,
+        "visible_tests": sorted(visible),
+        "tests": suite.tests,
+    }
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    key_path.write_text(json.dumps(key, indent=1, sort_keys=True), encoding="utf-8")
+    return key_path
+
+
+def _is_visible(node_id: str, suite: Suite) -> bool:
+    return node_id.split("::")[0] in suite.visible
+
+
+def find_key(workspace: Path) -> Path:
+    """The newest key under .mutator/keys/ that was written for this workspace."""
+    keys = sorted(Path(".mutator", "keys").glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in keys:
+        if json.loads(path.read_text(encoding="utf-8")).get("workspace") == str(workspace.resolve()):
+            return path
+    raise UserError(f"no key for {workspace} under .mutator/keys/; pass --key FILE")
+
+
+@dataclass
+class Grade:
+    fixed: dict[str, list[str]]  # bug class -> tests still failing (empty when fixed)
+    collateral: list[str]  # tests that passed on the buggy code and fail now
+    reasons: dict[str, str]
+
+    @property
+    def solved(self) -> bool:
+        return not self.collateral and not any(self.fixed.values())
+
+
+def check(workspace: Path, key_path: Path | None = None) -> Grade:
+    workspace = Path(workspace)
+    if not (workspace / "nanochat").is_dir():
+        raise UserError(f"{workspace} is not a challenge workspace (no nanochat/ in it)")
+    key_path = Path(key_path) if key_path else find_key(workspace)
+    try:
+        key = json.loads(key_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read the key {key_path}: {error}") from error
+    outcomes = run_tests({**read_tree(workspace, "nanochat"), **key["tests"]}, TEST_PATHS)
+    fixed = {bug["bug_class"]: sorted(outcomes.failed(set(bug["killing_tests"]))) for bug in key["bugs"]}
+    passed_before = {t for t, o in key["buggy_outcomes"].items() if o == "passed"}
+    collateral = sorted(outcomes.failed(passed_before))
+    return Grade(fixed=fixed, collateral=collateral, reasons=outcomes.reasons)
+
+
+def revert(workspace: Path, key_path: Path, bug_classes=None) -> None:
+    """Undo planted bugs in a workspace from its key (all of them, or those of `bug_classes`)."""
+    key = json.loads(Path(key_path).read_text(encoding="utf-8"))
+    chosen = [b for b in key["bugs"] if bug_classes is None or b["bug_class"] in bug_classes]
+    hunks = [hunk for bug in chosen for hunk in bug["hunks"]]
+    paths = {hunk["file"] for hunk in hunks}
+    files = {path: (Path(workspace) / path).read_text(encoding="utf-8") for path in paths}
+    for path, text in unplant(files, hunks).items():
+        (Path(workspace) / path).write_text(text, encoding="utf-8")

@@ -1,0 +1,148 @@
+"""Writing a challenge workspace (code, tests, README, notebook) and scanning it for leaked answers.
+
+A workspace holds the buggy code, the level's visible acceptance tests, a README and a notebook of
+probes. It holds nothing that marks a bug: no comment, name or file that says where the bugs are, no
+clean copy of a changed function, no git history, no answer key.
+"""
+
+import ast
+import re
+from importlib import resources
+from pathlib import Path
+
+import nbformat
+
+from mutator.mutants import Mutant
+
+CONFTEST = '''"""Makes `import nanochat` load this workspace's copy, even where another nanochat is installed."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+'''
+
+# Words that point at a planted change. Prose (README, notebook text) may talk about bugs in general;
+# code and code cells may not mention them at all.
+PROSE_WORDS = ("mutant", "mutants")
+CODE_WORDS = (*PROSE_WORDS, "bug", "bugs", "buggy", "mutation", "mutated", "mutator")
+
+
+def template(name: str) -> str:
+    return resources.files("mutator.challenge").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def probe_cells(level: str) -> dict[str, str]:
+    """Cell name -> code, from the level's percent-format probe template ("# %% name" starts a cell)."""
+    parts = re.split(r"^# %% (\S+)\n", template(f"level{level}_probes.py"), flags=re.M)
+    return {name: code.strip() + "\n" for name, code in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def _symptoms(classes) -> str:
+    return "\n".join(f"- **{c.title}**: {c.symptom}" for c in classes)
+
+
+def readme(level, planted_classes, minutes: int) -> str:
+    return f"""# Level {level.name}: {level.title}
+
+**Objective.** This copy of nanochat has {len(planted_classes)} planted bug(s). Find and fix them.
+The code runs and produces plausible output; only careful checks reveal what is wrong.
+
+**What users reported:**
+
+{_symptoms(planted_classes)}
+
+**How to work.** Open `challenge.ipynb`: each probe measures one property of the model, engine or
+tokenizer and prints `OK` or `PROBLEM`. Read the code the failing probes point at, fix it, and run the
+probes again.
+
+**Acceptance criteria.**
+- `pytest tests/` passes.
+- Every probe in `challenge.ipynb` prints `OK`.
+- Further checks you cannot see are run by `mutator check <this directory>`: they pass too, and nothing
+  that worked before breaks.
+
+**Time estimate:** about {minutes} minutes.
+"""
+
+
+def notebook(level, planted_classes, minutes: int) -> nbformat.NotebookNode:
+    cells = probe_cells(level.name)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells.append(nbformat.v4.new_markdown_cell(readme(level, planted_classes, minutes)))
+    nb.cells.append(nbformat.v4.new_markdown_cell("## Setup\n\nA tiny model and tokenizer, built from this workspace."))
+    nb.cells.append(nbformat.v4.new_code_cell(cells["setup"]))
+    for cls in level.classes:  # every class of the level is probed, planted or not
+        nb.cells.append(nbformat.v4.new_markdown_cell(f"## Probe: {cls.title}\n\n*Hint:* {cls.hint}"))
+        nb.cells.append(nbformat.v4.new_code_cell(cells[cls.name]))
+    nb.cells.append(
+        nbformat.v4.new_markdown_cell("## Done?\n\nWhen every probe prints `OK`, run `pytest tests/` in a terminal.")
+    )
+    for number, cell in enumerate(nb.cells):  # nbformat draws random ids; the same seed must give the same bytes
+        cell.id = f"cell-{number}"
+    return nb
+
+
+def write_workspace(out: Path, level, code: dict[str, str], planted_classes, minutes: int) -> None:
+    """Write the workspace files under `out` (which must not exist or be empty)."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        **code,
+        "conftest.py": CONFTEST,
+        f"tests/test_level{level.name}.py": template(f"test_level{level.name}.py"),
+        "README.md": readme(level, planted_classes, minutes),
+    }
+    for relative, text in files.items():
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    nbformat.write(notebook(level, planted_classes, minutes), out / "challenge.ipynb")
+
+
+def _function_source(source: str, qualname: str) -> str | None:
+    """The source text of the function or method `qualname` (outermost, for nested names)."""
+    path = qualname.split(".<locals>")[0].split(".")
+    nodes = ast.parse(source).body
+    found = None
+    for name in path:
+        found = next((n for n in nodes if getattr(n, "name", None) == name), None)
+        if found is None:
+            return None
+        nodes = getattr(found, "body", [])
+    return ast.get_source_segment(source, found)
+
+
+def find_leaks(out: Path, mutants: list[Mutant], operator_names: list[str]) -> list[str]:
+    """Everything in the workspace that would give an answer away; empty when it is clean."""
+    leaks = []
+    if (out / ".git").exists():
+        leaks.append(".git: version history")
+    clean_functions = [
+        (m, f) for m in mutants if m.qualname and (f := _function_source(m.original, m.qualname)) is not None
+    ]
+
+    def words(*names):
+        return re.compile(r"\b(" + "|".join(map(re.escape, (*names, *operator_names))) + r")\b", re.I)
+
+    code_words, prose_words = words(*CODE_WORDS), words(*PROSE_WORDS)
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        relative = path.relative_to(out).as_posix()
+        if path.suffix not in (".py", ".md", ".ipynb"):
+            leaks.append(f"{relative}: unexpected file")
+            continue
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".ipynb":
+            cells = nbformat.reads(text, as_version=4).cells
+            parts = [(c.source, code_words if c.cell_type == "code" else prose_words) for c in cells]
+        else:
+            parts = [(text, code_words if path.suffix == ".py" else prose_words)]
+        for part, pattern in parts:
+            leaks.extend(f"{relative}: says {match.group(0)!r}" for match in pattern.finditer(part))
+        for mutant in mutants:
+            if text == mutant.original:
+                leaks.append(f"{relative}: a clean copy of {mutant.file}")
+        for mutant, function in clean_functions:
+            if function in text:
+                leaks.append(f"{relative}: a clean copy of {mutant.qualname}")
+    return leaks
