@@ -3,6 +3,7 @@
 import click
 
 from mutator import __version__
+from mutator.errors import UserError
 
 NOT_YET = "not implemented yet"
 
@@ -59,15 +60,58 @@ def report():
 
 
 @main.command()
-def challenge():
-    """Write a fresh, validated bug-hunt workspace; its answer key is kept elsewhere."""
-    raise click.ClickException(NOT_YET)
+@click.option("--level", required=True, help="Catalogue level, e.g. 3.")
+@click.option("--seed", type=int, default=None, help="Seed of the draw: the same seed gives the same workspace.")
+@click.option("--out", type=click.Path(file_okay=False), help="Directory to write the workspace to (new or empty).")
+@click.option("--bugs", type=click.IntRange(min=1), default=None, help="Plant this many bug classes (default: all).")
+@click.option("--key", "key_path", type=click.Path(dir_okay=False), help="Where to keep the answer key.")
+@click.option("--target", type=click.Path(exists=True, file_okay=False), help="Root of the clean code.")
+@click.option("--count", "count_only", is_flag=True, help="Only print how many distinct draws the level has.")
+@click.option("-v", "--verbose", is_flag=True, help="Say which draws were rejected and why.")
+def challenge(level, seed, out, bugs, key_path, target, count_only, verbose):
+    """Write a fresh, validated bug-hunt workspace; its answer key is kept elsewhere.
+
+    The key goes to .mutator/keys/ by default, never inside the workspace. Grade with `mutator check`.
+    """
+    from rich.console import Console
+
+    from mutator import challenge as challenges
+
+    console = Console(stderr=True)
+    if count_only:
+        click.echo(challenges.count(level, bugs, target=target))
+        return
+    if seed is None or out is None:
+        raise UserError("--seed and --out are required (or use --count)")
+    log = console.print if verbose else (lambda message: None)
+    with console.status(f"drawing and validating level {level}, seed {seed}"):
+        key = challenges.create(level, seed, out, bugs=bugs, key_path=key_path, target=target, log=log)
+    console.print(f"wrote [bold]{out}[/] (open {out}/challenge.ipynb); answer key: {key}")
 
 
 @main.command()
-def check():
-    """Grade a bug-hunt workspace against its answer key."""
-    raise click.ClickException(NOT_YET)
+@click.argument("workspace", type=click.Path(exists=True, file_okay=False))
+@click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False), help="The workspace's answer key.")
+def check(workspace, key_path):
+    """Grade a bug-hunt workspace against its answer key (exit 0 only when solved)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mutator import challenge as challenges
+
+    console = Console()
+    with console.status("running the visible and hidden tests"):
+        grade = challenges.check(workspace, key_path)
+    table = Table("bug class", "status", "still failing")
+    for bug_class, failing in grade.fixed.items():
+        status = "[red]not fixed[/]" if failing else "[green]fixed[/]"
+        detail = f"{failing[0]}: {grade.reasons.get(failing[0], '')}" if failing else ""
+        table.add_row(bug_class, status, detail)
+    console.print(table)
+    for test in grade.collateral:
+        console.print(f"[red]broken[/] {test}: {grade.reasons.get(test, '')} (passed before your changes)")
+    console.print("[green]solved[/]" if grade.solved else "[red]not solved yet[/]")
+    raise SystemExit(0 if grade.solved else 1)
 
 
 if __name__ == "__main__":
