@@ -20,31 +20,96 @@ def main():
 
 @main.command()
 def levels():
-    """List the bug-class levels in the catalogue."""
-    raise click.ClickException(NOT_YET)
+    """List the bug-class levels in the catalogue (mutant counts are for the bundled nanochat)."""
+    from rich.table import Table
+
+    from mutator import catalog
+
+    table = Table("level", "title", "bug classes", "mutants")
+    for level in catalog.levels():
+        try:
+            count = str(len(catalog.generate_mutants(level, catalog.default_target())))
+        except UserError:  # no bundled code to count on: the catalogue is still worth listing
+            count = "-"
+        table.add_row(level.name, level.title, ", ".join(c.name for c in level.classes), count)
+    _table_console().print(table)
+
+
+TARGET_HELP = "Root of the code to mutate (default: the bundled nanochat)."
+
+
+def _table_console():
+    """A console for tables: rows are not wrapped when the output goes to a file or a pipe."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
+def _mutants(level, target):
+    from mutator import catalog
+
+    return catalog.generate_mutants(level, target or catalog.default_target())
+
+
+def _find_mutant(mutant_id, target):
+    """The mutant with this id (or unique id prefix) among every level's mutants of the target."""
+    from mutator import catalog
+
+    matches = [m for m in _mutants(catalog.ALL, target) if m.id.startswith(mutant_id.lower())]
+    if len({m.id for m in matches}) > 1:
+        raise UserError(f"mutant id '{mutant_id}' is ambiguous: {', '.join(sorted({m.id for m in matches}))}")
+    if not matches or not mutant_id:
+        raise UserError(f"no mutant with id '{mutant_id}' in {target or catalog.default_target()} (see `mutator list`)")
+    return matches[0]
 
 
 @main.command(name="list")
-@click.option("--level", required=True, help="Catalogue level, e.g. 3.")
-@click.option("--target", type=click.Path(), default=".", show_default=True, help="Root of the code to mutate.")
+@click.option("--level", required=True, help="Catalogue level, e.g. 3 (or all).")
+@click.option("--target", type=click.Path(), help=TARGET_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_mutants(level, target, as_json):
     """List every mutant a level plants into the target."""
-    raise click.ClickException(NOT_YET)
+    import json
+
+    from rich.table import Table
+
+    from mutator.mutants import summary
+
+    mutants = _mutants(level, target)
+    if as_json:
+        click.echo(json.dumps([summary(m) for m in mutants], indent=1))
+        return
+    table = Table("id", "class", "variant", "location", "", title=f"level {level}: {len(mutants)} mutants")
+    for m in mutants:
+        table.add_row(m.id, m.bug_class, m.variant, m.location, "canonical" if m.canonical else "")
+    _table_console().print(table)
 
 
 @main.command()
 @click.argument("mutant_id")
-def show(mutant_id):
+@click.option("--target", type=click.Path(), help=TARGET_HELP)
+def show(mutant_id, target):
     """Print one mutant's diff."""
-    raise click.ClickException(NOT_YET)
+    mutant = _find_mutant(mutant_id, target)
+    canonical = " (the seed's canonical bug)" if mutant.canonical else ""
+    click.echo(f"# {mutant.id}: {mutant.bug_class} / {mutant.operator} / {mutant.variant}{canonical}")
+    click.echo(f"# {mutant.location}, lines {mutant.start_line}-{mutant.end_line}")
+    click.echo(mutant.diff, nl=False)
 
 
 @main.command()
 @click.argument("mutant_id")
-def apply(mutant_id):
+@click.option("--target", type=click.Path(), help=TARGET_HELP)
+@click.option("--out", type=click.Path(), required=True, help="Directory to write the mutated copy to (new or empty).")
+def apply(mutant_id, target, out):
     """Write a mutated copy of the target (never modifies it in place)."""
-    raise click.ClickException(NOT_YET)
+    from mutator import catalog
+    from mutator.mutants import write_mutated_copy
+
+    mutant = _find_mutant(mutant_id, target)
+    written = write_mutated_copy(mutant, target or catalog.default_target(), out)
+    click.echo(f"{mutant.id} ({mutant.bug_class} / {mutant.variant}) -> {written}")
 
 
 @main.command()

@@ -7,7 +7,14 @@ and machines for the same code).
 
 import difflib
 import hashlib
+import shutil
 from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mutator.errors import UserError
+
+# Never copied into a mutated tree: caches and VCS data that tests do not need.
+COPY_IGNORED = ("__pycache__", "*.pyc", ".git", ".mutator", ".pytest_cache", ".ruff_cache", ".tox", ".venv")
 
 
 @dataclass(frozen=True)
@@ -54,3 +61,27 @@ class Mutant:
     def from_dict(cls, data: dict) -> "Mutant":
         fields = {k: v for k, v in data.items() if k != "id"}
         return cls(**fields)
+
+
+def summary(mutant: Mutant) -> dict:
+    """The mutant without its file contents: what `mutator list --json` prints."""
+    return {key: value for key, value in mutant.to_dict().items() if key not in ("original", "mutated")}
+
+
+def write_mutated_copy(mutant: Mutant, target: Path, out: Path) -> Path:
+    """Copy the tree at `target` to `out` (new or empty) with the mutant applied; returns the mutated file.
+
+    The target itself is never modified.
+    """
+    target, out = Path(target).resolve(), Path(out).resolve()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"output directory exists and is not empty: {out}")
+    if out.is_relative_to(target):
+        raise UserError(f"output directory must be outside the target: {out}")
+    source = target / mutant.file
+    if not source.is_file() or source.read_text(encoding="utf-8") != mutant.original:
+        raise UserError(f"{source} is not the file mutant {mutant.id} was made from")
+    shutil.copytree(target, out, symlinks=True, ignore=shutil.ignore_patterns(*COPY_IGNORED), dirs_exist_ok=True)
+    mutated = out / mutant.file
+    mutated.write_text(mutant.mutated, encoding="utf-8")
+    return mutated
