@@ -27,6 +27,8 @@ def pytest_configure(config):
     # repository or a user's home, and plots must never open a window.
     config._nanochat_base_dir = tempfile.mkdtemp(prefix="nanochat-tests-")
     os.environ["NANOCHAT_BASE_DIR"] = config._nanochat_base_dir
+    # hypothesis keeps caches in ./.hypothesis unless told otherwise
+    os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = os.path.join(config._nanochat_base_dir, "hypothesis")
     os.environ["MPLBACKEND"] = "Agg"
 
 
@@ -53,7 +55,9 @@ def pytest_generate_tests(metafunc):
         if name == "cuda":
             marks = [
                 pytest.mark.cuda,
-                pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA requested but torch.cuda.is_available() is False"),
+                pytest.mark.skipif(
+                    not torch.cuda.is_available(), reason="CUDA requested but torch.cuda.is_available() is False"
+                ),
             ]
         params.append(pytest.param(name, id=name, marks=marks))
     metafunc.parametrize("device", params, indirect=True)

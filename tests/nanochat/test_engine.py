@@ -78,7 +78,11 @@ def test_calculator_result_is_forced_after_python_end(model, tokenizer, special)
 
 @pytest.mark.parametrize(
     "expression",
-    [pytest.param("__import__('os')", id="import"), pytest.param("1/0", id="zero-division"), pytest.param("x+1", id="name")],
+    [
+        pytest.param("__import__('os')", id="import"),
+        pytest.param("1/0", id="zero-division"),
+        pytest.param("x+1", id="name"),
+    ],
 )
 def test_refused_calculation_forces_nothing(model, tokenizer, special, expression):
     code = tokenizer.encode(expression)
