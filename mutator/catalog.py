@@ -187,12 +187,10 @@ def _plant(bug_class: BugClass, path: str, source: str, target: Path) -> list[Mu
     planted = []
     for operator in bug_class.operators:
         try:
-            mutations = list(OPERATORS[operator].mutations(source, path))
+            mutations = list(OPERATORS[operator].mutations(source, path, where=bug_class.applies_to_function))
         except cst.ParserSyntaxError as error:  # valid Python that LibCST cannot read
             raise UserError(f"{target / path}: does not parse: {_one_line(error)}") from None
         for mu in mutations:
-            if not bug_class.applies_to_function(mu.qualname):
-                continue
             mutant = Mutant(
                 bug_class=bug_class.name,
                 operator=mu.operator,
@@ -210,13 +208,13 @@ def _plant(bug_class: BugClass, path: str, source: str, target: Path) -> list[Mu
 
 def _collapse_equivalent(mutants: list[Mutant], sources: dict[str, str]) -> list[Mutant]:
     seen = {(path, _normalised(source)) for path, source in sources.items()}  # the originals themselves
-    kept = set()
-    for mutant in sorted(mutants, key=lambda mu: not mu.canonical):  # stable: canonical ones first
-        key = (mutant.file, _normalised(mutant.mutated))
+    kept = set()  # positions in `mutants`
+    for i in sorted(range(len(mutants)), key=lambda i: not mutants[i].canonical):  # stable: canonical first
+        key = (mutants[i].file, _normalised(mutants[i].mutated))
         if key not in seen:
             seen.add(key)
-            kept.add(mutant.id)
-    return [mu for mu in mutants if mu.id in kept]
+            kept.add(i)
+    return [mu for i, mu in enumerate(mutants) if i in kept]
 
 
 def _normalised(source: str) -> str:

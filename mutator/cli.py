@@ -105,8 +105,9 @@ def show(mutant_id, target):
 def apply(mutant_id, target, out):
     """Write a mutated copy of the target (never modifies it in place)."""
     from mutator import catalog
-    from mutator.mutants import write_mutated_copy
+    from mutator.mutants import check_output_dir, write_mutated_copy
 
+    check_output_dir(out, target or catalog.default_target())  # before the slower search for the mutant
     mutant = _find_mutant(mutant_id, target)
     written = write_mutated_copy(mutant, target or catalog.default_target(), out)
     click.echo(f"{mutant.id} ({mutant.bug_class} / {mutant.variant}) -> {written}")

@@ -74,10 +74,7 @@ def write_mutated_copy(mutant: Mutant, target: Path, out: Path) -> Path:
     The target itself is never modified.
     """
     target, out = Path(target).resolve(), Path(out).resolve()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"output directory exists and is not empty: {out}")
-    if out.is_relative_to(target):
-        raise UserError(f"output directory must be outside the target: {out}")
+    check_output_dir(out, target)
     source = target / mutant.file
     if not source.is_file() or source.read_text(encoding="utf-8") != mutant.original:
         raise UserError(f"{source} is not the file mutant {mutant.id} was made from")
@@ -85,3 +82,12 @@ def write_mutated_copy(mutant: Mutant, target: Path, out: Path) -> Path:
     mutated = out / mutant.file
     mutated.write_text(mutant.mutated, encoding="utf-8")
     return mutated
+
+
+def check_output_dir(out: Path, target: Path):
+    """A mutated copy goes to a new or empty directory outside the target."""
+    out, target = Path(out).resolve(), Path(target).resolve()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"output directory exists and is not empty: {out}")
+    if out.is_relative_to(target):
+        raise UserError(f"output directory must be outside the target: {out}")

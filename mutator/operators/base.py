@@ -10,7 +10,7 @@ other byte (formatting, comments) is kept. Operators never do I/O: source text i
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -66,14 +66,17 @@ class Operator:
     def examples(self) -> tuple[Example, ...]:
         return ()
 
-    def mutations(self, source: str, path: str) -> Iterator[Mutation]:
+    def mutations(self, source: str, path: str, where: Callable[[str], bool] | None = None) -> Iterator[Mutation]:
         """Every mutation of `source` (the file at relative `path`), one per site, in source order.
 
+        `where(qualname)` limits the sites to the functions it accepts (the catalogue's scope).
         Raises libcst.ParserSyntaxError when the source does not parse. A rendering that would not
         compile or that changes nothing is not a mutation and is skipped.
         """
         analysis = _analyse(source)
         for node, scope in analysis.nodes:
+            if where is not None and not where(scope.qualname):
+                continue
             for site in self.sites(node, scope):
                 code = analysis.module.visit(_Replace(site.edits, analysis.parents)).code
                 if code == source or not _compiles(code, path):
@@ -149,11 +152,12 @@ class _Analysis:
 def _analyse(source: str) -> _Analysis:
     """Parse once and walk once per source: every operator over the same file shares the result
     (LibCST trees are immutable)."""
-    wrapper = MetadataWrapper(cst.parse_module(source))
-    parents = wrapper.resolve(ParentNodeProvider)
+    wrapper = MetadataWrapper(cst.parse_module(source), unsafe_skip_copy=True)  # the parse is ours alone
+    metadata = wrapper.resolve_many((PositionProvider, ParentNodeProvider))
+    parents = metadata[ParentNodeProvider]
     collector = _Collector(parents)
     wrapper.module.visit(collector)
-    return _Analysis(wrapper.module, wrapper.resolve(PositionProvider), parents, tuple(collector.nodes))
+    return _Analysis(wrapper.module, metadata[PositionProvider], parents, tuple(collector.nodes))
 
 
 def _compiles(code: str, path: str) -> bool:
