@@ -202,3 +202,29 @@ class GPT(nn.Module):
             next_id = sample_next_token(logits, rng, temperature, top_k)
             ids = torch.cat([ids, next_id], dim=1)
             yield next_id.item()
+
+    def setup_optimizers(self, unembedding_lr=0.004, embedding_lr=0.2, matrix_lr=0.02, weight_decay=0.0):
+        """[AdamW, Muon]: AdamW for the embedding and the head, Muon for every matrix in the blocks.
+
+        Muon orthogonalizes updates, which suits the blocks' linear maps but not the embedding (a lookup
+        table: each row is its own vector) nor the head (one row per vocabulary entry). The two AdamW
+        groups take their own learning rates. Every group records its lr as "initial_lr", which the
+        schedule scales (nanochat.training.get_lr_multiplier).
+        """
+        from nanochat.muon import Muon  # muon.py is independent of the model; imported where used
+
+        matrix_params = list(self.transformer.h.parameters())
+        embedding_params = list(self.transformer.wte.parameters())
+        lm_head_params = list(self.lm_head.parameters())
+        assert len(list(self.parameters())) == len(matrix_params) + len(embedding_params) + len(lm_head_params)
+        adam_groups = [
+            dict(params=lm_head_params, lr=unembedding_lr),
+            dict(params=embedding_params, lr=embedding_lr),
+        ]
+        adamw = torch.optim.AdamW(adam_groups, betas=(0.8, 0.95), eps=1e-10, weight_decay=weight_decay)
+        muon = Muon(matrix_params, lr=matrix_lr, momentum=0.95)
+        optimizers = [adamw, muon]
+        for optimizer in optimizers:
+            for group in optimizer.param_groups:
+                group["initial_lr"] = group["lr"]
+        return optimizers

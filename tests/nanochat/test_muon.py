@@ -5,6 +5,8 @@ matrices are Gaussian and non-square, so their singular values (relative to the 
 well above the ~1e-2 below which ten Newton-Schulz steps are not yet converged.
 """
 
+import itertools
+
 import pytest
 import torch
 
@@ -78,5 +80,5 @@ def test_descends_a_quadratic(device):
             expected_after_first = loss.item() - 0.1 * nuclear + 0.1**2 * 16 / 2
         opt.step()
     assert losses[1] == pytest.approx(expected_after_first, rel=1e-4)
-    assert all(after < before for before, after in zip(losses, losses[1:]))
+    assert all(after < before for before, after in itertools.pairwise(losses))
     assert losses[-1] < 0.5 * losses[0]
