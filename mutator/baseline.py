@@ -1,0 +1,265 @@
+"""The baseline: one run of the suite on the clean target per device, with per-test line coverage.
+
+It runs in a subprocess, `python -P -m pytest <tests> -p mutator.baseline --device <dev>`, with the
+target root first on PYTHONPATH so that `import nanochat` resolves to the target (`-P` keeps the
+current directory off sys.path, where another copy could shadow it; the run checks where each
+target package really came from). The plugin half of this module starts coverage.py before any
+conftest is imported and switches its dynamic context around each test:
+
+- context ""                 lines executed at import and collection: they belong to no test;
+- context <node id>          lines a test executed in its own setup, call and teardown;
+- context fixture:<key>      lines a session-, package-, module- or class-scoped fixture executed
+                             while being set up. Such a fixture runs once, inside whichever test
+                             asks first, but every test that uses it depends on those lines, so a
+                             test's coverage is its own context plus those of the wider-scoped
+                             fixtures it requests.
+
+Only files of the target's mutated packages are measured. Durations come from the test reports.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from mutator.errors import UserError
+
+IMPORT_TIME = ""  # the coverage context (and pseudo-test) of import and collection
+INI_FILES = ("pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg", "conftest.py")
+
+
+# --- launching ------------------------------------------------------------------------------------
+
+
+def subprocess_env(target_root: Path) -> dict[str, str]:
+    """Environment of every pytest process a run starts: target first on the path, no writes into it."""
+    env = dict(os.environ)
+    mutator_home = str(Path(__file__).resolve().parent.parent)  # so `-m mutator.*` works uninstalled
+    path = [str(target_root), mutator_home, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ inside the target (nor assertion-rewrite pycs)
+    return env
+
+
+def measure(target_root: Path, tests: Path, device: str, packages: list[str], device_flag: bool = True) -> dict:
+    """Run the suite once; return the baseline as a dict (see `_Recorder.finish` for its keys)."""
+    with tempfile.TemporaryDirectory(prefix="mutator-baseline-") as tmp:
+        out = Path(tmp) / "baseline.json"
+        cmd = [sys.executable, "-P", "-m", "pytest", str(tests), "-p", "mutator.baseline"]
+        cmd += ["--mutator-baseline-out", str(out), "-p", "no:cacheprovider", "-q", "--basetemp", f"{tmp}/t"]
+        cmd += [arg for pkg in packages for arg in ("--mutator-measure", str(target_root / pkg))]
+        if device_flag:
+            cmd += ["--device", device]
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, env=subprocess_env(target_root), capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        output = proc.stdout + proc.stderr
+        if proc.returncode == pytest.ExitCode.USAGE_ERROR and "unrecognized arguments: --device" in output:
+            if device == "cpu" and device_flag:  # a suite without a --device option runs on the CPU as is
+                return measure(target_root, tests, device, packages, device_flag=False)
+            raise UserError(f"the suite {tests} has no --device option, so it cannot be run on {device}")
+        data = json.loads(out.read_text()) if out.exists() else None
+    if proc.returncode == pytest.ExitCode.NO_TESTS_COLLECTED:
+        raise UserError(f"no tests collected from {tests}")
+    if data is None or proc.returncode != pytest.ExitCode.OK:
+        failing = (data or {}).get("failed") or []
+        if failing:
+            shown = "; ".join(failing[:8]) + (f"; and {len(failing) - 8} more" if len(failing) > 8 else "")
+            raise UserError(f"the suite fails on the clean target ({device}): {shown}")
+        tail = " | ".join(output.strip().splitlines()[-3:])
+        raise UserError(
+            f"the suite could not run on the clean target ({device}): pytest exit {proc.returncode}: {tail}"
+        )
+    for pkg, file in data["modules"].items():
+        if not Path(file).resolve().is_relative_to(target_root):
+            raise UserError(f"the suite imported {pkg} from {file}, not from the target {target_root}")
+    data.update(device=device, device_flag=device_flag, wall_s=wall)
+    return data
+
+
+# --- fingerprints ---------------------------------------------------------------------------------
+
+
+def digest_files(paths, root: Path) -> str:
+    """A hash of these files' names (relative to root) and contents; missing files hash as absent."""
+    digest = hashlib.sha256()
+    for path in sorted(set(map(Path, paths))):
+        digest.update(os.path.relpath(path, root).encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"<absent>")
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def target_files(target_root: Path, packages: list[str]) -> list[Path]:
+    files = []
+    for pkg in packages:
+        path = target_root / pkg
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    return [f for f in files if "__pycache__" not in f.parts]
+
+
+def suite_files(tests: Path) -> list[Path]:
+    """The suite's own files, plus conftest and ini files of its parent directories up to its rootdir."""
+    files = [f for f in tests.rglob("*") if f.is_file()] if tests.is_dir() else [tests]
+    files = [f for f in files if "__pycache__" not in f.parts and not f.name.endswith(".pyc")]
+    for parent in list(tests.parents)[:10]:
+        found = [parent / name for name in INI_FILES if (parent / name).is_file()]
+        files += found
+        if any(f.name != "conftest.py" for f in found):  # pytest's rootdir: the first ini file upwards
+            break
+    return files
+
+
+def fingerprint(target_root: Path, tests: Path, device: str, packages: list[str]) -> str:
+    """What the baseline depends on: the target packages, the suite, the device and the interpreter."""
+    parts = [
+        device,
+        ",".join(packages),
+        str(tests),
+        sys.version,
+        digest_files(target_files(target_root, packages), target_root),
+        digest_files(suite_files(tests), tests.parent),
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+# --- the pytest plugin (loaded in the baseline subprocess with `-p mutator.baseline`) -------------
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("mutator baseline")
+    group.addoption("--mutator-baseline-out", default=None, help="write the baseline JSON here")
+    group.addoption("--mutator-measure", action="append", default=[], help="a target file or package dir")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    """Start coverage before the first conftest (which may import the target) is imported."""
+    options = early_config.known_args_namespace
+    if options.mutator_baseline_out:
+        recorder = _Recorder(Path(options.mutator_baseline_out), [Path(p) for p in options.mutator_measure])
+        early_config.pluginmanager.register(recorder, "mutator-baseline-recorder")
+        recorder.start()
+
+
+def fixture_key(fixturedef) -> str:
+    return f"{fixturedef.baseid}::{fixturedef.argname}"
+
+
+class _Recorder:
+    def __init__(self, out: Path, measured: list[Path]):
+        import coverage  # only the baseline process needs it
+
+        self.out = out
+        self.measured = [p.resolve() for p in measured]
+        include = [f"{p}{os.sep}*" if p.is_dir() else str(p) for p in self.measured]
+        self.cov = coverage.Coverage(data_file=None, include=include, config_file=False, branch=False)
+        self.current = IMPORT_TIME  # the test whose protocol is running
+        self.fixture_stack: list[str] = []
+        self.tests: dict[str, dict] = {}  # node id -> {file, duration, fixtures, outcome}
+        self.fixture_s: dict[str, float] = {}
+        self.collect_errors: list[str] = []
+
+    def start(self):
+        self.cov.start()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        fixtures = []
+        for name in item.fixturenames:
+            for fixturedef in item._fixtureinfo.name2fixturedefs.get(name, ()):
+                if fixturedef.scope != "function":
+                    fixtures.append(fixture_key(fixturedef))
+        self.tests[item.nodeid] = {
+            "file": str(item.path),
+            "duration": 0.0,
+            "fixtures": sorted(set(fixtures)),
+            "outcome": "passed",
+        }
+        self.current = item.nodeid
+        self.cov.switch_context(item.nodeid)
+        try:
+            return (yield)
+        finally:
+            self.current = IMPORT_TIME
+            self.cov.switch_context(IMPORT_TIME)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(self, fixturedef, request):
+        if fixturedef.scope == "function":
+            return (yield)
+        key = fixture_key(fixturedef)
+        self.fixture_stack.append(key)
+        self.cov.switch_context(f"fixture:{key}")
+        start = time.perf_counter()
+        try:
+            return (yield)
+        finally:
+            elapsed = time.perf_counter() - start
+            self.fixture_s[key] = self.fixture_s.get(key, 0.0) + elapsed
+            self.fixture_stack.pop()
+            self.cov.switch_context(f"fixture:{self.fixture_stack[-1]}" if self.fixture_stack else self.current)
+            if self.current in self.tests and not self.fixture_stack:
+                # the test's own time excludes the shared fixture, which is accounted for separately
+                self.tests[self.current]["duration"] -= elapsed
+
+    def pytest_runtest_logreport(self, report):
+        test = self.tests.get(report.nodeid)
+        if test is None:
+            return
+        test["duration"] += report.duration
+        if report.failed:
+            test["outcome"] = "failed"
+        elif report.skipped and test["outcome"] == "passed":
+            test["outcome"] = "skipped"
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.collect_errors.append(f"{report.nodeid or '<collection>'} (collection error)")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session, exitstatus):
+        self.cov.stop()
+        self.out.write_text(json.dumps(self.finish(session)))
+
+    def finish(self, session) -> dict:
+        """The baseline as JSON: tests (duration, fixtures, outcome, file), fixtures' set-up times,
+        coverage (test -> file relative to the target root -> lines), where target packages came from."""
+        root = session.config.getoption("--mutator-measure")
+        roots = [Path(p).resolve().parent for p in root]  # each measured package sits in the target root
+        data = self.cov.get_data()
+        by_context: dict[str, dict[str, set[int]]] = {}
+        for filename in data.measured_files():
+            relative = next((os.path.relpath(filename, r) for r in roots if Path(filename).is_relative_to(r)), filename)
+            for line, contexts in data.contexts_by_lineno(filename).items():
+                for context in contexts:
+                    by_context.setdefault(context, {}).setdefault(relative, set()).add(line)
+        coverage = {IMPORT_TIME: by_context.get(IMPORT_TIME, {})}
+        for nodeid, test in self.tests.items():
+            if test["outcome"] != "passed":
+                continue
+            lines: dict[str, set[int]] = {}
+            for context in [nodeid, *(f"fixture:{key}" for key in test["fixtures"])]:
+                for file, file_lines in by_context.get(context, {}).items():
+                    lines.setdefault(file, set()).update(file_lines)
+            coverage[nodeid] = lines
+        modules = {}
+        for path in self.measured:
+            module = sys.modules.get(path.stem if path.suffix == ".py" else path.name)
+            if module is not None and getattr(module, "__file__", None):
+                modules[module.__name__] = module.__file__
+        failed = [nodeid for nodeid, test in self.tests.items() if test["outcome"] == "failed"]
+        return {
+            "rootdir": str(session.config.rootpath),
+            "tests": {k: v for k, v in self.tests.items() if v["outcome"] == "passed"},
+            "fixtures": self.fixture_s,
+            "coverage": {test: {f: sorted(lines) for f, lines in files.items()} for test, files in coverage.items()},
+            "modules": modules,
+            "failed": self.collect_errors + failed,
+        }

@@ -1,0 +1,526 @@
+"""A mutation run: baseline, test selection, execution on parallel workers, results into the store.
+
+    report = runner.run(mutants, target=..., tests=..., devices=["cpu"], store_dir=".mutator")
+    report.results, report.timings
+
+Per device: measure (or reuse) the baseline; for each mutant select the tests that cover its lines,
+fastest first; skip mutants whose stored result has the same fingerprint; run the rest on workers
+(see mutator.worker) and commit each result as it arrives. Mutants that cannot be swapped into a live
+function (module-level code, decorators, class bodies) run in a fresh process instead.
+"""
+
+import ast
+import hashlib
+import os
+import queue
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from mutator import baseline as baseline_mod
+from mutator.errors import UserError
+from mutator.mutants import Mutant
+from mutator.outcomes import CRASHED, ERROR, NO_COVERAGE, OUTCOMES, TIMEOUT, Result
+from mutator.store import Store
+from mutator.worker import FALLBACK, WorkerDied, WorkerProcess
+
+DEVICES = ("cpu", "cuda")
+ISOLATIONS = ("fork", "inprocess")
+STARTUP_TIMEOUT_S = 300.0  # a worker's interpreter, torch import and collection
+WATCHDOG_SLACK_S = 30.0  # a fork-mode worker enforces the timeout itself; this guards the worker
+
+
+@dataclass
+class RunReport:
+    mutants: list[Mutant]
+    results: list[Result]  # mutant order, then device order
+    devices: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Task:
+    mutant: Mutant
+    device: str
+    tests: tuple[str, ...]  # node ids, fastest first
+    timeout: float
+    fingerprint: str
+    fallback: bool  # run in a fresh process instead of swapping into a live function
+    rootdir: str  # the baseline's pytest rootdir: node ids are relative to it
+
+
+# --- choosing devices and tests -------------------------------------------------------------------
+
+
+def resolve_devices(requested: str | list[str] | None) -> list[str]:
+    """`--device cpu,cuda`; by default cpu, plus cuda when torch sees a GPU."""
+    if requested is None:
+        return ["cpu", "cuda"] if _cuda_available() else ["cpu"]
+    names = requested.split(",") if isinstance(requested, str) else list(requested)
+    names = list(dict.fromkeys(name.strip() for name in names if name.strip()))
+    unknown = [name for name in names if name not in DEVICES]
+    if unknown or not names:
+        raise UserError(f"--device takes a comma list from {','.join(DEVICES)}, got {','.join(names) or '(none)'}")
+    if "cuda" in names and not _cuda_available():
+        raise UserError("--device cuda requested, but torch.cuda.is_available() is False on this machine")
+    return names
+
+
+def _cuda_available() -> bool:
+    import torch  # only asked when CUDA is in question (1 s); this process never runs a torch op
+
+    return torch.cuda.is_available()
+
+
+def _find(tree: ast.Module, qualname: str) -> ast.AST | None:
+    """The def or class node at a qualname ("A.f.<locals>.g"); None if absent or defined twice."""
+    node = tree
+    for part in qualname.replace("<locals>.", "").split("."):
+        found = [
+            child
+            for child in ast.walk(node)
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            and child.name == part
+            and child in _direct_defs(node)
+        ]
+        if len(found) != 1:
+            return None
+        node = found[0]
+    return node
+
+
+def _direct_defs(node: ast.AST) -> list[ast.AST]:
+    """Defs whose nearest enclosing def or class is `node` (those inside if/try/with blocks included)."""
+    defs, todo = [], list(ast.iter_child_nodes(node))
+    while todo:
+        child = todo.pop()
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defs.append(child)
+        else:
+            todo += ast.iter_child_nodes(child)
+    return defs
+
+
+def _statement_lines(tree: ast.Module, start: int, end: int) -> set[int]:
+    """The first lines of the statements a line range touches.
+
+    coverage.py records a multi-line statement at the lines it executes, not necessarily the one a
+    mutant changed (say, the third line of a call); a compound statement counts only by its header.
+    """
+    lines = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.stmt):
+            continue
+        body = getattr(node, "body", None)
+        last = body[0].lineno - 1 if isinstance(body, list) and body else node.end_lineno
+        if node.lineno <= end and last >= start:
+            lines.add(node.lineno)
+    return lines
+
+
+def select_tests(mutant: Mutant, base: dict, coverage: dict[str, dict[str, set[int]]]) -> list[str]:
+    """The tests that can see this mutant, fastest first; [] when none executes its code."""
+    tree = ast.parse(mutant.original)
+    lines = set(range(mutant.start_line, mutant.end_line + 1))
+    lines |= _statement_lines(tree, mutant.start_line, mutant.end_line)
+    tests = base["tests"]
+
+    def covering(wanted: set[int]) -> set[str]:
+        return {t for t in tests if wanted & coverage.get(t, {}).get(mutant.file, set())}
+
+    if not mutant.qualname:
+        # Module-level code runs when the module is imported, so every test that imports the module
+        # depends on it. We approximate "imports the module" by every test of the suite, if the
+        # lines ran at all (import time included).
+        ran = any(lines & files.get(mutant.file, set()) for files in coverage.values())
+        return sorted(tests, key=lambda t: tests[t]["duration"]) if ran else []
+    selected = covering(lines)
+    node = _find(tree, mutant.qualname)
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+        if lines & set(range(first, node.body[0].lineno)):
+            # The header (decorators, signature, defaults) runs once at import; every call uses it,
+            # and every call executes the body.
+            selected |= covering(set(range(node.body[0].lineno, node.end_lineno + 1)))
+    return sorted(selected, key=lambda t: (tests[t]["duration"], t))
+
+
+def swap_obstacle(mutant: Mutant) -> str | None:
+    """Why the mutant cannot be hot-swapped into a live function, or None if it can.
+
+    A swap replaces one function's code and defaults, so the mutated file must differ from the
+    original only inside one function's signature and body: not at module level, not in a class
+    body, not in a decorator (which wrapped the function once, at import).
+    """
+    if not mutant.qualname:
+        return "module-level code"
+    outermost = mutant.qualname.split(".<locals>.")[0]
+    trees = [ast.parse(mutant.original), ast.parse(mutant.mutated)]
+    for tree in trees:
+        node = _find(tree, outermost)
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return f"{outermost} is not a single function definition"
+        node.body, node.args, node.returns = [ast.Pass()], ast.arguments([], [], None, [], [], None, []), None
+    if ast.dump(trees[0]) != ast.dump(trees[1]):
+        return f"the change reaches outside the code of {outermost}"
+    return None
+
+
+def compile_error(mutant: Mutant) -> str | None:
+    try:
+        compile(mutant.mutated, mutant.file, "exec")
+    except (SyntaxError, ValueError) as error:
+        return f"does not compile: {type(error).__name__}: {error}"
+    return None
+
+
+# --- fingerprints ---------------------------------------------------------------------------------
+
+
+class Fingerprints:
+    """What a mutant's result depends on beyond its own id: the selected tests, their files, the
+    suite's conftest and ini files, and every target file those tests execute."""
+
+    def __init__(self, target_root: Path, tests_path: Path, base: dict, coverage: dict):
+        self.target_root = target_root
+        self.base = base
+        self.coverage = coverage
+        self.suite_common = baseline_mod.digest_files(
+            [f for f in baseline_mod.suite_files(tests_path) if f.name in baseline_mod.INI_FILES], tests_path
+        )
+        self._file_digests: dict[Path, str] = {}
+
+    def _digest(self, path: Path) -> str:
+        if path not in self._file_digests:
+            self._file_digests[path] = baseline_mod.digest_files([path], path.parent)
+        return self._file_digests[path]
+
+    def __call__(self, mutant: Mutant, device: str, tests: list[str]) -> str:
+        files = {Path(self.base["tests"][t]["file"]) for t in tests}
+        files |= {self.target_root / f for t in tests for f in self.coverage.get(t, {})}
+        parts = [mutant.id, device, self.suite_common, *tests]
+        parts += [f"{path}:{self._digest(path)}" for path in sorted(files)]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+def run(
+    mutants: list[Mutant],
+    *,
+    target: str | Path,
+    tests: str | Path | None = None,
+    devices: str | list[str] | None = None,
+    workers: int | None = None,
+    store_dir: str | Path = ".mutator",
+    timeout_factor: float = 3.0,
+    timeout_constant: float = 5.0,
+    memory_limit_mb: int | None = None,
+    isolation: str = "fork",
+    params: dict | None = None,
+    on_result=None,
+    on_status=None,
+) -> RunReport:
+    """Run every mutant on every device; resume from and record into the store under `store_dir`.
+
+    on_result(mutant, result) is called for each result as it is known (reused ones included);
+    on_status(message) for each phase. Returns the results in mutant order and the run's timings.
+    """
+    started = time.perf_counter()
+    status = on_status or (lambda message: None)
+    target_root = Path(target).resolve()
+    if not target_root.is_dir():
+        raise UserError(f"target directory not found: {target}")
+    tests_path = Path(tests).resolve() if tests else default_tests(target_root)
+    if not tests_path.exists():
+        raise UserError(f"tests not found: {tests_path}")
+    if isolation not in ISOLATIONS:
+        raise UserError(f"--isolation takes one of {', '.join(ISOLATIONS)}, got {isolation}")
+    workers = workers or os.cpu_count() or 1
+    if workers < 1:
+        raise UserError("--workers must be at least 1")
+    device_list = resolve_devices(devices)
+    packages = sorted({Path(m.file).parts[0] for m in mutants})
+
+    store = Store(store_dir)
+    run_params = {
+        **(params or {}),
+        "target": str(target_root),
+        "tests": str(tests_path),
+        "devices": device_list,
+        "workers": workers,
+        "timeout_factor": timeout_factor,
+        "timeout_constant": timeout_constant,
+        "memory_limit_mb": memory_limit_mb,
+        "isolation": isolation,
+    }
+    run_id = store.begin_run(run_params)
+    store.set_mutants(mutants)
+    timings: dict[str, float] = {}
+    scratch = Path(tempfile.mkdtemp(prefix="mutator-run-"))
+    try:
+        tasks = []
+        for device in device_list:
+            tasks += _plan_device(
+                store, run_id, mutants, device, target_root, tests_path, packages,
+                timeout_factor, timeout_constant, timings, status, on_result,
+            )  # fmt: skip
+        if tasks:
+            status(f"running {len(tasks)} mutants on {workers} workers")
+            execution = _Execution(
+                store, run_id, target_root, tests_path, scratch, workers, isolation, memory_limit_mb, on_result
+            )
+            start = time.perf_counter()
+            execution.run(tasks)
+            timings["mutants_s"] = time.perf_counter() - start
+            timings.update(execution.timings)
+        timings["wall_s"] = time.perf_counter() - started
+        timings["executed"] = len(tasks)
+        store.finish_run(run_id, timings)
+        return RunReport(mutants, store.results(device_list), device_list, timings)
+    finally:
+        pass  # shutil.rmtree(scratch, ignore_errors=True)
+        store.close()
+
+
+def default_tests(target_root: Path) -> Path:
+    """`<target>/tests/nanochat` if it exists, else `<target>/tests`."""
+    nanochat_tests = target_root / "tests" / "nanochat"
+    return nanochat_tests if nanochat_tests.is_dir() else target_root / "tests"
+
+
+def _plan_device(
+    store, run_id, mutants, device, target_root, tests_path, packages,
+    timeout_factor, timeout_constant, timings, status, on_result,
+) -> list[Task]:  # fmt: skip
+    """Baseline, selection and reuse for one device: record what needs no run, return the rest."""
+    fingerprint = baseline_mod.fingerprint(target_root, tests_path, device, packages)
+    stored = store.baseline(device, fingerprint)
+    if stored is None:
+        status(f"baseline on {device}: running the suite on the clean target")
+        start = time.perf_counter()
+        data = baseline_mod.measure(target_root, tests_path, device, packages)
+        coverage = data.pop("coverage")
+        store.save_baseline(device, fingerprint, data, coverage)
+        timings[f"baseline_{device}_s"] = time.perf_counter() - start
+        stored = store.baseline(device, fingerprint)
+    else:
+        status(f"baseline on {device}: unchanged, reused")
+    base, coverage = stored
+    base["root"] = str(target_root)
+    fingerprints = Fingerprints(target_root, tests_path, base, coverage)
+    # What a fresh process pays before its first test: interpreter, imports, collection.
+    startup_s = max(1.0, base["wall_s"] - sum(t["duration"] for t in base["tests"].values()))
+    previous = store.stored_results(device)
+    tasks = []
+    for mutant in mutants:
+        broken = compile_error(mutant)
+        selected = [] if broken else select_tests(mutant, base, coverage)
+        if broken or not selected:
+            result = Result(mutant.id, device, ERROR if broken else NO_COVERAGE, reason=broken or "")
+            store.save_result(result, "", 0.0, run_id)
+            if on_result:
+                on_result(mutant, result)
+            continue
+        print_ = fingerprints(mutant, device, selected)
+        old = previous.get(mutant.id)
+        if old is not None and old[1] == print_ and old[0].outcome in OUTCOMES:
+            if on_result:
+                on_result(mutant, old[0])
+            continue
+        fixtures = {f for t in selected for f in base["tests"][t]["fixtures"]}
+        expected = sum(base["tests"][t]["duration"] for t in selected)
+        expected += sum(base["fixtures"].get(f, 0.0) for f in fixtures)
+        fallback = swap_obstacle(mutant) is not None
+        timeout = timeout_factor * expected + timeout_constant + (startup_s if fallback else 0.0)
+        tasks.append(Task(mutant, device, tuple(selected), timeout, print_, fallback, base["rootdir"]))
+    return tasks
+
+
+class _Execution:
+    """Lanes of workers (one thread each) pulling tasks; the calling thread records the results."""
+
+    def __init__(self, store, run_id, target_root, tests_path, scratch, workers, isolation, memory_limit_mb, on_result):
+        self.store = store
+        self.run_id = run_id
+        self.target_root = target_root
+        self.tests_path = tests_path
+        self.scratch = scratch
+        self.workers = workers
+        self.isolation = isolation
+        self.memory_limit_mb = memory_limit_mb
+        self.on_result = on_result
+        self.env = baseline_mod.subprocess_env(target_root)
+        self.results: queue.Queue = queue.Queue()
+        self.live: set[WorkerProcess] = set()  # for the calling thread to kill on Ctrl-C
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.timings: dict[str, float] = {}
+        self.overheads: list[float] = []  # swapped mutants: wall time minus the tests' own time
+        self.counter = 0
+        (scratch / "logs").mkdir(parents=True, exist_ok=True)
+
+    def run(self, tasks: list[Task]):
+        queues: dict[str, queue.Queue] = {}
+        # Longest expected first, so that no long mutant starts last on an otherwise idle machine.
+        for task in sorted(tasks, key=lambda t: -t.timeout):
+            queues.setdefault(task.device, queue.Queue()).put(task)
+        lanes = []
+        for device, tasks_q in queues.items():
+            if device == "cuda":  # one worker per GPU; a CUDA context does not survive fork
+                import torch
+
+                count, mode = max(1, torch.cuda.device_count()), "inprocess"
+            else:
+                count, mode = min(self.workers, tasks_q.qsize()), self.isolation
+            for index in range(count):
+                name = f"{device}-{index}"
+                lanes.append(threading.Thread(target=self._lane, args=(device, mode, index, tasks_q), name=name))
+        for lane in lanes:
+            lane.daemon = True  # a lane blocked on a worker must not keep an interrupted run alive
+            lane.start()
+        try:
+            for _ in range(len(tasks)):
+                kind, task, reply, wall = self.results.get()
+                if kind == "fatal":
+                    raise UserError(f"a {task} worker failed: {reply}")
+                self._record(task, reply, wall)
+        finally:
+            self.stopping.set()
+            with self.lock:
+                for worker in list(self.live):
+                    worker.kill()
+        if self.overheads:
+            self.timings["overhead_median_s"] = statistics.median(self.overheads)
+
+    def _record(self, task: Task, reply: dict, wall: float):
+        result = Result(
+            mutant_id=task.mutant.id,
+            device=task.device,
+            outcome=reply["outcome"],
+            killing_test=reply.get("killing_test"),
+            reason=reply.get("reason", ""),
+            tests_run=reply.get("tests_run", 0),
+            duration_s=wall,
+        )
+        tests_s = reply.get("tests_s", 0.0)
+        self.store.save_result(result, task.fingerprint, tests_s, self.run_id)
+        if not task.fallback and result.outcome not in (TIMEOUT, CRASHED):
+            self.overheads.append(wall - tests_s)
+        if self.on_result:
+            self.on_result(task.mutant, result)
+
+    # --- one lane: a thread that owns at most one worker at a time ---
+
+    def _lane(self, device: str, mode: str, index: int, tasks_q: queue.Queue):
+        worker = None
+        try:
+            while not self.stopping.is_set():
+                try:
+                    task = tasks_q.get_nowait()
+                except queue.Empty:
+                    return
+                if not task.fallback and worker is None:
+                    worker = self._start(device, mode, index, task.rootdir)
+                    if worker is None:
+                        return
+                start = time.perf_counter()
+                if task.fallback:
+                    reply = self._run_fresh(task)
+                else:
+                    reply, worker = self._run_on(worker, task, mode)
+                if reply["outcome"] == FALLBACK:
+                    tasks_q.put(replace(task, fallback=True))
+                    continue
+                if reply["outcome"] not in OUTCOMES:
+                    reply = {"outcome": CRASHED, "reason": f"unexpected reply {reply}"}
+                self.results.put(("result", task, reply, time.perf_counter() - start))
+        except Exception as error:  # a bug here must stop the run, not leave it waiting forever
+            self.results.put(("fatal", device, f"{type(error).__name__}: {error}", 0.0))
+        finally:
+            if worker is not None:
+                self._kill(worker)
+
+    def _start(self, device: str, mode: str, index: int, rootdir: str) -> WorkerProcess | None:
+        config = self._config(device, mode, f"{device}-{index}", rootdir, [str(self.tests_path)])
+        env = dict(self.env, CUDA_VISIBLE_DEVICES=str(index)) if device == "cuda" else self.env
+        start = time.perf_counter()
+        worker = self._spawn(config, env)
+        try:
+            hello = worker.receive(STARTUP_TIMEOUT_S)
+        except WorkerDied as error:
+            hello = {"fatal": str(error)}
+        if hello is None or "ready" not in hello:
+            self._kill(worker)
+            why = (hello or {}).get("fatal", f"no answer in {STARTUP_TIMEOUT_S:.0f} s")
+            self.results.put(("fatal", device, f"{why} (log: {worker.log.name})", 0.0))
+            return None
+        self.timings.setdefault("worker_start_s", time.perf_counter() - start)
+        return worker
+
+    def _config(self, device: str, mode: str, name: str, rootdir: str, args: list[str], **extra) -> dict:
+        with self.lock:
+            self.counter += 1
+            basetemp = self.scratch / "tmp" / f"{name}-{self.counter}"
+        return {
+            "mode": mode,
+            # node ids are relative to the baseline's rootdir: pin it, whatever pytest would infer
+            "args": [*args, "--rootdir", rootdir],
+            "device": device,
+            "target_root": str(self.target_root),
+            "basetemp": str(basetemp),
+            "memory_limit_mb": self.memory_limit_mb if device == "cpu" else None,
+            **extra,
+        }
+
+    def _spawn(self, config: dict, env: dict) -> WorkerProcess:
+        log = self.scratch / "logs" / f"{Path(config['basetemp']).name}.log"
+        worker = WorkerProcess(config, env, os.getcwd(), log)
+        with self.lock:
+            self.live.add(worker)
+        return worker
+
+    def _kill(self, worker: WorkerProcess):
+        worker.kill()
+        with self.lock:
+            self.live.discard(worker)
+
+    def _run_on(self, worker: WorkerProcess, task: Task, mode: str) -> tuple[dict, WorkerProcess | None]:
+        """Run a task on a long-lived worker; a worker that hangs or dies is replaced (None)."""
+        message = {"mutant": task.mutant.to_dict(), "tests": list(task.tests), "timeout": task.timeout}
+        # A fork worker times its child out itself; an in-process worker is timed out from here.
+        limit = task.timeout + WATCHDOG_SLACK_S if mode == "fork" else task.timeout
+        try:
+            worker.send(message)
+            reply = worker.receive(limit)
+        except WorkerDied as error:
+            self._kill(worker)
+            return {"outcome": CRASHED, "reason": f"worker {error}"}, None
+        if reply is None:
+            self._kill(worker)
+            return {"outcome": TIMEOUT, "reason": f"no result after {limit:.1f} s"}, None
+        return reply, worker
+
+    def _run_fresh(self, task: Task) -> dict:
+        """The fallback: a fresh pytest process that imports the mutated module from memory."""
+        node_args = [f"{task.rootdir}/{nodeid}" for nodeid in task.tests]
+        config = self._config(
+            task.device, "oneshot", f"{task.device}-fresh", task.rootdir, node_args, mutant=task.mutant.to_dict()
+        )
+        env = dict(self.env, CUDA_VISIBLE_DEVICES="0") if task.device == "cuda" else self.env
+        worker = self._spawn(config, env)
+        try:
+            worker.send({"tests": list(task.tests), "timeout": task.timeout})
+            reply = worker.receive(task.timeout)
+        except WorkerDied as error:
+            reply = {"outcome": ERROR, "reason": f"the mutated code stopped pytest: {error}"}
+        finally:
+            self._kill(worker)
+        if reply is None:
+            reply = {"outcome": TIMEOUT, "reason": f"no result after {task.timeout:.1f} s"}
+        return reply

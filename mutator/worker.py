@@ -1,0 +1,509 @@
+"""A worker: one long-lived pytest session that collects the suite once, then runs mutants on request.
+
+The runner starts it as `python -P -m mutator.worker` and talks to it in JSON lines over its stdin and
+stdout. At start the worker moves that channel to private descriptors and points fds 0 and 1 at
+/dev/null, so nothing pytest or a test prints can corrupt it. The worker calls `pytest.main` with
+`WorkerPlugin`, whose `pytest_runtestloop` replaces pytest's loop: instead of running every collected
+item once, it answers tasks, running the selected, already collected items through pytest's own
+`pytest_runtest_protocol` hook (so every plugin's wrappers still apply, e.g. `filterwarnings =
+error`) and reading their reports from `pytest_runtest_logreport`.
+
+  runner -> worker   first line: the config {mode, args, device, target_root, ...}
+  worker -> runner   {"ready": n_items} or {"fatal": why}
+  runner -> worker   {"mutant": Mutant.to_dict(), "tests": [node ids], "timeout": s, "swap": bool}
+  worker -> runner   {"outcome", "killing_test", "reason", "tests_run", "tests_s"}
+
+Three modes:
+- fork (CPU): per mutant the worker forks; the child swaps the mutant in, runs the tests, writes its
+  result to a pipe and `_exit`s. The worker itself never runs a test or a torch op, so each child
+  starts from the same pristine state, and no OpenMP pool exists to be inherited half-dead across
+  fork (which is what makes forking after torch work hang). The worker enforces the timeout.
+- inprocess (CUDA, where a context does not survive fork; selectable on CPU): swap, run, restore
+  the original code and defaults, tear all fixtures down. The runner enforces the timeout by killing
+  the worker and starting another.
+- oneshot (the fallback for what cannot be swapped: module-level code, class bodies, decorators):
+  a fresh process whose import system serves the mutated file from memory, runs one task, exits.
+
+Hot swap: compile the mutated file, execute it in a fresh namespace named like the real module, take
+the function at the mutant's qualname (the outermost function for a nested one: its code object
+carries the nested one), look through decorators with `inspect.unwrap`, and assign the new `__code__`,
+`__defaults__` and `__kwdefaults__` to the live function. Every reference the tests already hold
+(methods, wrappers, imported names) then runs the mutant. Nothing is ever written to disk.
+"""
+
+import builtins
+import ctypes
+import gc
+import importlib
+import importlib.abc
+import importlib.machinery
+import inspect
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+from mutator.outcomes import CRASHED, ERROR, KILLED, SURVIVED, TIMEOUT
+
+FALLBACK = "fallback"  # not an outcome: the child asks the runner to rerun the mutant in a fresh process
+REASON_CHARS = 240
+
+
+class SwapError(Exception):
+    """The mutant cannot be swapped into the live function; a fresh process must run it."""
+
+
+class MutantImportError(Exception):
+    """The mutated module does not compile or import: the mutant's outcome is `error`."""
+
+
+# --- hot swap -------------------------------------------------------------------------------------
+
+
+def module_name(file: str) -> str:
+    parts = list(Path(file).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _function_at(namespace: dict, qualname: str) -> types.FunctionType:
+    """The plain function at a dotted qualname, through classes and decorators."""
+    obj = None
+    scope = namespace
+    for part in qualname.split("."):
+        if part not in scope:
+            raise SwapError(f"{qualname} not found")
+        obj = scope[part]
+        scope = vars(obj) if isinstance(obj, type) else {}
+    if isinstance(obj, (staticmethod, classmethod)):
+        obj = obj.__func__
+    elif isinstance(obj, property):
+        obj = obj.fget
+    obj = inspect.unwrap(obj)
+    if not isinstance(obj, types.FunctionType):
+        raise SwapError(f"{qualname} is a {type(obj).__name__}, not a function")
+    return obj
+
+
+def swap_in(mutant: dict, target_root: str):
+    """Swap the mutant into the live module; return a function that undoes it."""
+    name = module_name(mutant["file"])
+    try:
+        live_module = sys.modules.get(name) or importlib.import_module(name)
+    except Exception as error:
+        raise SwapError(f"cannot import {name}: {error}") from None
+    expected = (Path(target_root) / mutant["file"]).resolve()
+    if Path(getattr(live_module, "__file__", "") or "").resolve() != expected:
+        raise SwapError(f"{name} was imported from {live_module.__file__}, not {expected}")
+    try:
+        code = compile(mutant["mutated"], live_module.__file__, "exec")
+    except (SyntaxError, ValueError) as error:
+        raise MutantImportError(f"does not compile: {error}") from None
+    namespace = {
+        "__name__": name,
+        "__file__": live_module.__file__,
+        "__package__": live_module.__package__,
+        "__spec__": live_module.__spec__,
+        "__builtins__": builtins,
+    }
+    if hasattr(live_module, "__path__"):
+        namespace["__path__"] = live_module.__path__
+    try:
+        exec(code, namespace)
+    except Exception as error:
+        raise MutantImportError(f"does not import: {type(error).__name__}: {error}") from None
+    outermost = mutant["qualname"].split(".<locals>.")[0]
+    live = _function_at(vars(live_module), outermost)
+    new = _function_at(namespace, outermost)
+    if live.__code__.co_freevars != new.__code__.co_freevars:
+        raise SwapError(f"free variables of {outermost} differ")
+    saved = live.__code__, live.__defaults__, live.__kwdefaults__
+    live.__code__, live.__defaults__, live.__kwdefaults__ = new.__code__, new.__defaults__, new.__kwdefaults__
+
+    def restore():
+        live.__code__, live.__defaults__, live.__kwdefaults__ = saved
+
+    return restore
+
+
+class MutantFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves one module's mutated source from memory, ahead of every other finder.
+
+    The fallback's stand-in for a temporary copy of the target: nothing to copy or clean up, and
+    no sys.path entry that pytest's own path insertions (rootdir, conftest dirs) could shadow.
+    """
+
+    def __init__(self, mutant: dict, target_root: str):
+        self.name = module_name(mutant["file"])
+        self.path = str(Path(target_root) / mutant["file"])
+        self.source = mutant["mutated"]
+        self.is_package = Path(self.path).name == "__init__.py"
+        self.failure = ""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name:
+            return None
+        spec = importlib.machinery.ModuleSpec(fullname, self, origin=self.path, is_package=self.is_package)
+        spec.has_location = True
+        if self.is_package:
+            spec.submodule_search_locations = [str(Path(self.path).parent)]
+        return spec
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        try:
+            exec(compile(self.source, self.path, "exec"), module.__dict__)
+        except Exception as error:
+            self.failure = f"does not import: {type(error).__name__}: {error}"  # the outcome's reason
+            raise
+
+
+# --- process hygiene ------------------------------------------------------------------------------
+
+
+def die_with_parent():
+    """Ask Linux to SIGKILL this process when its parent dies (no orphan survives a `kill -9`)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the closed channel still ends a worker
+
+
+def limit_memory(megabytes: int):
+    """Cap the address space at what the process has now plus `megabytes` (now includes torch's maps)."""
+    import resource
+
+    try:
+        with open("/proc/self/statm") as statm:
+            current = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        current = 0
+    limit = current + megabytes * 2**20
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+
+
+def single_thread_torch():
+    """One intra-op thread per worker: workers already fill the cores, and no pool is left to fork."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+def out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+
+
+def one_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return (lines[0] if lines else "")[:REASON_CHARS]
+
+
+def report_reason(report) -> str:
+    """The one line that says why a test failed: pytest's crash line, e.g. the AssertionError."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    line = one_line(crash.message) if crash is not None else ""
+    if not line:  # a string longrepr (collection, some plugins): its last "E" line is the exception
+        lines = [entry.strip() for entry in str(report.longrepr).splitlines() if entry.strip()]
+        errors = [entry[1:].strip() for entry in lines if entry.startswith("E ")]
+        line = (errors or lines or [report.outcome])[-1][:REASON_CHARS]
+    return line if report.when == "call" else f"{report.when}: {line}"
+
+
+# --- the plugin -----------------------------------------------------------------------------------
+
+
+class Channel:
+    """JSON lines over two file descriptors."""
+
+    def __init__(self, read_fd: int, write_fd: int):
+        self.reader = os.fdopen(read_fd, "r", encoding="utf-8")
+        self.write_fd = write_fd
+
+    def send(self, message: dict):
+        data = (json.dumps(message) + "\n").encode()
+        while data:
+            data = data[os.write(self.write_fd, data) :]
+
+    def receive(self) -> dict | None:
+        line = self.reader.readline()
+        return json.loads(line) if line else None
+
+
+class WorkerPlugin:
+    def __init__(self, channel: Channel, config: dict):
+        self.channel = channel
+        self.config = config
+        self.mode = config["mode"]
+        self.items: dict[str, pytest.Item] = {}
+        self.reports: list = []
+        self.oom: set[str] = set()
+        self.collect_errors: list[str] = []
+        self.answered = False  # the test loop started, so every task gets its answer there
+        self.exiting: list[int] = []  # forked children that answered and are exiting
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.collect_errors.append(f"{report.nodeid}: {report_reason(report)}")
+
+    def pytest_runtest_logreport(self, report):
+        self.reports.append(report)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        report = yield
+        if call.excinfo is not None and out_of_memory(call.excinfo.value):
+            self.oom.add(item.nodeid)
+        return report
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session):
+        self.answered = True
+        self.items = {item.nodeid: item for item in session.items}
+        if self.mode == "oneshot":
+            task = self.channel.receive()
+            if self.collect_errors:  # the mutated module broke the import of the tests
+                self.channel.send({"outcome": ERROR, "reason": one_line(self.collect_errors[0])})
+            elif task is not None:
+                self.prepare_inprocess()
+                self.channel.send(self.run_tests(session, task["tests"]))
+            return True
+        if self.collect_errors:
+            self.channel.send({"fatal": "collection failed: " + "; ".join(self.collect_errors[:3])})
+            return True
+        if self.mode == "inprocess":
+            self.prepare_inprocess()
+        self.channel.send({"ready": len(self.items)})
+        while (task := self.channel.receive()) is not None:
+            if self.mode == "fork":
+                self.channel.send(self.run_forked(session, task))
+            else:
+                self.channel.send(self.run_inprocess(session, task))
+        return True
+
+    def prepare_inprocess(self):
+        if self.config.get("device", "cpu") == "cpu":
+            single_thread_torch()
+            if self.config.get("memory_limit_mb"):
+                limit_memory(self.config["memory_limit_mb"])
+
+    # --- running the selected tests ---
+
+    def run_tests(self, session, nodeids: list[str]) -> dict:
+        """Run the tests in order until one fails; tear every fixture down afterwards."""
+        missing = [nodeid for nodeid in nodeids if nodeid not in self.items]
+        items = [self.items[nodeid] for nodeid in nodeids if nodeid in self.items]
+        result = {"outcome": SURVIVED, "killing_test": None, "reason": "", "tests_run": 0, "tests_s": 0.0}
+        if missing:
+            result["reason"] = f"{len(missing)} selected tests not collected here, e.g. {missing[0]}"
+        try:
+            for index, item in enumerate(items):
+                self.reports.clear()
+                item.ihook.pytest_runtest_protocol(item=item, nextitem=(items + [None])[index + 1])
+                result["tests_run"] += 1
+                result["tests_s"] += sum(report.duration for report in self.reports)
+                failed = next((report for report in self.reports if report.failed), None)
+                if failed is not None:
+                    outcome = CRASHED if item.nodeid in self.oom else KILLED
+                    result.update(outcome=outcome, killing_test=item.nodeid, reason=report_reason(failed))
+                    break
+        finally:
+            # stopped early: the fixtures the next (unrun) item would have shared must go too
+            session._setupstate.teardown_exact(None)
+        return result
+
+    def run_inprocess(self, session, task: dict) -> dict:
+        restore = None
+        try:
+            if task.get("swap", True):
+                restore = swap_in(task["mutant"], self.config["target_root"])
+            return self.run_tests(session, task["tests"])
+        except SwapError as error:
+            return {"outcome": FALLBACK, "reason": str(error)}
+        except MutantImportError as error:
+            return {"outcome": ERROR, "reason": str(error)}
+        finally:
+            if restore is not None:
+                restore()
+
+    def run_forked(self, session, task: dict) -> dict:
+        # Without this, the child's first garbage collection walks (so writes to, so copies) every
+        # object the worker holds: hundreds of milliseconds with torch loaded.
+        gc.freeze()
+        self.exiting = [pid for pid in self.exiting if os.waitpid(pid, os.WNOHANG) == (0, 0)]
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            os.close(read_fd)
+            self._child(session, task, write_fd)
+        os.close(write_fd)
+        try:
+            line = _read_line(read_fd, time.monotonic() + task["timeout"])
+        finally:
+            os.close(read_fd)
+        if line is None:  # the deadline passed: kill the child and whatever it started
+            for kill in (os.killpg, os.kill):
+                try:
+                    kill(pid, signal.SIGKILL)
+                    break
+                except OSError:
+                    continue
+            os.waitpid(pid, 0)
+            return {"outcome": TIMEOUT, "reason": f"no result after {task['timeout']:.1f} s"}
+        if line:
+            # The answer is in; the child's exit (unmapping a torch-sized address space) can finish
+            # while the next mutant runs. Reap it later.
+            self.exiting.append(pid)
+            return json.loads(line)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            return {"outcome": CRASHED, "reason": f"killed by {signal.Signals(os.WTERMSIG(status)).name}"}
+        return {"outcome": CRASHED, "reason": f"exited with status {os.waitstatus_to_exitcode(status)}"}
+
+    def _child(self, session, task: dict, write_fd: int):
+        try:
+            os.setpgid(0, 0)  # its own group, so a timeout kills whatever the tests spawned too
+            die_with_parent()
+            single_thread_torch()
+            if self.config.get("memory_limit_mb"):
+                limit_memory(self.config["memory_limit_mb"])
+            result = self.run_inprocess(session, task)
+        except BaseException as error:  # noqa: B036 -- the child must report, whatever happened
+            outcome = CRASHED if out_of_memory(error) else ERROR
+            result = {"outcome": outcome, "reason": one_line(f"{type(error).__name__}: {error}")}
+        try:
+            data = (json.dumps(result) + "\n").encode()
+            while data:
+                data = data[os.write(write_fd, data) :]
+        finally:
+            os._exit(0)
+
+
+def _read_line(fd: int, deadline: float) -> bytes | None:
+    """Read one line from fd; b"" if it closed first, None if the deadline passed first."""
+    buffer = b""
+    while not buffer.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return None
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b""
+        buffer += chunk
+    return buffer
+
+
+# --- the runner's end of the channel --------------------------------------------------------------
+
+
+class WorkerDied(Exception):
+    pass
+
+
+class WorkerProcess:
+    """A worker as seen from the runner: start it, send tasks, read replies with a deadline, kill it."""
+
+    def __init__(self, config: dict, env: dict, cwd: str, log_path: Path):
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-P", "-m", "mutator.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,  # Ctrl-C reaches the runner only; the runner stops the workers
+        )
+        self.buffer = b""
+        self.send({**config, "parent_pid": os.getpid()})
+
+    def send(self, message: dict):
+        try:
+            self.proc.stdin.write((json.dumps(message) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise WorkerDied(self.exit_reason()) from None
+
+    def receive(self, timeout: float | None) -> dict | None:
+        """The next message, or None when `timeout` seconds pass first; WorkerDied if it exits."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buffer:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            if not select.select([fd], [], [], remaining)[0]:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise WorkerDied(self.exit_reason())
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return json.loads(line)
+
+    def exit_reason(self) -> str:
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return "stopped answering"
+        return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+
+    def kill(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout, self.log):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+# --- the worker process ---------------------------------------------------------------------------
+
+
+def main():
+    # Take the channel off fds 0 and 1 before anything can print: pytest, plugins and tests
+    # write to fd 1, which from here on is /dev/null (stderr stays: it goes to the worker's log).
+    channel = Channel(os.dup(0), os.dup(1))
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    config = channel.receive()
+    die_with_parent()
+    if config is None or os.getppid() != config["parent_pid"]:
+        os._exit(1)  # the runner is already gone
+    finder = None
+    if config["mode"] == "oneshot":
+        finder = MutantFinder(config["mutant"], config["target_root"])
+        sys.meta_path.insert(0, finder)
+    args = [*config["args"], "-p", "no:cacheprovider", "-q", "--basetemp", config["basetemp"]]
+    if config.get("device_flag", True):
+        args += ["--device", config["device"]]
+    plugin = WorkerPlugin(channel, config)
+    code = pytest.main(args, plugins=[plugin])
+    if not plugin.answered:  # pytest stopped before its test loop, e.g. the selected tests did not import
+        why = (finder and finder.failure) or (plugin.collect_errors or [f"pytest exited with {code!r}"])[0]
+        if config["mode"] == "oneshot":
+            channel.send({"outcome": ERROR, "reason": one_line(why)})
+        else:
+            channel.send({"fatal": f"before running any test: {why}"})
+    os._exit(0)  # skip interpreter teardown: nothing left to flush, and torch's is slow
+
+
+if __name__ == "__main__":
+    main()
