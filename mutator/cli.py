@@ -113,16 +113,156 @@ def apply(mutant_id, target, out):
     click.echo(f"{mutant.id} ({mutant.bug_class} / {mutant.variant}) -> {written}")
 
 
-@main.command()
-def run():
-    """Run the test suite against every mutant of a level and report the kill matrix."""
-    raise click.ClickException(NOT_YET)
+TIMEOUT_HELP = "A mutant times out after FACTOR x the baseline time of its tests + CONSTANT seconds."
+MEMORY_HELP = "MB of address space a mutant's tests may add on CPU before they crash (0: no limit)."
+ISO_HELP = "CPU: fork a child per mutant, or swap it in and out inside the worker (as on CUDA)."
+
+
+def _report_options(command):
+    for option in reversed(
+        [
+            click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write a Stryker JSON report."),
+            click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write a Stryker HTML report."),
+            click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="Write a JUnit XML report."),
+            click.option(
+                "--store",
+                "store_dir",
+                type=click.Path(file_okay=False),
+                default=".mutator",
+                show_default=True,
+                help="Directory of the session store (resume, re-report).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _write_reports(console, mutants, results, devices, target, json_path, html_path, junit_path):
+    from mutator import reports
+
+    reports.print_summary(console, mutants, results, devices)
+    for path, write in ((json_path, reports.write_json), (html_path, reports.write_html)):
+        if path:
+            write(path, mutants, results, target)
+            console.print(f"wrote {path}")
+    if junit_path:
+        reports.write_junit(junit_path, mutants, results)
+        console.print(f"wrote {junit_path}")
 
 
 @main.command()
-def report():
+@click.option("--level", required=True, help="Catalogue level, e.g. 3 (or all).")
+@click.option("--target", type=click.Path(file_okay=False), help=TARGET_HELP)
+@click.option("--tests", type=click.Path(), help="The pytest suite (default: TARGET/tests/nanochat or TARGET/tests).")
+@click.option("--device", "devices", help="Comma list from cpu,cuda (default: cpu, plus cuda when torch sees one).")
+@click.option("--workers", type=click.IntRange(min=1), help="Parallel CPU workers (default: the core count).")
+@_report_options
+@click.option("--fail-under", type=click.FloatRange(0, 100), help="Exit 1 when the mutation score (%) is below this.")
+@click.option("--timeout-factor", type=click.FloatRange(min=0), default=3.0, show_default=True, help=TIMEOUT_HELP)
+@click.option("--timeout-constant", type=click.FloatRange(min=0), default=5.0, show_default=True, help="See above.")
+@click.option("--memory-limit", type=click.IntRange(min=0), default=4096, show_default=True, help=MEMORY_HELP)
+@click.option("--isolation", type=click.Choice(["fork", "inprocess"]), default="fork", show_default=True, help=ISO_HELP)
+@click.option("-v", "--verbose", is_flag=True, help="Print each result as it is known.")
+def run(
+    level,
+    target,
+    tests,
+    devices,
+    workers,
+    json_path,
+    html_path,
+    junit_path,
+    store_dir,
+    fail_under,
+    timeout_factor,
+    timeout_constant,
+    memory_limit,
+    isolation,
+    verbose,
+):
+    """Run the test suite against every mutant of a level and report the kill matrix.
+
+    Results go to the session store as they are known: run the same command again after an
+    interruption and it resumes; after a change it re-tests only the mutants the change can affect.
+    """
+    from collections import Counter
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from mutator import catalog, runner
+    from mutator.outcomes import mutation_score
+
+    console = _table_console()
+    target = target or catalog.default_target()
+    mutants = catalog.generate_mutants(level, target)
+    columns = TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+    progress = Progress(*columns, console=Console(stderr=True), transient=True)
+    counts = Counter()
+    bar = progress.add_task("starting", total=None)
+
+    def on_status(message):
+        progress.update(bar, description=message)
+
+    def on_result(mutant, result):
+        counts[result.outcome] += 1
+        tally = ", ".join(f"{n} {outcome.replace('_', ' ')}" for outcome, n in sorted(counts.items()))
+        progress.update(bar, advance=1, description=tally)
+        if verbose:
+            killer = f" by {result.killing_test}" if result.killing_test else ""
+            line = f"{mutant.id} {result.device} {result.outcome}{killer} ({result.duration_s:.2f} s)"
+            progress.console.print(f"{line} {mutant.location} {result.reason}", markup=False, highlight=False)
+
+    with progress:
+        device_list = runner.resolve_devices(devices)
+        progress.update(bar, total=len(mutants) * len(device_list))
+        outcome = runner.run(
+            mutants,
+            target=target,
+            tests=tests,
+            devices=device_list,
+            workers=workers,
+            store_dir=store_dir,
+            timeout_factor=timeout_factor,
+            timeout_constant=timeout_constant,
+            memory_limit_mb=memory_limit or None,
+            isolation=isolation,
+            params={"level": str(level)},
+            on_result=on_result,
+            on_status=on_status,
+        )
+    _write_reports(console, outcome.mutants, outcome.results, outcome.devices, target, json_path, html_path, junit_path)
+    timings = outcome.timings
+    console.print(
+        f"{timings['executed']:.0f} mutants run, {len(mutants) * len(device_list) - timings['executed']:.0f} reused"
+        f" or needing no run, in {timings['wall_s']:.1f} s (store: {store_dir})",
+        highlight=False,
+    )
+    if fail_under is not None:
+        score = mutation_score(outcome.results)
+        if score is None or score < fail_under:
+            shown = "no valid mutants" if score is None else f"{score:.1f}%"
+            console.print(f"[red]mutation score {shown} is below --fail-under {fail_under:g}[/]")
+            raise SystemExit(1)
+
+
+@main.command()
+@_report_options
+def report(json_path, html_path, junit_path, store_dir):
     """Re-render the reports of the last run from the session store."""
-    raise click.ClickException(NOT_YET)
+    from mutator.store import Store
+
+    with Store(store_dir, create=False) as store:
+        last = store.last_run()
+        if last is None:
+            raise UserError(f"the session store {store_dir} holds no run yet")
+        params = last[1]
+        mutants = store.mutants()
+        results = store.results(params["devices"])
+    _write_reports(
+        _table_console(), mutants, results, params["devices"], params["target"], json_path, html_path, junit_path
+    )
 
 
 @main.command()
