@@ -47,40 +47,89 @@ def subprocess_env(target_root: Path) -> dict[str, str]:
     return env
 
 
-def measure(target_root: Path, tests: Path, device: str, packages: list[str], device_flag: bool = True) -> dict:
-    """Run the suite once; return the baseline as a dict (see `_Recorder.finish` for its keys)."""
+def measure(
+    target_root: Path,
+    tests: Path,
+    device: str,
+    packages: list[str],
+    shards: int = 1,
+    weights: dict[str, float] | None = None,
+    device_flag: bool = True,
+) -> dict:
+    """Run the suite once, split by test module over `shards` parallel processes; return the baseline.
+
+    weights: seconds per test module from an earlier baseline, to balance the shards (else test counts).
+    See `_Recorder.finish` for the keys of the result.
+    """
     with tempfile.TemporaryDirectory(prefix="mutator-baseline-") as tmp:
-        out = Path(tmp) / "baseline.json"
-        cmd = [sys.executable, "-P", "-m", "pytest", str(tests), "-p", "mutator.baseline"]
-        cmd += ["--mutator-baseline-out", str(out), "-p", "no:cacheprovider", "-q", "--basetemp", f"{tmp}/t"]
-        cmd += [arg for pkg in packages for arg in ("--mutator-measure", str(target_root / pkg))]
-        if device_flag:
-            cmd += ["--device", device]
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, env=subprocess_env(target_root), capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        output = proc.stdout + proc.stderr
-        if proc.returncode == pytest.ExitCode.USAGE_ERROR and "unrecognized arguments: --device" in output:
+        Path(tmp, "weights.json").write_text(json.dumps(weights or {}))
+        env = subprocess_env(target_root)
+        if shards > 1:  # one thread per shard: the shards already fill the cores, as the workers will
+            env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        procs = []
+        for shard in range(shards):
+            cmd = [sys.executable, "-P", "-m", "pytest", str(tests), "-p", "mutator.baseline", "-q"]
+            cmd += ["--mutator-baseline-out", f"{tmp}/{shard}.json", "--mutator-shard", f"{shard}/{shards}"]
+            cmd += [
+                "--mutator-weights",
+                f"{tmp}/weights.json",
+                "-p",
+                "no:cacheprovider",
+                "--basetemp",
+                f"{tmp}/t{shard}",
+            ]
+            cmd += [arg for pkg in packages for arg in ("--mutator-measure", str(target_root / pkg))]
+            cmd += ["--device", device] if device_flag else []
+            procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        outputs = [proc.communicate()[0] for proc in procs]
+        codes = [proc.returncode for proc in procs]
+        if any("unrecognized arguments: --device" in output for output in outputs):
             if device == "cpu" and device_flag:  # a suite without a --device option runs on the CPU as is
-                return measure(target_root, tests, device, packages, device_flag=False)
+                return measure(target_root, tests, device, packages, shards, weights, device_flag=False)
             raise UserError(f"the suite {tests} has no --device option, so it cannot be run on {device}")
-        data = json.loads(out.read_text()) if out.exists() else None
-    if proc.returncode == pytest.ExitCode.NO_TESTS_COLLECTED:
-        raise UserError(f"no tests collected from {tests}")
-    if data is None or proc.returncode != pytest.ExitCode.OK:
-        failing = (data or {}).get("failed") or []
-        if failing:
-            shown = "; ".join(failing[:8]) + (f"; and {len(failing) - 8} more" if len(failing) > 8 else "")
-            raise UserError(f"the suite fails on the clean target ({device}): {shown}")
+        parts = [json.loads(Path(tmp, f"{shard}.json").read_text()) for shard in range(shards)
+                 if Path(tmp, f"{shard}.json").exists()]  # fmt: skip
+    failing = [test for part in parts for test in part["failed"]]
+    if failing:
+        shown = "; ".join(failing[:8]) + (f"; and {len(failing) - 8} more" if len(failing) > 8 else "")
+        raise UserError(f"the suite fails on the clean target ({device}): {shown}")
+    if len(parts) < shards or any(code not in (0, pytest.ExitCode.NO_TESTS_COLLECTED) for code in codes):
+        code, output = next((c, o) for c, o in zip(codes, outputs, strict=True) if c != 0)
         tail = " | ".join(output.strip().splitlines()[-3:])
-        raise UserError(
-            f"the suite could not run on the clean target ({device}): pytest exit {proc.returncode}: {tail}"
-        )
+        raise UserError(f"the suite could not run on the clean target ({device}): pytest exit {code}: {tail}")
+    data = _merge(parts)
+    if not data["tests"]:
+        raise UserError(f"no tests collected from {tests}")
     for pkg, file in data["modules"].items():
         if not Path(file).resolve().is_relative_to(target_root):
             raise UserError(f"the suite imported {pkg} from {file}, not from the target {target_root}")
-    data.update(device=device, device_flag=device_flag, wall_s=wall)
+    data.update(device=device, device_flag=device_flag)
     return data
+
+
+def _merge(parts: list[dict]) -> dict:
+    """One baseline from the shards' (their tests are disjoint; import-time lines are united)."""
+    data = {"rootdir": parts[0]["rootdir"], "tests": {}, "fixtures": {}, "coverage": {}, "modules": {}, "failed": []}
+    for part in parts:
+        data["tests"].update(part["tests"])
+        data["modules"].update(part["modules"])
+        for key, seconds in part["fixtures"].items():
+            data["fixtures"][key] = max(seconds, data["fixtures"].get(key, 0.0))
+        for test, files in part["coverage"].items():
+            merged = data["coverage"].setdefault(test, {})
+            for file, lines in files.items():
+                merged[file] = sorted(set(merged.get(file, [])) | set(lines))
+    # what a fresh process pays before its first test: interpreter, imports, collection
+    data["startup_s"] = max(part["startup_s"] for part in parts)
+    return data
+
+
+def module_weights(data: dict) -> dict[str, float]:
+    """Seconds per test module in a baseline: the shards' balance for the next one."""
+    weights: dict[str, float] = {}
+    for test in data["tests"].values():
+        weights[test["file"]] = weights.get(test["file"], 0.0) + test["duration"]
+    return weights
 
 
 # --- fingerprints ---------------------------------------------------------------------------------
@@ -136,6 +185,8 @@ def pytest_addoption(parser):
     group = parser.getgroup("mutator baseline")
     group.addoption("--mutator-baseline-out", default=None, help="write the baseline JSON here")
     group.addoption("--mutator-measure", action="append", default=[], help="a target file or package dir")
+    group.addoption("--mutator-shard", default="0/1", help="K/N: run the K-th of N shards of the test modules")
+    group.addoption("--mutator-weights", default=None, help="JSON file: seconds per test module")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -144,6 +195,9 @@ def pytest_load_initial_conftests(early_config, parser, args):
     options = early_config.known_args_namespace
     if options.mutator_baseline_out:
         recorder = _Recorder(Path(options.mutator_baseline_out), [Path(p) for p in options.mutator_measure])
+        recorder.shard, recorder.shards = map(int, options.mutator_shard.split("/"))
+        if options.mutator_weights:
+            recorder.weights = json.loads(Path(options.mutator_weights).read_text())
         early_config.pluginmanager.register(recorder, "mutator-baseline-recorder")
         recorder.start()
 
@@ -165,12 +219,34 @@ class _Recorder:
         self.tests: dict[str, dict] = {}  # node id -> {file, duration, fixtures, outcome}
         self.fixture_s: dict[str, float] = {}
         self.collect_errors: list[str] = []
+        self.shard, self.shards, self.weights = 0, 1, {}
+        self.started = time.perf_counter()
+        self.first_test: float | None = None
 
     def start(self):
         self.cov.start()
 
+    def pytest_collection_modifyitems(self, config, items):
+        """Keep this shard's test modules: heaviest first, each to the least loaded shard."""
+        if self.shards <= 1:
+            return
+        modules: dict[str, list] = {}
+        for item in items:
+            modules.setdefault(str(item.path), []).append(item)
+        loads = [0.0] * self.shards
+        mine = set()
+        for path, group in sorted(modules.items(), key=lambda kv: (-self.weights.get(kv[0], len(kv[1])), kv[0])):
+            shard = loads.index(min(loads))
+            loads[shard] += self.weights.get(path, len(group))
+            if shard == self.shard:
+                mine.add(path)
+        config.hook.pytest_deselected(items=[item for item in items if str(item.path) not in mine])
+        items[:] = [item for item in items if str(item.path) in mine]
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
+        if self.first_test is None:
+            self.first_test = time.perf_counter()
         fixtures = []
         for name in item.fixturenames:
             for fixturedef in item._fixtureinfo.name2fixturedefs.get(name, ()):
@@ -262,4 +338,5 @@ class _Recorder:
             "coverage": {test: {f: sorted(lines) for f, lines in files.items()} for test, files in coverage.items()},
             "modules": modules,
             "failed": self.collect_errors + failed,
+            "startup_s": (self.first_test or time.perf_counter()) - self.started,
         }

@@ -18,6 +18,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -232,7 +233,6 @@ def run(
     on_status(message) for each phase. Returns the results in mutant order and the run's timings.
     """
     started = time.perf_counter()
-    status = on_status or (lambda message: None)
     target_root = Path(target).resolve()
     if not target_root.is_dir():
         raise UserError(f"target directory not found: {target}")
@@ -245,7 +245,6 @@ def run(
     if workers < 1:
         raise UserError("--workers must be at least 1")
     device_list = resolve_devices(devices)
-    packages = sorted({Path(m.file).parts[0] for m in mutants})
 
     store = Store(store_dir)
     run_params = {
@@ -259,32 +258,36 @@ def run(
         "memory_limit_mb": memory_limit_mb,
         "isolation": isolation,
     }
-    run_id = store.begin_run(run_params)
+    session = _Session(
+        store=store,
+        run_id=store.begin_run(run_params),
+        target_root=target_root,
+        tests_path=tests_path,
+        packages=sorted({Path(m.file).parts[0] for m in mutants}),
+        workers=workers,
+        isolation=isolation,
+        timeout_factor=timeout_factor,
+        timeout_constant=timeout_constant,
+        memory_limit_mb=memory_limit_mb,
+        scratch=Path(tempfile.mkdtemp(prefix="mutator-run-")),
+        on_result=on_result or (lambda mutant, result: None),
+        status=on_status or (lambda message: None),
+    )
     store.set_mutants(mutants)
-    timings: dict[str, float] = {}
-    scratch = Path(tempfile.mkdtemp(prefix="mutator-run-"))
+    timings = session.timings
     try:
-        tasks = []
-        for device in device_list:
-            tasks += _plan_device(
-                store, run_id, mutants, device, target_root, tests_path, packages,
-                timeout_factor, timeout_constant, timings, status, on_result,
-            )  # fmt: skip
+        tasks = [task for device in device_list for task in _plan_device(session, mutants, device)]
         if tasks:
-            status(f"running {len(tasks)} mutants on {workers} workers")
-            execution = _Execution(
-                store, run_id, target_root, tests_path, scratch, workers, isolation, memory_limit_mb, on_result
-            )
+            session.status(f"running {len(tasks)} mutants on {workers} workers")
             start = time.perf_counter()
-            execution.run(tasks)
+            _Execution(session).run(tasks)
             timings["mutants_s"] = time.perf_counter() - start
-            timings.update(execution.timings)
         timings["wall_s"] = time.perf_counter() - started
         timings["executed"] = len(tasks)
-        store.finish_run(run_id, timings)
+        store.finish_run(session.run_id, timings)
         return RunReport(mutants, store.results(device_list), device_list, timings)
     finally:
-        pass  # shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(session.scratch, ignore_errors=True)
         store.close()
 
 
@@ -294,76 +297,93 @@ def default_tests(target_root: Path) -> Path:
     return nanochat_tests if nanochat_tests.is_dir() else target_root / "tests"
 
 
-def _plan_device(
-    store, run_id, mutants, device, target_root, tests_path, packages,
-    timeout_factor, timeout_constant, timings, status, on_result,
-) -> list[Task]:  # fmt: skip
-    """Baseline, selection and reuse for one device: record what needs no run, return the rest."""
-    fingerprint = baseline_mod.fingerprint(target_root, tests_path, device, packages)
+@dataclass
+class _Session:
+    """What one run's phases share."""
+
+    store: Store
+    run_id: int
+    target_root: Path
+    tests_path: Path
+    packages: list[str]  # top-level packages (or modules) of the target that the mutants change
+    workers: int
+    isolation: str
+    timeout_factor: float
+    timeout_constant: float
+    memory_limit_mb: int | None
+    scratch: Path  # worker logs and pytest temp dirs, removed at the end
+    on_result: Callable[[Mutant, Result], None]
+    status: Callable[[str], None]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _baseline(session: _Session, device: str) -> tuple[dict, dict]:
+    """The device's baseline from the store if the target and suite are unchanged, else measured."""
+    store = session.store
+    fingerprint = baseline_mod.fingerprint(session.target_root, session.tests_path, device, session.packages)
     stored = store.baseline(device, fingerprint)
-    if stored is None:
-        status(f"baseline on {device}: running the suite on the clean target")
-        start = time.perf_counter()
-        data = baseline_mod.measure(target_root, tests_path, device, packages)
-        coverage = data.pop("coverage")
-        store.save_baseline(device, fingerprint, data, coverage)
-        timings[f"baseline_{device}_s"] = time.perf_counter() - start
-        stored = store.baseline(device, fingerprint)
-    else:
-        status(f"baseline on {device}: unchanged, reused")
-    base, coverage = stored
-    base["root"] = str(target_root)
-    fingerprints = Fingerprints(target_root, tests_path, base, coverage)
-    # What a fresh process pays before its first test: interpreter, imports, collection.
-    startup_s = max(1.0, base["wall_s"] - sum(t["duration"] for t in base["tests"].values()))
-    previous = store.stored_results(device)
+    if stored is not None:
+        session.status(f"baseline on {device}: unchanged, reused")
+        return stored
+    session.status(f"baseline on {device}: running the suite on the clean target")
+    start = time.perf_counter()
+    previous = store.baseline(device)  # measured on other code, but its times still balance the shards
+    data = baseline_mod.measure(
+        session.target_root,
+        session.tests_path,
+        device,
+        session.packages,
+        shards=session.workers if device == "cpu" else 1,  # the baseline too runs on every core
+        weights=baseline_mod.module_weights(previous[0]) if previous else None,
+    )
+    coverage = data.pop("coverage")
+    store.save_baseline(device, fingerprint, data, coverage)
+    session.timings[f"baseline_{device}_s"] = time.perf_counter() - start
+    return store.baseline(device, fingerprint)
+
+
+def _plan_device(session: _Session, mutants: list[Mutant], device: str) -> list[Task]:
+    """Baseline, selection and reuse for one device: record what needs no run, return the rest."""
+    base, coverage = _baseline(session, device)
+    fingerprints = Fingerprints(session.target_root, session.tests_path, base, coverage)
+    startup_s = max(1.0, base["startup_s"])  # a fresh process's imports and collection
+    previous = session.store.stored_results(device)
     tasks = []
     for mutant in mutants:
         broken = compile_error(mutant)
         selected = [] if broken else select_tests(mutant, base, coverage)
         if broken or not selected:
             result = Result(mutant.id, device, ERROR if broken else NO_COVERAGE, reason=broken or "")
-            store.save_result(result, "", 0.0, run_id)
-            if on_result:
-                on_result(mutant, result)
+            session.store.save_result(result, "", 0.0, session.run_id)
+            session.on_result(mutant, result)
             continue
-        print_ = fingerprints(mutant, device, selected)
+        fingerprint = fingerprints(mutant, device, selected)
         old = previous.get(mutant.id)
-        if old is not None and old[1] == print_ and old[0].outcome in OUTCOMES:
-            if on_result:
-                on_result(mutant, old[0])
+        if old is not None and old[1] == fingerprint:
+            session.on_result(mutant, old[0])
             continue
         fixtures = {f for t in selected for f in base["tests"][t]["fixtures"]}
         expected = sum(base["tests"][t]["duration"] for t in selected)
         expected += sum(base["fixtures"].get(f, 0.0) for f in fixtures)
         fallback = swap_obstacle(mutant) is not None
-        timeout = timeout_factor * expected + timeout_constant + (startup_s if fallback else 0.0)
-        tasks.append(Task(mutant, device, tuple(selected), timeout, print_, fallback, base["rootdir"]))
+        timeout = session.timeout_factor * expected + session.timeout_constant + (startup_s if fallback else 0.0)
+        tasks.append(Task(mutant, device, tuple(selected), timeout, fingerprint, fallback, base["rootdir"]))
     return tasks
 
 
 class _Execution:
     """Lanes of workers (one thread each) pulling tasks; the calling thread records the results."""
 
-    def __init__(self, store, run_id, target_root, tests_path, scratch, workers, isolation, memory_limit_mb, on_result):
-        self.store = store
-        self.run_id = run_id
-        self.target_root = target_root
-        self.tests_path = tests_path
-        self.scratch = scratch
-        self.workers = workers
-        self.isolation = isolation
-        self.memory_limit_mb = memory_limit_mb
-        self.on_result = on_result
-        self.env = baseline_mod.subprocess_env(target_root)
+    def __init__(self, session: _Session):
+        self.session = session
+        self.env = baseline_mod.subprocess_env(session.target_root)
         self.results: queue.Queue = queue.Queue()
         self.live: set[WorkerProcess] = set()  # for the calling thread to kill on Ctrl-C
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self.timings: dict[str, float] = {}
         self.overheads: list[float] = []  # swapped mutants: wall time minus the tests' own time
         self.counter = 0
-        (scratch / "logs").mkdir(parents=True, exist_ok=True)
+        (session.scratch / "logs").mkdir(parents=True, exist_ok=True)
 
     def run(self, tasks: list[Task]):
         queues: dict[str, queue.Queue] = {}
@@ -377,7 +397,7 @@ class _Execution:
 
                 count, mode = max(1, torch.cuda.device_count()), "inprocess"
             else:
-                count, mode = min(self.workers, tasks_q.qsize()), self.isolation
+                count, mode = min(self.session.workers, tasks_q.qsize()), self.session.isolation
             for index in range(count):
                 name = f"{device}-{index}"
                 lanes.append(threading.Thread(target=self._lane, args=(device, mode, index, tasks_q), name=name))
@@ -396,7 +416,7 @@ class _Execution:
                 for worker in list(self.live):
                     worker.kill()
         if self.overheads:
-            self.timings["overhead_median_s"] = statistics.median(self.overheads)
+            self.session.timings["overhead_median_s"] = statistics.median(self.overheads)
 
     def _record(self, task: Task, reply: dict, wall: float):
         result = Result(
@@ -409,11 +429,10 @@ class _Execution:
             duration_s=wall,
         )
         tests_s = reply.get("tests_s", 0.0)
-        self.store.save_result(result, task.fingerprint, tests_s, self.run_id)
+        self.session.store.save_result(result, task.fingerprint, tests_s, self.session.run_id)
         if not task.fallback and result.outcome not in (TIMEOUT, CRASHED):
             self.overheads.append(wall - tests_s)
-        if self.on_result:
-            self.on_result(task.mutant, result)
+        self.session.on_result(task.mutant, result)
 
     # --- one lane: a thread that owns at most one worker at a time ---
 
@@ -447,7 +466,7 @@ class _Execution:
                 self._kill(worker)
 
     def _start(self, device: str, mode: str, index: int, rootdir: str) -> WorkerProcess | None:
-        config = self._config(device, mode, f"{device}-{index}", rootdir, [str(self.tests_path)])
+        config = self._config(device, mode, f"{device}-{index}", rootdir, [str(self.session.tests_path)])
         env = dict(self.env, CUDA_VISIBLE_DEVICES=str(index)) if device == "cuda" else self.env
         start = time.perf_counter()
         worker = self._spawn(config, env)
@@ -460,26 +479,26 @@ class _Execution:
             why = (hello or {}).get("fatal", f"no answer in {STARTUP_TIMEOUT_S:.0f} s")
             self.results.put(("fatal", device, f"{why} (log: {worker.log.name})", 0.0))
             return None
-        self.timings.setdefault("worker_start_s", time.perf_counter() - start)
+        self.session.timings.setdefault("worker_start_s", time.perf_counter() - start)
         return worker
 
     def _config(self, device: str, mode: str, name: str, rootdir: str, args: list[str], **extra) -> dict:
         with self.lock:
             self.counter += 1
-            basetemp = self.scratch / "tmp" / f"{name}-{self.counter}"
+            basetemp = self.session.scratch / "tmp" / f"{name}-{self.counter}"
         return {
             "mode": mode,
             # node ids are relative to the baseline's rootdir: pin it, whatever pytest would infer
             "args": [*args, "--rootdir", rootdir],
             "device": device,
-            "target_root": str(self.target_root),
+            "target_root": str(self.session.target_root),
             "basetemp": str(basetemp),
-            "memory_limit_mb": self.memory_limit_mb if device == "cpu" else None,
+            "memory_limit_mb": self.session.memory_limit_mb if device == "cpu" else None,
             **extra,
         }
 
     def _spawn(self, config: dict, env: dict) -> WorkerProcess:
-        log = self.scratch / "logs" / f"{Path(config['basetemp']).name}.log"
+        log = self.session.scratch / "logs" / f"{Path(config['basetemp']).name}.log"
         worker = WorkerProcess(config, env, os.getcwd(), log)
         with self.lock:
             self.live.add(worker)
