@@ -1,0 +1,242 @@
+"""The runner end to end on the toy target (tests/mutator/fixtures/toy) with hand-planted mutants: every
+outcome classified without stopping the run, in both isolation modes; resume after `kill -9`; re-runs
+that re-test only what a change can affect; a target left byte-identical."""
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mutator import runner
+from mutator.cli import main
+from mutator.errors import UserError
+from mutator.mutants import Mutant
+from mutator.store import Store
+
+TOY = Path(__file__).resolve().parent / "fixtures" / "toy"
+OPTIONS = dict(devices="cpu", workers=2, timeout_constant=1.0, memory_limit_mb=256)
+
+
+def _load_planted():
+    spec = importlib.util.spec_from_file_location("toy_planted", TOY / "planted.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.PLANTED
+
+
+PLANTED = _load_planted()
+MUTANTS = [mutant for _, _, mutant in PLANTED.values()]
+# run on the in-process path too: no fallback ones (the fork run covers those), the hang and the crash
+IN_PROCESS = ["killed", "survived", "hang", "segfault", "memory", "decorated", "default", "fixture", "torch"]
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file under root (names included: a new __pycache__ counts) and its content hash."""
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def outcomes(results) -> dict[str, tuple]:
+    return {(r.mutant_id, r.device): (r.outcome, r.killing_test) for r in results}
+
+
+def mismatches(results, names) -> dict:
+    got = {r.mutant_id: r for r in results}
+    wrong = {}
+    for name in names:
+        outcome, test, mutant = PLANTED[name]
+        result = got[mutant.id]
+        if result.outcome != outcome or (test is not None and result.killing_test != test):
+            wrong[name] = (result.outcome, result.killing_test, result.reason)
+    return wrong
+
+
+def copy_store(source: Path, destination: Path, keep_results: bool = False) -> Path:
+    """A store with the toy's baseline (saves re-measuring it); results dropped unless kept."""
+    shutil.copytree(source, destination)
+    if not keep_results:
+        with sqlite3.connect(destination / "session.sqlite") as db:
+            db.execute("DELETE FROM results")
+    return destination
+
+
+@pytest.fixture(scope="module")
+def fork_run(tmp_path_factory):
+    store = tmp_path_factory.mktemp("fork-store")
+    before = tree_digest(TOY)
+    report = runner.run(MUTANTS, target=TOY, tests=TOY / "tests", store_dir=store, **OPTIONS)
+    return report, store, before
+
+
+def test_every_planted_mutant_is_classified_in_one_forked_run(fork_run):
+    report, _, _ = fork_run
+    assert len(report.results) == len(MUTANTS)
+    assert mismatches(report.results, PLANTED) == {}
+    assert report.timings["executed"] == len(MUTANTS) - 2  # the syntax error and the uncovered one need no run
+
+
+def test_reasons_say_why(fork_run):
+    got = {r.mutant_id: r for r in fork_run[0].results}
+    assert got[PLANTED["killed"][2].id].reason == "assert -1 == 5"
+    assert got[PLANTED["segfault"][2].id].reason == "killed by SIGSEGV"
+    assert "MemoryError" in got[PLANTED["memory"][2].id].reason
+    assert "NameError" in got[PLANTED["import"][2].id].reason
+
+
+def test_the_target_tree_is_byte_identical_after_a_run(fork_run):
+    assert tree_digest(TOY) == fork_run[2]
+
+
+def test_the_same_command_again_reuses_every_result(fork_run):
+    report, store, _ = fork_run
+    again = runner.run(MUTANTS, target=TOY, tests=TOY / "tests", store_dir=store, **OPTIONS)
+    assert again.timings["executed"] == 0
+    assert outcomes(again.results) == outcomes(report.results)
+
+
+def test_in_process_isolation_swaps_restores_and_replaces_a_hung_or_crashed_worker(fork_run, tmp_path):
+    store = copy_store(fork_run[1], tmp_path / "store")
+    chosen = [PLANTED[name][2] for name in IN_PROCESS]
+    report = runner.run(chosen, target=TOY, tests=TOY / "tests", store_dir=store, isolation="inprocess", **OPTIONS)
+    assert mismatches(report.results, IN_PROCESS) == {}
+    assert "baseline_cpu_s" not in report.timings  # reused from the copied store
+
+
+def test_kill_9_mid_run_then_the_same_command_resumes_without_loss_or_duplicates(fork_run, tmp_path):
+    store = copy_store(fork_run[1], tmp_path / "store")
+    before = tree_digest(TOY)
+    script = textwrap.dedent(
+        f"""
+        import importlib.util, sys
+        from mutator import runner
+        spec = importlib.util.spec_from_file_location("toy_planted", {str(TOY / "planted.py")!r})
+        planted = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(planted)
+        mutants = [m for _, _, m in planted.PLANTED.values()]
+        runner.run(mutants, target={str(TOY)!r}, tests={str(TOY / "tests")!r}, store_dir={str(store)!r}, **{OPTIONS!r})
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    landed = 0
+    while landed < 8 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        with sqlite3.connect(store / "session.sqlite") as db:
+            landed = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 0 < landed < len(MUTANTS)
+    assert tree_digest(TOY) == before
+
+    resumed = runner.run(MUTANTS, target=TOY, tests=TOY / "tests", store_dir=store, **OPTIONS)
+    assert resumed.timings["executed"] <= len(MUTANTS) - landed + 2  # (+ the two that never run)
+    assert outcomes(resumed.results) == outcomes(fork_run[0].results)
+    with sqlite3.connect(store / "session.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM results").fetchone()[0] == len(MUTANTS)
+
+
+def test_a_changed_test_file_retests_only_the_mutants_its_tests_cover(tmp_path):
+    target = tmp_path / "toy"
+    shutil.copytree(TOY, target, ignore=shutil.ignore_patterns("__pycache__"))
+    chosen = [PLANTED[name][2] for name in ("killed", "torch")]
+    options = dict(OPTIONS, workers=1)
+    store = tmp_path / "store"
+    first = runner.run(chosen, target=target, tests=target / "tests", store_dir=store, **options)
+    assert first.timings["executed"] == 2
+    with open(target / "tests" / "test_tensors.py", "a") as tests_file:
+        tests_file.write("\n\ndef test_mean_square_of_ones():\n    assert tensors.mean_square(torch.ones(3)) == 1\n")
+    second = runner.run(chosen, target=target, tests=target / "tests", store_dir=store, **options)
+    assert "baseline_cpu_s" in second.timings  # the suite changed: measured again
+    assert second.timings["executed"] == 1  # the torch mutant; test_core.py, which covers the other, did not change
+    assert [r.outcome for r in second.results] == ["killed", "killed"]
+
+
+def test_a_suite_that_fails_on_the_clean_target_stops_the_run_with_the_failing_tests(tmp_path):
+    target = tmp_path / "toy"
+    shutil.copytree(TOY, target, ignore=shutil.ignore_patterns("__pycache__"))
+    tests_file = target / "tests" / "test_core.py"
+    tests_file.write_text(tests_file.read_text().replace("== 5", "== 6"))
+    with pytest.raises(UserError, match=r"fails on the clean target \(cpu\): tests/test_core.py::test_add"):
+        runner.run([PLANTED["killed"][2]], target=target, tests=target / "tests", store_dir=tmp_path / "s", **OPTIONS)
+
+
+def test_a_requested_but_missing_device_is_a_user_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(UserError, match="cuda"):
+        runner.resolve_devices("cpu,cuda")
+    with pytest.raises(UserError, match="comma list"):
+        runner.resolve_devices("tpu")
+
+
+# --- selection and the swap/fallback decision, on the toy's baseline ---
+
+
+def test_selection_follows_coverage_headers_shared_fixtures_and_import_time(fork_run):
+    with Store(fork_run[1]) as store:
+        base, coverage = store.baseline("cpu")
+    assert runner.select_tests(PLANTED["killed"][2], base, coverage) == ["tests/test_core.py::test_add"]
+    # a default argument lives on the def line, which runs at import: the tests calling the function
+    assert runner.select_tests(PLANTED["default"][2], base, coverage) == ["tests/test_core.py::test_clamp"]
+    # Counter.__init__ runs once, in a module fixture built inside the first test that asks for it
+    assert "tests/test_core.py::test_counter_starts_at_zero" in runner.select_tests(
+        PLANTED["fixture"][2], base, coverage
+    )
+    assert runner.select_tests(PLANTED["uncovered"][2], base, coverage) == []
+    assert len(runner.select_tests(PLANTED["module"][2], base, coverage)) == len(base["tests"])
+    durations = [base["tests"][t]["duration"] for t in runner.select_tests(PLANTED["module"][2], base, coverage)]
+    assert durations == sorted(durations)
+
+
+def test_only_changes_inside_one_function_are_swapped():
+    assert runner.swap_obstacle(PLANTED["killed"][2]) is None
+    assert runner.swap_obstacle(PLANTED["default"][2]) is None
+    assert runner.swap_obstacle(PLANTED["inference-mode"][2]) is None
+    assert "module-level" in runner.swap_obstacle(PLANTED["module"][2])
+    assert "outside" in runner.swap_obstacle(PLANTED["decorator"][2])
+    source = (TOY / "toypkg" / "core.py").read_text()
+    class_body = Mutant("t", "o", "v", "toypkg/core.py", "Counter", 44, 44, source, source + "\nCounter.x = 1\n")
+    assert runner.swap_obstacle(class_body) is not None
+
+
+# --- the command line ---
+
+
+def test_cli_run_reports_and_fails_under_the_score_then_report_rerenders(fork_run, tmp_path, monkeypatch):
+    from mutator import catalog
+
+    store = copy_store(fork_run[1], tmp_path / "store", keep_results=True)
+    monkeypatch.setattr(catalog, "generate_mutants", lambda level, target: MUTANTS)
+    args = ["run", "--level", "3", "--target", str(TOY), "--tests", str(TOY / "tests"), "--device", "cpu"]
+    args += ["--store", str(store), "--timeout-constant", "1", "--memory-limit", "256", "--workers", "2"]
+    result = CliRunner().invoke(main, [*args, "--json", str(tmp_path / "r.json"), "--fail-under", "95"])
+    assert result.exit_code == 1, result.output
+    assert "below --fail-under 95" in result.output
+    assert json.loads((tmp_path / "r.json").read_text())["files"]
+    result = CliRunner().invoke(main, [*args, "--fail-under", "50"])
+    assert result.exit_code == 0, result.output
+
+    result = CliRunner().invoke(main, ["report", "--store", str(store), "--junit", str(tmp_path / "r.xml")])
+    assert result.exit_code == 0, result.output
+    assert "mutation score" in result.output
+    assert (tmp_path / "r.xml").exists()
+    result = CliRunner().invoke(main, ["report", "--store", str(tmp_path / "none")])
+    assert result.exit_code == 2
+    assert "no session store" in result.output
