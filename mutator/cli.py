@@ -320,5 +320,48 @@ def check(workspace, key_path):
     raise SystemExit(0 if grade.solved else 1)
 
 
+@main.command(name="mutmut")
+@click.option("--target", type=click.Path(exists=True, file_okay=False), help=TARGET_HELP)
+@click.option("--tests", type=click.Path(exists=True), help="The pytest suite (default: TARGET/tests/nanochat).")
+@click.option("--max-children", type=click.IntRange(min=1), help="mutmut's parallel children (default: core count).")
+@click.option("--level", default="3", show_default=True, help="The level whose mutants mutmut is asked to produce.")
+@click.option(
+    "--store",
+    "store_dir",
+    type=click.Path(file_okay=False),
+    default=".mutator",
+    show_default=True,
+    help="Session store holding our latest run, shown beside mutmut's.",
+)
+@click.option("--keep", is_flag=True, help="Keep mutmut's scratch copy (its mutants/ and log) afterwards.")
+def mutmut_cmd(target, tests, max_children, level, store_dir, keep):
+    """Run mutmut on the same target and suite, beside our score and our level's mutants.
+
+    mutmut runs through its command line in a scratch copy; its generic score is shown beside ours
+    (from the session store), with how many of our mutants its operators can produce at all.
+    """
+    import os
+    import shutil
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from mutator import catalog, mutmut_compare, runner
+
+    target = Path(target).resolve() if target else catalog.default_target()
+    tests = tests or runner.default_tests(target)
+    console = _table_console()
+    status = Console(stderr=True)
+    with status.status("starting mutmut") as spinner:
+        run = mutmut_compare.run_mutmut(target, tests, max_children, on_status=spinner.update)
+        ours = catalog.generate_mutants(level, target)
+        reach = mutmut_compare.compare(run, ours, jobs=max_children or os.cpu_count() or 2, on_status=spinner.update)
+    mutmut_compare.print_comparison(console, run, reach, mutmut_compare.ours_from_store(store_dir), level)
+    if keep:
+        console.print(f"mutmut's scratch copy (log, mutants/): {run.scratch}", highlight=False)
+    else:
+        shutil.rmtree(run.scratch, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main()
