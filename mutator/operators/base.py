@@ -52,6 +52,15 @@ class Example:
     after: str | None
 
 
+class Scope(Protocol):
+    """What an operator may ask about where a node is."""
+
+    qualname: str  # of the innermost enclosing function or class
+    function: str  # name of the innermost enclosing function, "" outside any
+
+    def parent(self, node: cst.CSTNode) -> cst.CSTNode | None: ...
+
+
 class Operator:
     """A bug class as a code transformation. Subclasses set `name` and `variants` and define `sites`."""
 
@@ -86,15 +95,6 @@ class Operator:
                 yield Mutation(self.name, site.variant, scope.qualname, start, end, code)
 
 
-class Scope(Protocol):
-    """What an operator may ask about a node's surroundings (the walker answers)."""
-
-    qualname: str  # of the innermost enclosing function or class
-    function: str  # name of the innermost enclosing function, "" outside any
-
-    def parent(self, node: cst.CSTNode) -> cst.CSTNode | None: ...
-
-
 # --- small builders the operators share ---
 
 
@@ -115,16 +115,6 @@ def drop_statement(block: cst.BaseSuite, statement: cst.BaseStatement) -> Replac
         return cst.RemovalSentinel.REMOVE
     leading = statement.leading_lines if isinstance(statement, cst.SimpleStatementLine) else ()
     return cst.SimpleStatementLine(body=[cst.Pass()], leading_lines=leading)
-
-
-def dotted_name(node: cst.CSTNode) -> str | None:
-    """ "a.b.c" for a Name or an Attribute chain of names; None for anything else."""
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        base = dotted_name(node.value)
-        return None if base is None else f"{base}.{node.attr.value}"
-    return None
 
 
 # --- the machinery ---
