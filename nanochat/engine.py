@@ -21,6 +21,10 @@ class KVCache:
     Layout: (num_layers, 2, batch_size, num_heads, capacity, head_dim), allocated on first insert so
     that it takes the dtype and device of the keys. Every layer inserts the same positions in turn;
     the position advances once the last layer has inserted.
+
+    Storage is zero-filled rather than left uninitialised: a read past `pos` (always a bug) then gives
+    the same wrong answer on every run instead of whatever the allocator left there, so such bugs fail
+    tests reproducibly. The fill costs one memset per allocation.
     """
 
     def __init__(self, batch_size, num_heads, seq_len, head_dim, num_layers):
@@ -50,7 +54,7 @@ class KVCache:
         assert (num_layers, heads, head_dim) == (o_layers, o_heads, o_head_dim), "cache shapes differ"
         assert o_batch in (1, batch), "cannot broadcast the other cache's batch"
         assert other.pos <= capacity, "the other cache holds more positions than this one can"
-        self.kv_cache = torch.empty(self.kv_shape, dtype=other.kv_cache.dtype, device=other.kv_cache.device)
+        self.kv_cache = torch.zeros(self.kv_shape, dtype=other.kv_cache.dtype, device=other.kv_cache.device)
         self.kv_cache[..., : other.pos, :] = other.kv_cache[..., : other.pos, :]
         self.pos = other.pos
 
@@ -60,7 +64,7 @@ class KVCache:
         Returns this layer's keys and values for positions [0, pos + T).
         """
         if self.kv_cache is None:
-            self.kv_cache = torch.empty(self.kv_shape, dtype=k.dtype, device=k.device)
+            self.kv_cache = torch.zeros(self.kv_shape, dtype=k.dtype, device=k.device)
         t0, t1 = self.pos, self.pos + k.size(2)
         if t1 > self.kv_cache.size(4):
             # Grow to what is needed plus one chunk of headroom, rounded up to whole chunks, so
@@ -69,7 +73,7 @@ class KVCache:
             capacity = (capacity + CACHE_GROWTH_CHUNK - 1) // CACHE_GROWTH_CHUNK * CACHE_GROWTH_CHUNK
             grown_shape = list(self.kv_cache.shape)
             grown_shape[4] = capacity
-            grown = torch.empty(grown_shape, dtype=self.kv_cache.dtype, device=self.kv_cache.device)
+            grown = torch.zeros(grown_shape, dtype=self.kv_cache.dtype, device=self.kv_cache.device)
             grown[..., :t0, :] = self.kv_cache[..., :t0, :]
             self.kv_cache = grown
         self.kv_cache[layer_idx, 0, :, :, t0:t1] = k
