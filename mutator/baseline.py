@@ -54,6 +54,7 @@ def measure(
     packages: list[str],
     shards: int = 1,
     weights: dict[str, float] | None = None,
+    workdir: Path | None = None,
     device_flag: bool = True,
 ) -> dict:
     """Run the suite once, split by test module over `shards` parallel processes; return the baseline.
@@ -61,7 +62,9 @@ def measure(
     weights: seconds per test module from an earlier baseline, to balance the shards (else test counts).
     See `_Recorder.finish` for the keys of the result.
     """
-    with tempfile.TemporaryDirectory(prefix="mutator-baseline-") as tmp:
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="baseline-", dir=workdir) as tmp:
         Path(tmp, "weights.json").write_text(json.dumps(weights or {}))
         env = subprocess_env(target_root)
         if shards > 1:  # one thread per shard: the shards already fill the cores, as the workers will
@@ -85,7 +88,7 @@ def measure(
         codes = [proc.returncode for proc in procs]
         if any("unrecognized arguments: --device" in output for output in outputs):
             if device == "cpu" and device_flag:  # a suite without a --device option runs on the CPU as is
-                return measure(target_root, tests, device, packages, shards, weights, device_flag=False)
+                return measure(target_root, tests, device, packages, shards, weights, workdir, device_flag=False)
             raise UserError(f"the suite {tests} has no --device option, so it cannot be run on {device}")
         parts = [json.loads(Path(tmp, f"{shard}.json").read_text()) for shard in range(shards)
                  if Path(tmp, f"{shard}.json").exists()]  # fmt: skip
@@ -194,6 +197,9 @@ def pytest_load_initial_conftests(early_config, parser, args):
     """Start coverage before the first conftest (which may import the target) is imported."""
     options = early_config.known_args_namespace
     if options.mutator_baseline_out:
+        from mutator.worker import die_with_parent
+
+        die_with_parent()  # a run killed with -9 takes its baseline shards along
         recorder = _Recorder(Path(options.mutator_baseline_out), [Path(p) for p in options.mutator_measure])
         recorder.shard, recorder.shards = map(int, options.mutator_shard.split("/"))
         if options.mutator_weights:

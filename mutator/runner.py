@@ -15,7 +15,6 @@ import os
 import queue
 import shutil
 import statistics
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -269,7 +268,7 @@ def run(
         timeout_factor=timeout_factor,
         timeout_constant=timeout_constant,
         memory_limit_mb=memory_limit_mb,
-        scratch=Path(tempfile.mkdtemp(prefix="mutator-run-")),
+        scratch=_scratch(Path(store_dir)),
         on_result=on_result or (lambda mutant, result: None),
         status=on_status or (lambda message: None),
     )
@@ -289,6 +288,25 @@ def run(
     finally:
         shutil.rmtree(session.scratch, ignore_errors=True)
         store.close()
+
+
+def _scratch(store_dir: Path) -> Path:
+    """This run's directory for worker logs and pytest temp dirs, beside the store; removed at the end.
+
+    Those of runs that were killed (their process is gone) are removed here, so none piles up.
+    """
+    root = store_dir / "scratch"
+    for old in root.glob("*") if root.is_dir() else ():
+        try:
+            os.kill(int(old.name), 0)
+        except (ValueError, ProcessLookupError):
+            shutil.rmtree(old, ignore_errors=True)
+        except PermissionError:
+            pass
+    scratch = root / str(os.getpid())
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    return scratch
 
 
 def default_tests(target_root: Path) -> Path:
@@ -333,6 +351,7 @@ def _baseline(session: _Session, device: str) -> tuple[dict, dict]:
         session.tests_path,
         device,
         session.packages,
+        workdir=session.scratch / f"baseline-{device}",
         shards=session.workers if device == "cpu" else 1,  # the baseline too runs on every core
         weights=baseline_mod.module_weights(previous[0]) if previous else None,
     )
@@ -463,11 +482,11 @@ class _Execution:
             self.results.put(("fatal", device, f"{type(error).__name__}: {error}", 0.0))
         finally:
             if worker is not None:
-                self._kill(worker)
+                self._kill(worker, gracefully=not self.stopping.is_set())
 
     def _start(self, device: str, mode: str, index: int, rootdir: str) -> WorkerProcess | None:
         config = self._config(device, mode, f"{device}-{index}", rootdir, [str(self.session.tests_path)])
-        env = dict(self.env, CUDA_VISIBLE_DEVICES=str(index)) if device == "cuda" else self.env
+        env = dict(self.env, CUDA_VISIBLE_DEVICES=_gpu(index)) if device == "cuda" else self.env
         start = time.perf_counter()
         worker = self._spawn(config, env)
         try:
@@ -504,8 +523,8 @@ class _Execution:
             self.live.add(worker)
         return worker
 
-    def _kill(self, worker: WorkerProcess):
-        worker.kill()
+    def _kill(self, worker: WorkerProcess, gracefully: bool = False):
+        worker.stop() if gracefully else worker.kill()
         with self.lock:
             self.live.discard(worker)
 
@@ -531,7 +550,7 @@ class _Execution:
         config = self._config(
             task.device, "oneshot", f"{task.device}-fresh", task.rootdir, node_args, mutant=task.mutant.to_dict()
         )
-        env = dict(self.env, CUDA_VISIBLE_DEVICES="0") if task.device == "cuda" else self.env
+        env = dict(self.env, CUDA_VISIBLE_DEVICES=_gpu(0)) if task.device == "cuda" else self.env
         worker = self._spawn(config, env)
         try:
             worker.send({"tests": list(task.tests), "timeout": task.timeout})
@@ -543,3 +562,9 @@ class _Execution:
         if reply is None:
             reply = {"outcome": TIMEOUT, "reason": f"no result after {task.timeout:.1f} s"}
         return reply
+
+
+def _gpu(index: int) -> str:
+    """The index-th GPU this process may use, as a CUDA_VISIBLE_DEVICES value for one worker."""
+    visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    return visible[index] if index < len(visible) else str(index)

@@ -459,6 +459,15 @@ class WorkerProcess:
             return "stopped answering"
         return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
 
+    def stop(self, grace_s: float = 10.0):
+        """End it cleanly (its pytest session finishes, so conftest clean-ups run); kill it if it hangs."""
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=grace_s)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+
     def kill(self):
         if self.proc.poll() is None:
             try:

@@ -150,29 +150,34 @@ def test_kill_9_mid_run_then_the_same_command_resumes_without_loss_or_duplicates
         assert db.execute("SELECT COUNT(*) FROM results").fetchone()[0] == len(MUTANTS)
 
 
-def test_a_changed_test_file_retests_only_the_mutants_its_tests_cover(tmp_path):
+def torch_free_copy(tmp_path: Path) -> Path:
+    """A copy of the toy without its torch tests: its baselines start in a fraction of the time."""
     target = tmp_path / "toy"
-    shutil.copytree(TOY, target, ignore=shutil.ignore_patterns("__pycache__"))
-    chosen = [PLANTED[name][2] for name in ("killed", "torch")]
-    options = dict(OPTIONS, workers=1)
-    store = tmp_path / "store"
-    first = runner.run(chosen, target=target, tests=target / "tests", store_dir=store, **options)
+    shutil.copytree(TOY, target, ignore=shutil.ignore_patterns("__pycache__", "test_tensors.py"))
+    return target
+
+
+def test_a_changed_test_file_retests_only_the_mutants_its_tests_cover(tmp_path):
+    target = torch_free_copy(tmp_path)
+    chosen = [PLANTED[name][2] for name in ("killed", "method")]
+    options = dict(OPTIONS, workers=1, store_dir=tmp_path / "store")
+    first = runner.run(chosen, target=target, tests=target / "tests", **options)
     assert first.timings["executed"] == 2
-    with open(target / "tests" / "test_tensors.py", "a") as tests_file:
-        tests_file.write("\n\ndef test_mean_square_of_ones():\n    assert tensors.mean_square(torch.ones(3)) == 1\n")
-    second = runner.run(chosen, target=target, tests=target / "tests", store_dir=store, **options)
+    with open(target / "tests" / "test_counter.py", "a") as tests_file:
+        tests_file.write("\n\ndef test_counter_bumps_by_one():\n    assert core.Counter().bump() == 1\n")
+    second = runner.run(chosen, target=target, tests=target / "tests", **options)
     assert "baseline_cpu_s" in second.timings  # the suite changed: measured again
-    assert second.timings["executed"] == 1  # the torch mutant; test_core.py, which covers the other, did not change
+    assert second.timings["executed"] == 1  # Counter.bump's; test_core.py, which covers add, did not change
     assert [r.outcome for r in second.results] == ["killed", "killed"]
 
 
 def test_a_suite_that_fails_on_the_clean_target_stops_the_run_with_the_failing_tests(tmp_path):
-    target = tmp_path / "toy"
-    shutil.copytree(TOY, target, ignore=shutil.ignore_patterns("__pycache__"))
+    target = torch_free_copy(tmp_path)
     tests_file = target / "tests" / "test_core.py"
     tests_file.write_text(tests_file.read_text().replace("== 5", "== 6"))
+    options = dict(OPTIONS, workers=1, store_dir=tmp_path / "store")
     with pytest.raises(UserError, match=r"fails on the clean target \(cpu\): tests/test_core.py::test_add"):
-        runner.run([PLANTED["killed"][2]], target=target, tests=target / "tests", store_dir=tmp_path / "s", **OPTIONS)
+        runner.run([PLANTED["killed"][2]], target=target, tests=target / "tests", **options)
 
 
 def test_a_requested_but_missing_device_is_a_user_error():
@@ -196,7 +201,7 @@ def test_selection_follows_coverage_headers_shared_fixtures_and_import_time(fork
     # a default argument lives on the def line, which runs at import: the tests calling the function
     assert runner.select_tests(PLANTED["default"][2], base, coverage) == ["tests/test_core.py::test_clamp"]
     # Counter.__init__ runs once, in a module fixture built inside the first test that asks for it
-    assert "tests/test_core.py::test_counter_starts_at_zero" in runner.select_tests(
+    assert "tests/test_counter.py::test_counter_starts_at_zero" in runner.select_tests(
         PLANTED["fixture"][2], base, coverage
     )
     assert runner.select_tests(PLANTED["uncovered"][2], base, coverage) == []
