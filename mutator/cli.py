@@ -214,24 +214,28 @@ def run(
             line = f"{mutant.id} {result.device} {result.outcome}{killer} ({result.duration_s:.2f} s)"
             progress.console.print(f"{line} {mutant.location} {result.reason}", markup=False, highlight=False)
 
-    with progress:
-        device_list = runner.resolve_devices(devices)
-        progress.update(bar, total=len(mutants) * len(device_list))
-        outcome = runner.run(
-            mutants,
-            target=target,
-            tests=tests,
-            devices=device_list,
-            workers=workers,
-            store_dir=store_dir,
-            timeout_factor=timeout_factor,
-            timeout_constant=timeout_constant,
-            memory_limit_mb=memory_limit or None,
-            isolation=isolation,
-            params={"level": str(level)},
-            on_result=on_result,
-            on_status=on_status,
-        )
+    try:
+        with progress:
+            device_list = runner.resolve_devices(devices)
+            progress.update(bar, total=len(mutants) * len(device_list))
+            outcome = runner.run(
+                mutants,
+                target=target,
+                tests=tests,
+                devices=device_list,
+                workers=workers,
+                store_dir=store_dir,
+                timeout_factor=timeout_factor,
+                timeout_constant=timeout_constant,
+                memory_limit_mb=memory_limit or None,
+                isolation=isolation,
+                params={"level": str(level)},
+                on_result=on_result,
+                on_status=on_status,
+            )
+    except KeyboardInterrupt:
+        console.print(f"interrupted: the results so far are in {store_dir}; the same command resumes the run")
+        raise SystemExit(130) from None
     _write_reports(console, outcome.mutants, outcome.results, outcome.devices, target, json_path, html_path, junit_path)
     timings = outcome.timings
     console.print(
