@@ -30,6 +30,11 @@ def pytest_configure(config):
     # hypothesis keeps caches in ./.hypothesis unless told otherwise
     os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = os.path.join(config._nanochat_base_dir, "hypothesis")
     os.environ["MPLBACKEND"] = "Agg"
+    # The models here are tiny: one thread is as fast as several on an idle machine, and many
+    # times faster on a busy one (a parallel op waits for its slowest thread), so pin it unless
+    # the caller chose a thread count.
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)
 
 
 def pytest_unconfigure(config):
