@@ -32,11 +32,13 @@ STATUS = {
 THRESHOLDS = {"high": 80, "low": 60}
 
 
-def changed_span(mutant: Mutant) -> tuple[int, int, str]:
-    """(first, last) original lines the mutant replaces (1-based, inclusive) and the lines it puts there.
+def changed_span(mutant: Mutant) -> tuple[dict, str]:
+    """The Stryker location of the original lines the mutant replaces, and the lines it puts there.
 
-    Widened from the mutant's own start/end lines to every line that differs, so that putting the
-    replacement over that span always gives exactly the mutated file.
+    Whole lines, widened from the mutant's own start/end lines to every line that differs, so that
+    putting the replacement over the location always gives exactly the mutated file. Stryker's end
+    is exclusive: one past the last character; lines that are deleted take a newline along, so that
+    no empty line is left behind.
     """
     old = mutant.original.splitlines(keepends=True)
     new = mutant.mutated.splitlines(keepends=True)
@@ -48,24 +50,28 @@ def changed_span(mutant: Mutant) -> tuple[int, int, str]:
         suffix += 1
     first = max(1, min(mutant.start_line, prefix + 1))
     last = min(len(old), max(mutant.end_line, len(old) - suffix, first))
-    replacement = "".join(new[first - 1 : len(new) - (len(old) - last)])
-    return first, last, replacement.removesuffix("\n")
+    region = new[first - 1 : len(new) - (len(old) - last)]
+
+    def line_end(line: int) -> dict:
+        return {"line": line, "column": len(old[line - 1].rstrip("\r\n")) + 1}
+
+    start, end = {"line": first, "column": 1}, line_end(last)
+    if not region and last < len(old):  # deleted lines take their newline with them
+        end = {"line": last + 1, "column": 1}
+    elif not region and first > 1:  # ... or, at the end of the file, the newline before them
+        start = line_end(first - 1)
+    return {"start": start, "end": end}, "".join(region).removesuffix("\n")
 
 
 def _mutant_entry(mutant: Mutant, device: str, result: Result | None) -> dict:
-    first, last, replacement = changed_span(mutant)
-    last_line = mutant.original.splitlines()[last - 1] if mutant.original else ""
+    location, replacement = changed_span(mutant)
     entry = {
         "id": f"{mutant.id}@{device}",
         "mutatorName": f"{mutant.operator}: {mutant.variant}",
         "description": f"{mutant.bug_class} in {mutant.qualname or 'module scope'}, on {device}"
         + (" (the level's canonical bug)" if mutant.canonical else ""),
         "replacement": replacement,
-        # Whole lines: Stryker's end is exclusive, so it sits one past the last character.
-        "location": {
-            "start": {"line": first, "column": 1},
-            "end": {"line": last, "column": len(last_line) + 1},
-        },
+        "location": location,
         "status": STATUS[result.outcome] if result else "Pending",
     }
     if result is None:
@@ -95,9 +101,7 @@ def build_report(mutants: list[Mutant], results: list[Result], target_root) -> d
     cell = {(r.mutant_id, r.device): r for r in results}
     files: dict[str, dict] = {}
     for mutant in sorted(mutants, key=lambda m: (m.file, m.start_line, m.id)):
-        entry = files.setdefault(
-            mutant.file, {"language": "python", "source": mutant.original, "mutants": []}
-        )
+        entry = files.setdefault(mutant.file, {"language": "python", "source": mutant.original, "mutants": []})
         for device in devices:
             entry["mutants"].append(_mutant_entry(mutant, device, cell.get((mutant.id, device))))
     ids = {m.id for m in mutants}

@@ -151,17 +151,26 @@ def test_json_maps_statuses_and_puts_the_device_in_the_id():
     assert mutants[f"{TIMED_OUT.id}@cpu"]["duration"] == 2500.0
 
 
+def apply_stryker(source, entry):
+    """What a Stryker consumer shows: the replacement over [start, end), lines and columns 1-based."""
+    lines = source.splitlines(keepends=True)
+
+    def offset(position):
+        return sum(len(line) for line in lines[: position["line"] - 1]) + position["column"] - 1
+
+    location = entry["location"]
+    return source[: offset(location["start"])] + entry["replacement"] + source[offset(location["end"]) :]
+
+
 def test_json_replacement_over_its_location_gives_the_mutated_file():
-    for mutant in MUTANTS:
-        (entry,) = [m for m in by_id(build_report([mutant], [], ".")).values()]
-        lines = SOURCE.splitlines(keepends=True)
-        start, end = entry["location"]["start"], entry["location"]["end"]
-        assert start["column"] == 1
-        assert end["column"] == len(lines[end["line"] - 1].rstrip("\n")) + 1
-        before = "".join(lines[: start["line"] - 1])
-        after = "".join(lines[end["line"] :])
-        assert before + entry["replacement"] + "\n" + after == mutant.mutated
-    assert changed_span(SURVIVOR) == (5, 5, "    inv_freq = 1.0 / base ** (torch.arange(0, dim, 2) / (2 * dim))")
+    deleting_last = plant("kv-reset", "drop-pos", "        self.pos = 0\n", "", "Cache.reset")
+    deleting_inner = plant("kv-position", "drop-if", "        if layer == self.n_layers - 1:\n", "", "Cache.advance")
+    for mutant in [*MUTANTS, deleting_last, deleting_inner]:
+        (entry,) = by_id(build_report([mutant], [], ".")).values()
+        assert apply_stryker(SOURCE, entry) == mutant.mutated
+    location, replacement = changed_span(SURVIVOR)
+    assert location == {"start": {"line": 5, "column": 1}, "end": {"line": 5, "column": 61}}
+    assert replacement == "    inv_freq = 1.0 / base ** (torch.arange(0, dim, 2) / (2 * dim))"
 
 
 def test_json_file_is_valid_against_strykers_schema(tmp_path):
