@@ -182,16 +182,17 @@ def compile_error(mutant: Mutant) -> str | None:
 
 
 class Fingerprints:
-    """What a mutant's result depends on beyond its own id: the selected tests, their files, the
-    suite's conftest and ini files, and every target file those tests execute."""
+    """What a mutant's result depends on beyond its own id: the selected tests and their modules, every
+    suite file that is not a test module (conftest, ini, helpers, data), and every target file those
+    tests execute. A change to another test module leaves the mutant's result standing."""
 
     def __init__(self, target_root: Path, tests_path: Path, base: dict, coverage: dict):
         self.target_root = target_root
         self.base = base
         self.coverage = coverage
-        self.suite_common = baseline_mod.digest_files(
-            [f for f in baseline_mod.suite_files(tests_path) if f.name in baseline_mod.INI_FILES], tests_path
-        )
+        test_modules = {Path(test["file"]) for test in base["tests"].values()}
+        shared = [f for f in baseline_mod.suite_files(tests_path) if f not in test_modules]
+        self.suite_common = baseline_mod.digest_files(shared, tests_path)
         self._file_digests: dict[Path, str] = {}
 
     def _digest(self, path: Path) -> str:
