@@ -48,6 +48,7 @@ class Task:
     device: str
     tests: tuple[str, ...]  # node ids, fastest first
     timeout: float
+    fresh_timeout: float  # the same in a fresh process, which first imports and collects
     fingerprint: str
     fallback: bool  # run in a fresh process instead of swapping into a live function
     rootdir: str  # the baseline's pytest rootdir: node ids are relative to it
@@ -386,8 +387,9 @@ def _plan_device(session: _Session, mutants: list[Mutant], device: str) -> list[
         expected = sum(base["tests"][t]["duration"] for t in selected)
         expected += sum(base["fixtures"].get(f, 0.0) for f in fixtures)
         fallback = swap_obstacle(mutant) is not None
-        timeout = session.timeout_factor * expected + session.timeout_constant + (startup_s if fallback else 0.0)
-        tasks.append(Task(mutant, device, tuple(selected), timeout, fingerprint, fallback, base["rootdir"]))
+        timeout = session.timeout_factor * expected + session.timeout_constant
+        task = Task(mutant, device, tuple(selected), timeout, timeout + startup_s, fingerprint, False, base["rootdir"])
+        tasks.append(replace(task, timeout=task.fresh_timeout, fallback=True) if fallback else task)
     return tasks
 
 
@@ -474,7 +476,7 @@ class _Execution:
                 else:
                     reply, worker = self._run_on(worker, task, mode)
                 if reply["outcome"] == FALLBACK:
-                    tasks_q.put(replace(task, fallback=True))
+                    tasks_q.put(replace(task, fallback=True, timeout=task.fresh_timeout))
                     continue
                 if reply["outcome"] not in OUTCOMES:
                     reply = {"outcome": CRASHED, "reason": f"unexpected reply {reply}"}
