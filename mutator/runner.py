@@ -81,13 +81,7 @@ def _find(tree: ast.Module, qualname: str) -> ast.AST | None:
     """The def or class node at a qualname ("A.f.<locals>.g"); None if absent or defined twice."""
     node = tree
     for part in qualname.replace("<locals>.", "").split("."):
-        found = [
-            child
-            for child in ast.walk(node)
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-            and child.name == part
-            and child in _direct_defs(node)
-        ]
+        found = [child for child in _direct_defs(node) if child.name == part]
         if len(found) != 1:
             return None
         node = found[0]
