@@ -23,6 +23,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    _requested_devices(config)  # a bad --device is a usage error, before anything runs
     # Set before any test module imports nanochat or matplotlib: tests must never write into the
     # repository or a user's home, and plots must never open a window.
     config._nanochat_base_dir = tempfile.mkdtemp(prefix="nanochat-tests-")

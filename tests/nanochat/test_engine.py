@@ -135,7 +135,23 @@ def plain_model(make_model, tokenizer):
     return make_model(vocab_size=tokenizer.get_vocab_size() - 9)
 
 
-def test_greedy_engine_matches_naive_generate(plain_model, tokenizer):
+def agreeing_prefix(model, prompt, naive, tokens, atol):
+    """How many leading tokens two greedy streams share, allowing them to split only at a near-tie.
+
+    Cached and recomputed logits differ by rounding (~1e-6 in float32, ~1e-2 under CUDA's bf16);
+    where two candidates are that close, argmax may legitimately pick either and the streams part.
+    """
+    for i, (a, b) in enumerate(zip(naive, tokens, strict=True)):
+        if a != b:
+            with torch.no_grad():
+                logits = model(torch.tensor([prompt + naive[:i]], device=model.get_device()))[0, -1]
+            gap = (logits[a] - logits[b]).abs().item()
+            assert gap <= atol, f"step {i}: engine chose {b}, naive {a}, whose logits differ by {gap:.3g}"
+            return i
+    return len(naive)
+
+
+def test_greedy_engine_matches_naive_generate(plain_model, tokenizer, tol):
     # The naive generator recomputes the whole sequence for every token: any cache or position
     # error in the engine shows up as a different token.
     prompt = tokenizer.encode("Once upon a time")
@@ -144,13 +160,20 @@ def test_greedy_engine_matches_naive_generate(plain_model, tokenizer):
     for num_samples in (1, 2):
         engine = Engine(plain_model, tokenizer)
         columns = list(engine.generate(prompt, num_samples=num_samples, max_tokens=20, temperature=0.0))
-        assert [tokens for tokens, _ in columns] == [[t] * num_samples for t in naive]
+        assert len(columns) == 20
         assert [masks for _, masks in columns] == [[1] * num_samples] * 20
+        for row in range(num_samples):
+            tokens = [column[row] for column, _ in columns]
+            agreed = agreeing_prefix(plain_model, prompt, naive, tokens, 2 * tol["atol"])
+            if plain_model.get_device().type == "cpu":
+                assert agreed == 20  # float32 leaves no near-tie in this stream: all 20 agree
 
 
-def test_seeded_sampling_engine_matches_naive_generate(plain_model, tokenizer):
+def test_seeded_sampling_engine_matches_naive_generate(plain_model, tokenizer, device):
     # With one sample and the same seed both draw from the same generator state; full-temperature
     # sampling visits many tokens, which makes the comparison stronger than greedy decoding.
+    if device != "cpu":
+        pytest.skip("bf16 autocast moves cached logits by ~1e-2 from recomputed ones: enough to flip a draw")
     prompt = tokenizer.encode("The answer")
     naive = list(plain_model.generate(prompt, max_tokens=16, temperature=1.0, seed=7))
     tokens, _ = run_engine(Engine(plain_model, tokenizer), prompt, max_tokens=16, temperature=1.0, seed=7)
