@@ -42,6 +42,23 @@ def tol(device):
     return dict(atol=1e-4, rtol=1e-4) if device == "cpu" else dict(atol=5e-2, rtol=5e-2)
 
 
+def _assert_close(actual, expected, atol=1e-5, rtol=1.3e-6):
+    """|actual - expected| <= atol + rtol * |expected| everywhere (NaN fails), shapes equal.
+
+    torch.testing.assert_close does this too, but its first call imports torch.distributed (~1 s),
+    which would make whichever test calls it first look slow to the mutation runner's timings.
+    """
+    assert actual.shape == expected.shape, f"shapes differ: {tuple(actual.shape)} vs {tuple(expected.shape)}"
+    diff = (actual - expected).abs()
+    ok = diff <= atol + rtol * expected.abs()
+    assert ok.all(), f"{(~ok).sum().item()} of {ok.numel()} elements differ; max abs diff {diff.max().item():.3g}"
+
+
+@pytest.fixture
+def assert_close():
+    return _assert_close
+
+
 @pytest.fixture(autouse=True)
 def _seed_everything():
     torch.manual_seed(1234)

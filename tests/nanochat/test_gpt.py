@@ -49,26 +49,26 @@ def reference_logits(model, ids):
     return 15 * torch.tanh(logits / 15)
 
 
-def test_forward_matches_reference(model, device, tol):
+def test_forward_matches_reference(model, device, tol, assert_close):
     ids = torch.randint(0, model.config.vocab_size, (2, 11), device=device)
     with torch.no_grad():
         logits = model(ids)
     assert logits.dtype == torch.float32
     for row in range(2):
-        torch.testing.assert_close(logits[row].cpu().double(), reference_logits(model, ids[row].cpu()), **tol)
+        assert_close(logits[row].cpu().double(), reference_logits(model, ids[row].cpu()), **tol)
 
 
-def test_future_tokens_do_not_change_past_logits(model, device, tol):
+def test_future_tokens_do_not_change_past_logits(model, device, tol, assert_close):
     ids = torch.randint(0, model.config.vocab_size, (1, 10), device=device)
     changed = ids.clone()
     changed[:, 6:] = (changed[:, 6:] + 1) % model.config.vocab_size
     with torch.no_grad():
         a, b = model(ids), model(changed)
-    torch.testing.assert_close(a[:, :6], b[:, :6], **tol)
+    assert_close(a[:, :6], b[:, :6], **tol)
     assert (a[:, 6:] - b[:, 6:]).abs().max() > 1e-2
 
 
-def test_loss_is_cross_entropy_ignoring_minus_one(model, device):
+def test_loss_is_cross_entropy_ignoring_minus_one(model, device, assert_close):
     V = model.config.vocab_size
     ids = torch.randint(0, V, (2, 8), device=device)
     targets = torch.randint(0, V, (2, 8), device=device)
@@ -78,18 +78,18 @@ def test_loss_is_cross_entropy_ignoring_minus_one(model, device):
         loss = model(ids, targets=targets)
         per_token = model(ids, targets=targets, loss_reduction="none")
     expected = F.cross_entropy(logits.view(-1, V), targets.view(-1), ignore_index=-1, reduction="none")
-    torch.testing.assert_close(per_token, expected)
+    assert_close(per_token, expected)
     assert torch.equal(per_token[:3], torch.zeros(3, device=device))
-    torch.testing.assert_close(loss, expected[3:].mean())
+    assert_close(loss, expected[3:].mean())
 
 
-def test_logits_are_soft_capped_at_15(model, device):
+def test_logits_are_soft_capped_at_15(model, device, assert_close):
     raw = []
     model.lm_head.register_forward_hook(lambda module, args, out: raw.append(out.float()))
     with torch.no_grad():
         model.lm_head.weight.mul_(20)  # push raw logits far past the cap
         logits = model(torch.randint(0, model.config.vocab_size, (1, 6), device=device))
-    torch.testing.assert_close(logits, 15 * torch.tanh(raw[0] / 15))
+    assert_close(logits, 15 * torch.tanh(raw[0] / 15))
     assert logits.abs().max() < 15
     assert raw[0].abs().max() > 30
 

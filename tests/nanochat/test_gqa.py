@@ -27,14 +27,14 @@ def as_mha(gqa_model, make_model):
 
 # kv4 is plain multi-head attention (n_kv_head == n_head): it must keep working too
 @pytest.mark.parametrize("n_kv_head", [pytest.param(2, id="kv2"), pytest.param(1, id="kv1"), pytest.param(4, id="kv4")])
-def test_gqa_equals_mha_with_duplicated_kv_heads(make_model, device, tol, n_kv_head):
+def test_gqa_equals_mha_with_duplicated_kv_heads(make_model, device, tol, assert_close, n_kv_head):
     gqa = make_model(n_kv_head=n_kv_head)
     mha = as_mha(gqa, make_model)
     ids = torch.randint(0, gqa.config.vocab_size, (2, 9), device=device)
     with torch.no_grad():
         out = gqa(ids)
         assert out.shape == (2, 9, gqa.config.vocab_size)
-        torch.testing.assert_close(out, mha(ids), **tol)
+        assert_close(out, mha(ids), **tol)
 
 
 def test_gqa_differs_from_reading_the_wrong_kv_head(make_model, device):

@@ -40,14 +40,14 @@ def feed(model, cache, ids, chunk_sizes):
         pytest.param([3, 1, 4, 2, 1, 1], id="chunked-prefill"),
     ],
 )
-def test_cached_logits_equal_full_forward(model, device, tol, chunk_sizes):
+def test_cached_logits_equal_full_forward(model, device, tol, assert_close, chunk_sizes):
     # n_layer=3: a position advanced after the first, a middle, or every layer corrupts later layers
     ids = torch.randint(0, model.config.vocab_size, (2, sum(chunk_sizes)), device=device)
     with torch.no_grad():
         full = model(ids)
     # seq_len 4 < 12 positions: the cache also has to grow on the way
     cached = feed(model, new_cache(model, batch_size=2, seq_len=4), ids, chunk_sizes)
-    torch.testing.assert_close(cached, full, **tol)
+    assert_close(cached, full, **tol)
 
 
 def test_reset_returns_to_fresh_state(model, device):
@@ -112,7 +112,7 @@ def test_growth_preserves_contents_and_bounds_capacity(device):
     assert capacity == 4096  # the cache did grow twice
 
 
-def test_prefill_copies_a_batch1_cache_into_every_row(model, device, tol):
+def test_prefill_copies_a_batch1_cache_into_every_row(model, device, tol, assert_close):
     vocab = model.config.vocab_size
     prompt = torch.randint(0, vocab, (1, 5), device=device)
     source = new_cache(model, batch_size=1, seq_len=5)
@@ -128,4 +128,4 @@ def test_prefill_copies_a_batch1_cache_into_every_row(model, device, tol):
     cached = feed(model, rows, continuation, [1, 1])
     with torch.no_grad():
         full = model(torch.cat([prompt.expand(3, -1), continuation], dim=1))
-    torch.testing.assert_close(cached, full[:, 5:], **tol)
+    assert_close(cached, full[:, 5:], **tol)

@@ -31,7 +31,7 @@ def test_top_k_samples_only_and_all_of_the_top_k(device):
     assert set(draws.tolist()) == top  # never outside the top k, and every one of them reachable
 
 
-def test_frequencies_follow_softmax_of_logits_over_temperature(device):
+def test_frequencies_follow_softmax_of_logits_over_temperature(device, assert_close):
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]], device=device)
     for temperature, top_k in [(0.5, None), (2.0, None), (1.0, 2)]:
         draws = sample_next_token(logits.expand(5000, -1), generator(1, device), temperature, top_k)[:, 0]
@@ -40,7 +40,7 @@ def test_frequencies_follow_softmax_of_logits_over_temperature(device):
         if top_k is not None:
             scaled[top_k:] = float("-inf")  # the logits are sorted: the top k are the first k
         # 5000 draws: the standard error of each frequency is below 0.0071
-        torch.testing.assert_close(freq, torch.softmax(scaled, dim=0), atol=0.03, rtol=0)
+        assert_close(freq, torch.softmax(scaled, dim=0), atol=0.03, rtol=0)
 
 
 def test_seeded_draws_are_reproducible_and_seed_dependent(device):
