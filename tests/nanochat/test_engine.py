@@ -97,11 +97,11 @@ def test_refused_calculation_forces_nothing(model, tokenizer, special, expressio
 def test_generate_batch_rows_are_independent(model, tokenizer, special):
     bos, end = tokenizer.get_bos_token_id(), special("<|assistant_end|>")
     junk = tokenizer.encode("Z")[0]
-    hi, expr, eight = tokenizer.encode("Hi"), tokenizer.encode("12*12"), tokenizer.encode("144")
+    hi, expr, product = tokenizer.encode("Hi"), tokenizer.encode("12*12"), tokenizer.encode("144")
     first = hi[0]
     rows = [
         # a calculator call, then the end
-        [first, special("<|python_start|>")] + expr + [special("<|python_end|>")] + [junk] * (len(eight) + 2) + [end],
+        [first, special("<|python_start|>")] + expr + [special("<|python_end|>")] + [junk] * (len(product) + 2) + [end],
         # text, ended by <|bos|> (also a stop token)
         [first] + hi + [bos],
         # stops at once after its first token
@@ -114,7 +114,7 @@ def test_generate_batch_rows_are_independent(model, tokenizer, special):
         prompt, num_samples=3, max_tokens=40
     )
 
-    forced = [special("<|output_start|>")] + eight + [special("<|output_end|>")]
+    forced = [special("<|output_start|>")] + product + [special("<|output_end|>")]
     head0 = [first, special("<|python_start|>")] + expr + [special("<|python_end|>")]
     # results include the prompt and exclude stop tokens; prompt tokens have mask 0
     assert results[0] == prompt + head0 + forced
