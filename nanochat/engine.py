@@ -22,9 +22,9 @@ class KVCache:
     that it takes the dtype and device of the keys. Every layer inserts the same positions in turn;
     the position advances once the last layer has inserted.
 
-    Storage is zero-filled rather than left uninitialised: a read past `pos` (always a bug) then gives
-    the same wrong answer on every run instead of whatever the allocator left there, so such bugs fail
-    tests reproducibly. The fill costs one memset per allocation.
+    Storage is zero-filled rather than left uninitialised: a read past `pos` (always a mistake) then
+    gives the same wrong answer on every run instead of whatever the allocator left there, so such
+    mistakes fail tests reproducibly. The fill costs one memset per allocation.
     """
 
     def __init__(self, batch_size, num_heads, seq_len, head_dim, num_layers):
