@@ -13,6 +13,10 @@ error`) and reading their reports from `pytest_runtest_logreport`.
   runner -> worker   {"mutant": Mutant.to_dict(), "tests": [node ids], "timeout": s, "swap": bool}
   worker -> runner   {"outcome", "killing_test", "reason", "tests_run", "tests_s"}
 
+A task may also carry "swaps": [mutant dicts] to swap in several functions at once (a challenge's
+bugs together), and "keep_going": true to run every selected test instead of stopping at the first
+failure; the reply then lists every failing test in "failed" with one-line "reasons".
+
 Three modes:
 - fork (CPU): per mutant the worker forks; the child swaps the mutant in, runs the tests, writes its
   result to a pipe and `_exit`s. The worker itself never runs a test or a torch op, so each child
@@ -300,11 +304,12 @@ class WorkerPlugin:
 
     # --- running the selected tests ---
 
-    def run_tests(self, session, nodeids: list[str]) -> dict:
-        """Run the tests in order until one fails; tear every fixture down afterwards."""
+    def run_tests(self, session, nodeids: list[str], keep_going: bool = False) -> dict:
+        """Run the tests in order until one fails (or all, keep_going); tear every fixture down afterwards."""
         missing = [nodeid for nodeid in nodeids if nodeid not in self.items]
         items = [self.items[nodeid] for nodeid in nodeids if nodeid in self.items]
         result = {"outcome": SURVIVED, "killing_test": None, "reason": "", "tests_run": 0, "tests_s": 0.0}
+        failures: dict[str, str] = {}
         if missing:
             result["reason"] = f"{len(missing)} selected tests not collected here, e.g. {missing[0]}"
         try:
@@ -315,26 +320,32 @@ class WorkerPlugin:
                 result["tests_s"] += sum(report.duration for report in self.reports)
                 failed = next((report for report in self.reports if report.failed), None)
                 if failed is not None:
-                    outcome = CRASHED if item.nodeid in self.oom else KILLED
-                    result.update(outcome=outcome, killing_test=item.nodeid, reason=report_reason(failed))
-                    break
+                    failures[item.nodeid] = report_reason(failed)
+                    if result["killing_test"] is None:
+                        outcome = CRASHED if item.nodeid in self.oom else KILLED
+                        result.update(outcome=outcome, killing_test=item.nodeid, reason=failures[item.nodeid])
+                    if not keep_going:
+                        break
         finally:
             # stopped early: the fixtures the next (unrun) item would have shared must go too
             session._setupstate.teardown_exact(None)
+        if keep_going:
+            result.update(failed=list(failures), reasons=failures)
         return result
 
     def run_inprocess(self, session, task: dict) -> dict:
-        restore = None
+        restores = []
         try:
             if task.get("swap", True):
-                restore = swap_in(task["mutant"], self.config["target_root"])
-            return self.run_tests(session, task["tests"])
+                for mutant in task.get("swaps", [task["mutant"]]):
+                    restores.append(swap_in(mutant, self.config["target_root"]))
+            return self.run_tests(session, task["tests"], keep_going=task.get("keep_going", False))
         except SwapError as error:
             return {"outcome": FALLBACK, "reason": str(error)}
         except MutantImportError as error:
             return {"outcome": ERROR, "reason": str(error)}
         finally:
-            if restore is not None:
+            for restore in reversed(restores):
                 restore()
 
     def run_forked(self, session, task: dict) -> dict:

@@ -7,12 +7,13 @@ leaks, then writes the key elsewhere. `check` grades an attempt with the key's t
 
 import hashlib
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from mutator import catalog
 from mutator.challenge.compose import compatible, count_combinations, draws, plant, planted_hunks, unplant
-from mutator.challenge.grading import Draw, Outcomes, check_clean, read_tree, run_tests, validate
+from mutator.challenge.grading import Draw, Grader, Outcomes, read_tree, run_tests, validate
 from mutator.challenge.workspace import CONFTEST, find_leaks, template, write_workspace
 from mutator.errors import UserError
 
@@ -29,7 +30,8 @@ class Suite:
 
     @property
     def tests(self) -> dict[str, str]:
-        return {"conftest.py": CONFTEST, **self.hidden, **self.visible}
+        # pytest.ini pins the rootdir, so node ids read "tests/..." wherever the tree is run from
+        return {"pytest.ini": "[pytest]\n", "conftest.py": CONFTEST, **self.hidden, **self.visible}
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
@@ -75,25 +77,13 @@ def create(level_name, seed, out: Path, bugs=None, key_path=None, target=None, l
         raise UserError(f"--bugs must be between 1 and {len(names)} for level {level.name}")
 
     suite = load_suite(level.name, target)
-    log("checking the clean code against every test")
-    clean = check_clean(suite.code, suite.tests, TEST_PATHS)
-    visible = {t for t in clean.outcomes if _is_visible(t, suite)}
-    mutants = catalog.generate_mutants(level.name, target)
-
-    solo: dict[str, Outcomes] = {}  # each mutant is run alone once, whatever draws it appears in
-    for attempt, candidate in enumerate(draws(mutants, names, seed, bugs)):
-        if attempt == MAX_DRAWS:
-            raise UserError(f"no valid draw in {MAX_DRAWS} tries for seed {seed}")
-        label = ", ".join(f"{m.bug_class}/{m.variant}" for m in candidate)
-        if not compatible(candidate):
-            log(f"rejected draw {attempt + 1} ({label}): two bugs change the same lines")
-            continue
-        draw = validate(Draw(candidate, solo=solo), suite.code, suite.tests, visible, TEST_PATHS)
-        if draw.problem:
-            log(f"rejected draw {attempt + 1} ({label}): {draw.problem}")
-            continue
-        log(f"accepted draw {attempt + 1} ({label})")
-        break
+    log("measuring the clean code against every test")
+    with tempfile.TemporaryDirectory(prefix="mutator-challenge-") as workdir:
+        grader = Grader({**suite.code, **suite.tests}, Path(workdir))
+        try:
+            candidate, draw = _first_valid_draw(grader, suite, level, seed, bugs, target, log)
+        finally:
+            grader.close()
 
     planted_classes = [c for c in level.classes if c.name in {m.bug_class for m in candidate}]
     write_workspace(out, level, {**suite.code, **plant(candidate)}, planted_classes, MINUTES_PER_BUG * bugs)
@@ -120,13 +110,34 @@ def create(level_name, seed, out: Path, bugs=None, key_path=None, target=None, l
             }
             for m in candidate
         ],
-        "buggy_outcomes": draw.together.outcomes if draw.together else draw.solo[candidate[0].id].outcomes,
-        "visible_tests": sorted(visible),
+        "buggy_outcomes": draw.together.outcomes,
+        "visible_tests": sorted(t for t in draw.together.outcomes if _is_visible(t, suite)),
         "tests": suite.tests,
     }
     key_path.parent.mkdir(parents=True, exist_ok=True)
     key_path.write_text(json.dumps(key, indent=1, sort_keys=True), encoding="utf-8")
     return key_path
+
+
+def _first_valid_draw(grader, suite, level, seed, bugs, target, log):
+    visible = {t for t in grader.tests if _is_visible(t, suite)}
+    mutants = catalog.generate_mutants(level, target)
+    solo: dict[str, Outcomes] = {}  # each mutant is run alone once, whatever draws it appears in
+    names = [c.name for c in level.classes]
+    for attempt, candidate in enumerate(draws(mutants, names, seed, bugs)):
+        if attempt == MAX_DRAWS:
+            raise UserError(f"no valid draw in {MAX_DRAWS} tries for seed {seed}")
+        label = ", ".join(f"{m.bug_class}/{m.variant}" for m in candidate)
+        if not compatible(candidate):
+            log(f"rejected draw {attempt + 1} ({label}): two bugs change the same lines")
+            continue
+        draw = validate(Draw(candidate, solo=solo), grader, visible)
+        if draw.problem:
+            log(f"rejected draw {attempt + 1} ({label}): {draw.problem}")
+            continue
+        log(f"accepted draw {attempt + 1} ({label})")
+        return candidate, draw
+    raise AssertionError("draws() is endless")
 
 
 def _is_visible(node_id: str, suite: Suite) -> bool:

@@ -1,8 +1,8 @@
-"""Running a challenge's tests against a tree of code, and the validation rules for a draw.
+"""Running a challenge's tests, and the validation rules for a draw.
 
-Every run materialises the code and the tests in a temporary directory and runs pytest there in a
-fresh interpreter, so that the workspace under test is exactly what is imported. Runs of one draw go
-in parallel, one per core.
+Validation plants bugs into the known clean code, so it uses the runner's fast path (Grader). Grading
+an attempt runs arbitrary edited code, so `run_tests` materialises it in a temporary directory and
+runs pytest there in a fresh interpreter.
 """
 
 import json
@@ -10,13 +10,14 @@ import os
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mutator import baseline
 from mutator.challenge.compose import plant
-from mutator.errors import UserError
 from mutator.mutants import Mutant
+from mutator.runner import STARTUP_TIMEOUT_S, select_tests
+from mutator.worker import WorkerProcess
 
 RUN_TIMEOUT_S = 900
 
@@ -69,9 +70,68 @@ def run_tests(files: dict[str, str], test_paths: list[str]) -> Outcomes:
         return Outcomes(data["outcomes"], data["reasons"])
 
 
-def run_many(jobs: list[tuple[dict[str, str], list[str]]]) -> list[Outcomes]:
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        return list(pool.map(lambda job: run_tests(*job), jobs))
+class Grader:
+    """The clean code and every test, measured once and collected once, for fast validation runs.
+
+    The runner's machinery does the work: a baseline with per-test coverage (so a run selects only the
+    tests that execute the planted lines), and a forked worker that swaps bugs into live functions and
+    runs every selected test. Tests a bug's lines never reach pass by construction.
+    """
+
+    def __init__(self, files: dict[str, str], workdir: Path):
+        self.root = workdir / "tree"
+        write_tree(self.root, files)
+        data = baseline.measure(
+            self.root, self.root / "tests", "cpu", ["nanochat"], shards=os.cpu_count() or 1, workdir=workdir
+        )
+        coverage = data.pop("coverage")
+        self.coverage = {test: {f: set(lines) for f, lines in files.items()} for test, files in coverage.items()}
+        self.base = data
+        config = {
+            "mode": "fork",
+            "args": [str(self.root / "tests"), "--rootdir", data["rootdir"]],
+            "device": "cpu",
+            "device_flag": data["device_flag"],
+            "target_root": str(self.root),
+            "basetemp": str(workdir / "pytest"),
+            "memory_limit_mb": None,
+        }
+        env = baseline.subprocess_env(self.root)
+        self.worker = WorkerProcess(config, env, str(self.root), workdir / "worker.log")
+        hello = self.worker.receive(STARTUP_TIMEOUT_S)
+        if not hello or "ready" not in hello:
+            self.close()
+            raise RuntimeError(f"the grading worker did not start: {(hello or {}).get('fatal', 'no answer')}")
+
+    @property
+    def tests(self) -> list[str]:
+        return list(self.base["tests"])
+
+    def clean(self) -> Outcomes:
+        return Outcomes(dict.fromkeys(self.tests, "passed"))
+
+    def run(self, mutants: list[Mutant], only: set[str] | None = None) -> Outcomes:
+        """Outcomes of every test with these bugs planted together; `only` limits which tests may run."""
+        files = plant(mutants)
+        swaps = {(m.file, m.qualname.split(".<locals>.")[0]): m for m in mutants}
+        swaps = [{"file": f, "qualname": q, "mutated": files[f]} for f, q in swaps]
+        selected = {t for m in mutants for t in select_tests(m, self.base, self.coverage)}
+        selected = sorted(selected & only if only is not None else selected)
+        outcomes = dict.fromkeys(self.tests, "passed")
+        if not selected:
+            return Outcomes(outcomes)
+        timeout = 3 * sum(self.base["tests"][t]["duration"] for t in selected) + 30
+        task = {"mutant": swaps[0], "swaps": swaps, "tests": selected, "timeout": timeout, "keep_going": True}
+        self.worker.send(task)
+        reply = self.worker.receive(timeout + 30)
+        if reply is None or "failed" not in reply:
+            why = "no answer" if reply is None else f"{reply['outcome']}: {reply.get('reason', '')}"
+            return Outcomes({**outcomes, "<run>": "failed"}, {"<run>": why})
+        outcomes.update(dict.fromkeys(reply["failed"], "failed"))
+        return Outcomes(outcomes, reply["reasons"])
+
+    def close(self):
+        self.worker.stop()
 
 
 @dataclass
@@ -84,7 +144,7 @@ class Draw:
     problem: str = ""  # why the draw was rejected; empty when valid
 
 
-def validate(draw: Draw, code: dict[str, str], tests: dict[str, str], visible: set[str], test_paths: list[str]):
+def validate(draw: Draw, grader: Grader, visible: set[str]) -> Draw:
     """Apply SWE-smith-style rules to a draw; fills draw.problem when one fails.
 
     - each bug alone fails at least one visible and one hidden test, and leaves some tests passing;
@@ -92,17 +152,14 @@ def validate(draw: Draw, code: dict[str, str], tests: dict[str, str], visible: s
     - no bug masks another: with any one bug fixed, every other bug is still detected by a test
       that detects it alone.
     """
-
-    def tree(mutants):
-        return {**code, **plant(mutants), **tests}
-
-    missing = [m for m in draw.mutants if m.id not in draw.solo]
-    for mutant, outcomes in zip(missing, run_many([(tree([m]), test_paths) for m in missing]), strict=True):
-        draw.solo[mutant.id] = outcomes
     for mutant in draw.mutants:
+        if mutant.id not in draw.solo:
+            draw.solo[mutant.id] = grader.run([mutant])
         outcomes = draw.solo[mutant.id]
         failed = outcomes.failed()
-        if not failed & visible:
+        if "<run>" in failed:
+            draw.problem = f"{mutant.bug_class} ({mutant.variant}) did not run: {outcomes.reasons['<run>']}"
+        elif not failed & visible:
             draw.problem = f"{mutant.bug_class} ({mutant.variant}) fails no visible test"
         elif not failed - visible:
             draw.problem = f"{mutant.bug_class} ({mutant.variant}) fails no hidden test"
@@ -111,24 +168,16 @@ def validate(draw: Draw, code: dict[str, str], tests: dict[str, str], visible: s
         if draw.problem:
             return draw
 
-    others = [[m for m in draw.mutants if m is not fixed] for fixed in draw.mutants] if len(draw.mutants) > 1 else []
-    results = run_many([(tree(draw.mutants), test_paths)] + [(tree(rest), test_paths) for rest in others])
-    draw.together = results[0]
+    draw.together = grader.run(draw.mutants)
     if not draw.together.failed():
         draw.problem = "all bugs together fail no test"
         return draw
-    for fixed, rest, outcomes in zip(draw.mutants, others, results[1:], strict=True):
+    for fixed in draw.mutants if len(draw.mutants) > 1 else []:
+        rest = [m for m in draw.mutants if m is not fixed]
+        detectors = {t for m in rest for t in draw.solo[m.id].failed()}
+        outcomes = grader.run(rest, only=detectors)
         for mutant in rest:
             if not outcomes.failed(draw.solo[mutant.id].failed()):
                 draw.problem = f"{fixed.bug_class} masks {mutant.bug_class}: fixing it hides the other"
                 return draw
     return draw
-
-
-def check_clean(code: dict[str, str], tests: dict[str, str], test_paths: list[str]) -> Outcomes:
-    """The clean code must pass every visible and hidden test, or no draw can be validated."""
-    outcomes = run_tests({**code, **tests}, test_paths)
-    if outcomes.failed():
-        names = ", ".join(sorted(outcomes.failed())[:5])
-        raise UserError(f"the clean code fails its own tests ({names}); fix those before drawing a challenge")
-    return outcomes
