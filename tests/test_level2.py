@@ -34,16 +34,7 @@ def model(tokenizer, device):
     return model.to(device)
 
 
-@pytest.fixture
-def one_thread():
-    # tiny tensors: on a busy machine, a second intra-op thread costs far more than it gives
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_loss_goes_down(model, tokenizer, device, one_thread):
+def test_loss_goes_down(model, tokenizer, device):
     batches = tokenizing_data_loader(tokenizer, itertools.cycle(TEXTS), B=4, T=16, device=device)
     losses = train(model, batches, num_iterations=30, grad_accum_steps=2, warmup_ratio=0.1)
     print(f"loss: {losses[0]:.3f} -> {losses[-1]:.3f}")

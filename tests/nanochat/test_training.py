@@ -166,15 +166,6 @@ def test_sft_targets_are_next_tokens_where_mask_is_one_and_ignored_elsewhere(tok
 # --- end to end ---
 
 
-@pytest.fixture
-def one_thread():
-    # tiny tensors: on a busy machine, a second intra-op thread costs far more than it gives
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def synthetic_corpus(seed, n_documents=200):
     """Short templated documents, each sentence said three times: learnable, but not from the first
     tokens alone."""
@@ -183,7 +174,7 @@ def synthetic_corpus(seed, n_documents=200):
     return [f"{rng.choice(names)} has {rng.randint(1, 9)} {rng.choice(fruits)}s. " * 3 for _ in range(n_documents)]
 
 
-def test_tiny_training_run_reduces_the_loss(device, one_thread):
+def test_tiny_training_run_reduces_the_loss(device):
     torch.manual_seed(0)
     corpus = synthetic_corpus(seed=0)
     tokenizer = RustBPETokenizer.train_from_iterator(iter(corpus), vocab_size=300)
