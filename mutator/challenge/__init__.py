@@ -7,12 +7,22 @@ leaks, then writes the key elsewhere. `check` grades an attempt with the key's t
 
 import hashlib
 import json
+import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from mutator import catalog
-from mutator.challenge.compose import compatible, count_combinations, draws, plant, planted_hunks, unplant
+from mutator.challenge.compose import (
+    compatible,
+    count_combinations,
+    draws,
+    plant,
+    planted_hunks,
+    revert_present,
+    unplant,
+)
 from mutator.challenge.grading import Draw, Grader, Outcomes, read_tree, run_tests, validate
 from mutator.challenge.workspace import CONFTEST, find_leaks, template, write_workspace
 from mutator.errors import UserError
@@ -155,16 +165,23 @@ def find_key(workspace: Path) -> Path:
 
 @dataclass
 class Grade:
-    fixed: dict[str, list[str]]  # bug class -> tests still failing (empty when fixed)
+    fixed: dict[str, list[str]]  # bug class -> its tests still failing in isolation (empty when fixed)
     collateral: list[str]  # tests that passed on the buggy code and fail now
+    failing: list[str]  # every test failing now
     reasons: dict[str, str]
 
     @property
     def solved(self) -> bool:
-        return not self.collateral and not any(self.fixed.values())
+        return not self.failing
 
 
 def check(workspace: Path, key_path: Path | None = None) -> Grade:
+    """Grade an attempt: every test as it stands, and each bug on its own.
+
+    Tests often fail for several bugs at once, so a bug is judged in isolation: the other bugs' planted
+    lines that are still in the attempt are put back to clean, and the bug's own killing tests run on
+    that tree. Failing ones mean it is still there.
+    """
     workspace = Path(workspace)
     if not (workspace / "nanochat").is_dir():
         raise UserError(f"{workspace} is not a challenge workspace (no nanochat/ in it)")
@@ -173,11 +190,22 @@ def check(workspace: Path, key_path: Path | None = None) -> Grade:
         key = json.loads(key_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise UserError(f"cannot read the key {key_path}: {error}") from error
-    outcomes = run_tests({**read_tree(workspace, "nanochat"), **key["tests"]}, TEST_PATHS)
-    fixed = {bug["bug_class"]: sorted(outcomes.failed(set(bug["killing_tests"]))) for bug in key["bugs"]}
+    code, tests = read_tree(workspace, "nanochat"), key["tests"]
+    overall = run_tests({**code, **tests}, TEST_PATHS)
+    # A bug none of whose tests fail is fixed; the others are run in isolation to be sure.
+    suspects = [bug for bug in key["bugs"] if overall.failed(set(bug["killing_tests"]))]
+    jobs = []
+    for bug in suspects:
+        others = [hunk for other in key["bugs"] if other is not bug for hunk in other["hunks"]]
+        jobs.append(({**revert_present(code, others), **tests}, bug["killing_tests"]))
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        results = list(pool.map(lambda job: run_tests(*job), jobs))
+    isolated = {bug["bug_class"]: outcomes for bug, outcomes in zip(suspects, results, strict=True)}
+    fixed = {bug["bug_class"]: [] for bug in key["bugs"]}
+    fixed.update({bug_class: sorted(outcomes.failed()) for bug_class, outcomes in isolated.items()})
     passed_before = {t for t, o in key["buggy_outcomes"].items() if o == "passed"}
-    collateral = sorted(outcomes.failed(passed_before))
-    return Grade(fixed=fixed, collateral=collateral, reasons=outcomes.reasons)
+    reasons = {**{k: v for o in isolated.values() for k, v in o.reasons.items()}, **overall.reasons}
+    return Grade(fixed, sorted(overall.failed(passed_before)), sorted(overall.failed()), reasons)
 
 
 def revert(workspace: Path, key_path: Path, bug_classes=None) -> None:

@@ -112,3 +112,25 @@ def unplant(files: dict[str, str], hunks: list[dict]) -> dict[str, str]:
         lines[start : start + len(planted)] = hunk["clean"].splitlines(keepends=True)
         files[hunk["file"]] = "".join(lines)
     return files
+
+
+def revert_present(files: dict[str, str], hunks: list[dict]) -> dict[str, str]:
+    """Revert those hunks an edited tree still holds: at their position, else where their text is unique.
+
+    Hunks that were edited away (fixed, or rewritten) are left alone.
+    """
+    files = dict(files)
+    for hunk in sorted(hunks, key=lambda h: (h["file"], h["line"]), reverse=True):
+        if hunk["file"] not in files:
+            continue
+        lines = files[hunk["file"]].splitlines(keepends=True)
+        planted, clean = hunk["planted"].splitlines(keepends=True), hunk["clean"].splitlines(keepends=True)
+        start = hunk["line"]
+        if lines[start : start + len(planted)] != planted:
+            starts = [i for i in range(len(lines)) if lines[i : i + len(planted)] == planted]
+            if len(starts) != 1 or not planted:
+                continue
+            start = starts[0]
+        lines[start : start + len(planted)] = clean
+        files[hunk["file"]] = "".join(lines)
+    return files

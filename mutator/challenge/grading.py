@@ -49,7 +49,7 @@ def write_tree(root: Path, files: dict[str, str]) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-def run_tests(files: dict[str, str], test_paths: list[str]) -> Outcomes:
+def run_tests(files: dict[str, str], test_paths: list[str]) -> Outcomes:  # test_paths may be node ids
     """Run pytest on `test_paths` in a fresh directory holding exactly `files` (code and tests)."""
     with tempfile.TemporaryDirectory(prefix="mutator-grade-") as tmp:
         root = Path(tmp)
@@ -174,8 +174,8 @@ def validate(draw: Draw, grader: Grader, visible: set[str]) -> Draw:
         return draw
     for fixed in draw.mutants if len(draw.mutants) > 1 else []:
         rest = [m for m in draw.mutants if m is not fixed]
-        detectors = {t for m in rest for t in draw.solo[m.id].failed()}
-        outcomes = grader.run(rest, only=detectors)
+        watched = {t for m in rest for t in draw.solo[m.id].failed()}
+        outcomes = grader.run(rest, only=watched)
         for mutant in rest:
             if not outcomes.failed(draw.solo[mutant.id].failed()):
                 draw.problem = f"{fixed.bug_class} masks {mutant.bug_class}: fixing it hides the other"

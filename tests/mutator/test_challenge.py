@@ -1,0 +1,138 @@
+"""Challenge workspaces: validated draws, no leaks, same seed same bytes, and grading with `check`."""
+
+import filecmp
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from click.testing import CliRunner
+
+from mutator import catalog, challenge
+from mutator.challenge.compose import compatible, draws, plant
+from mutator.challenge.workspace import find_leaks, write_workspace
+from mutator.cli import main
+
+LEVEL = catalog.load_level("3")
+CLASSES = [c.name for c in LEVEL.classes]
+
+
+@pytest.fixture(scope="module")
+def mutants():
+    return catalog.generate_mutants(LEVEL, catalog.default_target())
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """One validated level-3 workspace with all five bugs (the expensive part: about a minute)."""
+    root = tmp_path_factory.mktemp("challenge")
+    out, key = root / "workspace", root / "keys" / "key.json"
+    challenge.create("3", seed=7, out=out, key_path=key)
+    return out, key
+
+
+def first_compatible_draw(mutants, seed):
+    return next(d for d in draws(mutants, CLASSES, seed, len(CLASSES)) if compatible(d))
+
+
+def write_unvalidated(out: Path, mutants, seed):
+    """A workspace of a seed's first draw, without validation: what the leak scan must pass."""
+    draw = first_compatible_draw(mutants, seed)
+    suite = challenge.load_suite("3", catalog.default_target())
+    planted = [c for c in LEVEL.classes if c.name in {m.bug_class for m in draw}]
+    write_workspace(out, LEVEL, {**suite.code, **plant(draw)}, planted, minutes=150)
+    return draw
+
+
+def test_the_level_has_over_a_hundred_distinct_draws():
+    assert challenge.count("3") >= 100
+
+
+def test_draws_depend_on_the_seed_alone(mutants):
+    firsts = [[m.id for m in first_compatible_draw(mutants, seed)] for seed in range(10)]
+    assert firsts == [[m.id for m in first_compatible_draw(mutants, seed)] for seed in range(10)]
+    assert len({tuple(ids) for ids in firsts}) == 10, "ten seeds should give ten different draws"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_workspaces_hold_no_answers(tmp_path, mutants, seed):
+    draw = write_unvalidated(tmp_path, mutants, seed)
+    assert find_leaks(tmp_path, draw, catalog.operator_names()) == []
+    planted = {m.file for m in draw}
+    for mutant in draw:  # the planted files really differ from the clean ones
+        assert (tmp_path / mutant.file).read_text() != mutant.original
+    assert planted and not (tmp_path / ".git").exists()
+
+
+def test_the_leak_scan_finds_markers_and_clean_copies(tmp_path, mutants):
+    draw = write_unvalidated(tmp_path, mutants, seed=0)
+    target = tmp_path / draw[0].file
+    target.write_text(target.read_text() + "\n# BUG: fixed below\n")
+    (tmp_path / "nanochat" / "backup.py").write_text(draw[1].original)
+    leaks = find_leaks(tmp_path, draw, catalog.operator_names())
+    assert any("says 'BUG'" in leak for leak in leaks)
+    assert any("backup.py: a clean copy" in leak for leak in leaks)
+
+
+def test_the_same_draw_writes_the_same_bytes(tmp_path, mutants):
+    write_unvalidated(tmp_path / "a", mutants, seed=3)
+    write_unvalidated(tmp_path / "b", mutants, seed=3)
+    comparison = filecmp.dircmp(tmp_path / "a", tmp_path / "b")
+    assert not comparison.diff_files and not comparison.left_only and not comparison.right_only
+    notebook = nbformat.read(tmp_path / "a" / "challenge.ipynb", as_version=4)
+    nbformat.validate(notebook)
+
+
+def test_a_validated_workspace_checks_unsolved_then_solved(workspace, tmp_path):
+    out, key_path = workspace
+    key = json.loads(key_path.read_text())
+    assert sorted(b["bug_class"] for b in key["bugs"]) == sorted(CLASSES)
+    assert not key_path.resolve().is_relative_to(out.resolve())
+    mutants = [m for m in catalog.generate_mutants(LEVEL, catalog.default_target())
+               if m.id in {b["mutant_id"] for b in key["bugs"]}]  # fmt: skip
+    assert find_leaks(out, mutants, catalog.operator_names()) == []
+    for bug in key["bugs"]:  # validated: each bug alone fails a visible and a hidden test
+        assert set(bug["killing_tests"]) & set(key["visible_tests"])
+        assert set(bug["killing_tests"]) - set(key["visible_tests"])
+
+    partial = tmp_path / "partial"
+    shutil.copytree(out, partial)
+    fixed_class = key["bugs"][0]["bug_class"]
+    challenge.revert(partial, key_path, bug_classes={fixed_class})
+    grade = challenge.check(partial, key_path)
+    assert not grade.solved
+    assert grade.fixed[fixed_class] == []
+    assert all(grade.fixed[c] for c in CLASSES if c != fixed_class), "the other bugs are still reported"
+
+    solved = tmp_path / "solved"
+    shutil.copytree(out, solved)
+    challenge.revert(solved, key_path)
+    assert challenge.check(solved, key_path).solved
+
+
+def test_the_notebook_runs_top_to_bottom_and_points_at_the_bugs(workspace, tmp_path):
+    nbclient = pytest.importorskip("nbclient")
+    out, _ = workspace
+    notebook = nbformat.read(out / "challenge.ipynb", as_version=4)
+    nbclient.NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(out)}}).execute()
+    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+    assert str(out / "nanochat") in printed, "the notebook must import the workspace's own nanochat"
+    assert printed.count("PROBLEM") >= 4, printed  # every planted class shows up in some probe
+
+
+def test_cli_counts_and_refuses_bad_input(tmp_path):
+    runner = CliRunner()
+    counted = runner.invoke(main, ["challenge", "--level", "3", "--count"])
+    assert counted.exit_code == 0 and int(counted.output) >= 100
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file").write_text("x")
+    for args in (
+        ["challenge", "--level", "3", "--seed", "1", "--out", str(tmp_path / "busy")],
+        ["challenge", "--level", "9", "--seed", "1", "--out", str(tmp_path / "new")],
+        ["challenge", "--level", "3", "--out", str(tmp_path / "new")],
+        ["check", str(tmp_path / "busy")],
+    ):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output
