@@ -1,11 +1,16 @@
 """The operator library: one module per bug class, each a small LibCST-matcher class on `base.Operator`."""
 
 from mutator.operators.base import Example, Mutation, Operator, Site
+from mutator.operators.constant_scale import ConstantScale
+from mutator.operators.dropped_statement import DroppedStatement
+from mutator.operators.dtype_swap import DtypeSwap
 from mutator.operators.exponent_scaling import ExponentScaling
 from mutator.operators.inverted_predicate import InvertedPredicate
 from mutator.operators.missing_reset import MissingReset
 from mutator.operators.off_by_layer import OffByLayer
 from mutator.operators.over_allocation import OverAllocation
+from mutator.operators.slice_shift import SliceShift
+from mutator.operators.swapped_arguments import SwappedArguments
 from mutator.operators.swapped_token_order import SwappedTokenOrder
 
 OPERATORS: dict[str, Operator] = {
@@ -17,6 +22,12 @@ OPERATORS: dict[str, Operator] = {
         MissingReset(),
         OverAllocation(),
         SwappedTokenOrder(),
+        # levels 1 and 2: tokenizer, data and training
+        DroppedStatement(),
+        DtypeSwap(),
+        SliceShift(),
+        ConstantScale(),
+        SwappedArguments(),
     )
 }
 

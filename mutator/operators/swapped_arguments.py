@@ -1,0 +1,115 @@
+"""swapped-arguments: two neighbouring things that take the same place are swapped.
+
+Setting up optimizers is a run of look-alike lines: `matrix_params = list(self.transformer.h.parameters())`,
+`embedding_params = list(self.transformer.wte.parameters())`, then `AdamW(adam_groups, ...)` and
+`Muon(matrix_params, ...)`. Swapping what two of them receive still trains: Muon then orthogonalizes
+the embedding while AdamW steps the blocks, or the embedding and the head trade learning rates. Only a
+look at which parameters sit in which group, at which rate, sees it.
+
+Sites, by shape:
+- the first positional arguments of two neighbouring assignments of look-alike calls (`a = f(x, ...)`,
+  `b = g(y, ...)`: as many positional arguments, the first ones of the same kind; statements between them
+  that assign no name either argument reads are allowed). Variant `args-a-b`.
+- two neighbouring bare names in a list or tuple that is a value, not an assignment target
+  (`optimizers = [adamw, muon]`). Variant `items-adamw-muon`. Lists of literals or calls are left alone:
+  `betas=(0.9, 0.95)` is a different slip, and the order of param-group dicts means nothing.
+"""
+
+import itertools
+
+import libcst as cst
+import libcst.matchers as m
+
+from mutator.operators.base import Example, Operator, Site
+
+FIRST_POSITIONAL = m.Arg(keyword=None, star="")
+CALL_ASSIGNMENT = m.SimpleStatementLine(
+    body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call(args=[FIRST_POSITIONAL, m.ZeroOrMore()]))]
+)
+NAMES_ONLY = m.List(elements=[m.AtLeastN(m.Element(value=m.Name()), n=2)]) | m.Tuple(
+    elements=[m.AtLeastN(m.Element(value=m.Name()), n=2)]
+)
+TARGET_PARENTS = (cst.AssignTarget, cst.For, cst.CompFor, cst.AugAssign, cst.AnnAssign, cst.WithItem)
+
+
+def _reads(node: cst.CSTNode) -> set[str]:
+    return {name.value for name in m.findall(node, m.Name())}
+
+
+def _assigns(statement: cst.CSTNode) -> set[str]:
+    targets = m.findall(statement, m.AssignTarget() | m.AugAssign() | m.AnnAssign())
+    return {name.value for target in targets for name in m.findall(target.target, m.Name())}
+
+
+def _first_argument(statement: cst.SimpleStatementLine) -> cst.BaseExpression:
+    return statement.body[0].value.args[0].value
+
+
+def _look_alike(first: cst.SimpleStatementLine, second: cst.SimpleStatementLine) -> bool:
+    """Calls that take the same number of positional arguments, the first of the same kind (two names,
+    two calls, ...): what a slip can exchange. `loss(logits, y)` beside `len(x)` is not that."""
+
+    def positional(statement):
+        return sum(arg.keyword is None and arg.star == "" for arg in statement.body[0].value.args)
+
+    same_kind = type(_first_argument(first)) is type(_first_argument(second))
+    return same_kind and positional(first) == positional(second)
+
+
+def _target(statement: cst.SimpleStatementLine) -> str:
+    return statement.body[0].targets[0].target.value
+
+
+class SwappedArguments(Operator):
+    name = "swapped-arguments"
+    variants = ("args-*", "items-*")
+
+    def sites(self, node, scope):
+        if isinstance(node, (cst.Module, cst.IndentedBlock)):
+            yield from self._neighbouring_calls(node.body)
+        elif m.matches(node, NAMES_ONLY) and not isinstance(scope.parent(node), TARGET_PARENTS):
+            for first, second in itertools.pairwise(node.elements):
+                if first.value.value != second.value.value:
+                    variant = f"items-{first.value.value}-{second.value.value}"
+                    yield Site(variant, {first.value: second.value, second.value: first.value})
+
+    def _neighbouring_calls(self, body):
+        calls = [i for i, statement in enumerate(body) if m.matches(statement, CALL_ASSIGNMENT)]
+        for i, j in itertools.pairwise(calls):
+            a, b = _first_argument(body[i]), _first_argument(body[j])
+            assigned_between = set().union(*(_assigns(statement) for statement in body[i:j]))
+            if a.deep_equals(b) or not _look_alike(body[i], body[j]) or (_reads(a) | _reads(b)) & assigned_between:
+                continue  # moving an argument must not read a name before (or after) it is set
+            yield Site(f"args-{_target(body[i])}-{_target(body[j])}", {a: b, b: a})
+
+    def examples(self):
+        groups = (
+            "def setup(self):\n"
+            "    matrix_params = list(self.transformer.h.parameters())\n"
+            "    embedding_params = list(self.transformer.wte.parameters())\n"
+            "    adam_groups = [dict(params=embedding_params, lr=embedding_lr)]\n"
+            "    adamw = AdamW(adam_groups, betas=(0.8, 0.95))\n"
+            "    muon = Muon(matrix_params, lr=matrix_lr)\n"
+            "    return [adamw, muon]\n"
+        )
+        return (
+            Example(
+                "args-adamw-muon",
+                groups,
+                groups.replace("AdamW(adam_groups,", "AdamW(matrix_params,").replace(
+                    "Muon(matrix_params,", "Muon(adam_groups,"
+                ),
+            ),
+            Example(
+                "args-matrix_params-embedding_params",
+                groups,
+                groups.replace("list(self.transformer.h.", "list(self.transformer.@.")
+                .replace("list(self.transformer.wte.", "list(self.transformer.h.")
+                .replace("list(self.transformer.@.", "list(self.transformer.wte."),
+            ),
+            Example("items-adamw-muon", groups, groups.replace("[adamw, muon]", "[muon, adamw]")),
+            Example("items-a-b", "pair = (a, b)\n", "pair = (b, a)\n"),
+            # an argument read before it is assigned; an unpacking target; literals and group dicts
+            Example("args-embedding_params-adamw", groups, None),
+            Example("items-*", "a, b = f(x)\nbetas = (0.9, 0.95)\ngroups = [dict(p=a), dict(p=b)]\n", None),
+        )
