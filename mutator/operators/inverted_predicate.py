@@ -1,10 +1,15 @@
-"""inverted-predicate: a boolean flag, keyword argument or branch condition computed by a comparison is
-inverted (`!=` <-> `==`, `<` <-> `>=`, `is` <-> `is not`, `in` <-> `not in`).
+"""inverted-predicate: a boolean flag, keyword argument, branch condition or boolean mask computed by a
+comparison is inverted (`!=` <-> `==`, `<` <-> `>=`, `is` <-> `is not`, `in` <-> `not in`).
 
 The seed: `enable_gqa = self.n_head != self.n_kv_head` written with `==`, which only shows when
 1 < n_kv_head < n_head. The same slip in attention's mask branches (`if Tq == Tk:`, `elif Tq == 1:`)
-picks the wrong mask for prefill or decode. Comparisons are everywhere, so the catalogue scopes this
-operator to the functions where such a slip is the bug class it names.
+picks the wrong mask for prefill or decode. In fine-tuning, `targets[mask == 0] = -1` written with `!=`
+(or `masked_fill(mask == 0, -1)`, `torch.where(mask == 1, ...)` inverted) trains on the prompt and ignores
+the answers. Comparisons are everywhere, so the catalogue scopes this operator to the functions where
+such a slip is the bug class it names.
+
+Only the operator is flipped, so each site plants one mutant: `mask == 0` -> `mask == 1` would be the
+same inversion on a 0/1 mask, and `mask != 1` no inversion at all.
 """
 
 import libcst as cst
@@ -29,6 +34,8 @@ SINGLE = m.Comparison(comparisons=[m.ComparisonTarget()])  # a op b (not a chain
 FLAG = m.Assign(value=SINGLE) | m.AnnAssign(value=SINGLE)  # enable_gqa = a != b
 KEYWORD = m.Arg(keyword=m.Name(), value=SINGLE)  # f(..., enable_gqa=a != b)
 BRANCH = m.If(test=SINGLE)  # if Tq == Tk:  /  elif Tq == 1:
+INDEX = m.SubscriptElement(slice=m.Index(value=SINGLE))  # targets[mask == 0] = -1
+ARGUMENT = m.Arg(keyword=None, star="", value=SINGLE)  # masked_fill(mask == 0, -1), where(mask == 1, ...)
 
 
 def _inverted(comparison: cst.Comparison) -> dict:
@@ -41,7 +48,14 @@ def _inverted(comparison: cst.Comparison) -> dict:
 
 class InvertedPredicate(Operator):
     name = "inverted-predicate"
-    variants = ("flag-inverted", "keyword-inverted", "if-inverted", "elif-inverted")
+    variants = (
+        "flag-inverted",
+        "keyword-inverted",
+        "if-inverted",
+        "elif-inverted",
+        "index-inverted",
+        "argument-inverted",
+    )
 
     def sites(self, node, scope):
         if m.matches(node, FLAG):
@@ -51,6 +65,10 @@ class InvertedPredicate(Operator):
         elif m.matches(node, BRANCH):
             is_elif = isinstance(scope.parent(node), cst.If)  # an elif is the orelse of its if
             yield Site("elif-inverted" if is_elif else "if-inverted", _inverted(node.test))
+        elif m.matches(node, INDEX):
+            yield Site("index-inverted", _inverted(node.slice.value))
+        elif m.matches(node, ARGUMENT):
+            yield Site("argument-inverted", _inverted(node.value))
 
     def examples(self):
         branches = "if Tq == Tk:\n    mask = None\nelif Tq == 1:\n    mask = ones\n"
@@ -69,6 +87,12 @@ class InvertedPredicate(Operator):
             Example("elif-inverted", branches, branches.replace("Tq == 1", "Tq != 1")),
             Example("flag-inverted", "causal = mask is None\n", "causal = mask is not None\n"),
             Example("if-inverted", "if t < n:\n    pass\n", "if t >= n:\n    pass\n"),
+            Example("index-inverted", "targets[mask == 0] = -1\n", "targets[mask != 0] = -1\n"),
+            Example(
+                "argument-inverted",
+                "targets = targets.masked_fill(mask == 0, -1)\n",
+                "targets = targets.masked_fill(mask != 0, -1)\n",
+            ),
             # assertions and returns are not flags or branches
             Example("flag-inverted", "assert n_head % n_kv_head == 0\n", None),
             Example("flag-inverted", "def f(a, b):\n    return a == b\n", None),
