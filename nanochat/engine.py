@@ -169,7 +169,7 @@ class Engine:
         while (max_tokens is None or steps < max_tokens) and not all(row.completed for row in rows):
             sampled = sample_next_token(logits, rng, temperature, top_k)[:, 0].tolist()
             token_column, token_masks = [], []
-            for row, sampled_token in zip(rows, sampled):
+            for row, sampled_token in zip(rows, sampled, strict=True):
                 forced = len(row.forced_tokens) > 0
                 token = row.forced_tokens.popleft() if forced else sampled_token
                 token_column.append(token)
@@ -210,7 +210,7 @@ class Engine:
         masks = [[0] * len(tokens) for _ in range(num_samples)]
         done = [False] * num_samples
         for token_column, token_masks in self.generate(tokens, num_samples, **kwargs):
-            for i, (token, mask) in enumerate(zip(token_column, token_masks)):
+            for i, (token, mask) in enumerate(zip(token_column, token_masks, strict=True)):
                 if done[i]:
                     continue
                 if token in stop_tokens:

@@ -56,7 +56,9 @@ class RustBPETokenizer:
         # (a tiny corpus runs out of pairs to merge), so that is not always vocab_size - 9.
         first_special = len(mergeable_ranks)
         special = {name: first_special + i for i, name in enumerate(SPECIAL_TOKENS)}
-        return tiktoken.Encoding(name="rustbpe", pat_str=pattern, mergeable_ranks=mergeable_ranks, special_tokens=special)
+        return tiktoken.Encoding(
+            name="rustbpe", pat_str=pattern, mergeable_ranks=mergeable_ranks, special_tokens=special
+        )
 
     def save(self, tokenizer_dir):
         """Write the pattern and merges as JSON (plain data: loading it runs no code)."""
@@ -193,7 +195,7 @@ class RustBPETokenizer:
         colors = {1: "\033[92m", 0: "\033[91m"}
         reset = "\033[0m"
         pieces = []
-        for token_id, trained in zip(ids, mask):
+        for token_id, trained in zip(ids, mask, strict=True):
             text = self.decode([token_id])
             label = f"{text}({token_id})" if with_token_id else text
             pieces.append(f"{colors.get(trained, '')}{label}{reset}")
