@@ -1,14 +1,18 @@
 """Levels 1 and 2 on the bundled nanochat: every class planted in several variants where the code has the
-sites, each class's canonical bug is the one the level names, and every mutant is well formed.
+sites, each class's canonical bug is the one the level names, every mutant is well formed, and the
+challenge assets probe every class without naming an answer.
 
 The operators' own examples and spelling fixtures run in test_operators.py with the level-3 ones.
 """
+
+import re
 
 import pytest
 from test_catalog import function_source  # tests/mutator is on sys.path (pytest's prepend mode)
 from test_operators import assert_well_formed
 
 from mutator import catalog
+from mutator.challenge.workspace import CODE_WORDS, probe_cells, template
 from mutator.operators import Mutation
 
 # class -> (function the canonical bug is in, what that function then says, what it no longer says)
@@ -73,3 +77,17 @@ def test_every_mutant_is_well_formed_and_distinct(mutants, level):
     for mutant in mutants[level]:
         assert_well_formed(mutant.original, Mutation(**{f: getattr(mutant, f) for f in fields}, code=mutant.mutated))
     assert len({m.id for m in mutants[level]}) == len(mutants[level])
+
+
+@pytest.mark.parametrize("level", ["1", "2"])
+def test_challenge_assets_probe_every_class_and_name_no_answer(level):
+    cells = probe_cells(level)
+    assert list(cells) == ["setup", *[c.name for c in catalog.load_level(level).classes]]
+    setup = cells["setup"]
+    assert setup.index("sys.path.insert(0, str(Path.cwd()))") < setup.index("nanochat")  # the workspace's copy
+    for name, code in cells.items():
+        compile(code, f"level{level}_probes.py:{name}", "exec")
+    # the leak scan's words, checked here where a failure is cheap
+    forbidden = re.compile(r"\b(" + "|".join(map(re.escape, (*CODE_WORDS, *catalog.operator_names()))) + r")\b", re.I)
+    for name in (f"test_level{level}.py", f"level{level}_probes.py"):
+        assert not forbidden.findall(template(name)), name
