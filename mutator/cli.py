@@ -315,7 +315,7 @@ def check(workspace, key_path):
     table = Table("bug class", "status", "still failing")
     for bug_class, failing in grade.fixed.items():
         status = "[red]not fixed[/]" if failing else "[green]fixed[/]"
-        detail = f"{failing[0]}: {grade.reasons.get(failing[0], '')}" if failing else ""
+        detail = f"{failing[0]}: {grade.bug_reasons[bug_class].get(failing[0], '')}" if failing else ""
         table.add_row(bug_class, status, detail)
     console.print(table)
     for test in grade.collateral:
@@ -356,10 +356,14 @@ def mutmut_cmd(target, tests, max_children, level, store_dir, keep):
     tests = tests or runner.default_tests(target)
     console = _table_console()
     status = Console(stderr=True)
+    ours = catalog.generate_mutants(level, target)  # first: a bad level should not cost a whole mutmut run
     with status.status("starting mutmut") as spinner:
         run = mutmut_compare.run_mutmut(target, tests, max_children, on_status=spinner.update)
-        ours = catalog.generate_mutants(level, target)
-        reach = mutmut_compare.compare(run, ours, jobs=max_children or os.cpu_count() or 2, on_status=spinner.update)
+        try:
+            reach = mutmut_compare.compare(run, ours, max_children or os.cpu_count() or 2, on_status=spinner.update)
+        except BaseException:
+            status.print(f"mutmut's run is kept in {run.scratch}", highlight=False)
+            raise
     mutmut_compare.print_comparison(console, run, reach, mutmut_compare.ours_from_store(store_dir), level)
     if keep:
         console.print(f"mutmut's scratch copy (log, mutants/): {run.scratch}", highlight=False)

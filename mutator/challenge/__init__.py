@@ -168,7 +168,8 @@ class Grade:
     fixed: dict[str, list[str]]  # bug class -> its tests still failing in isolation (empty when fixed)
     collateral: list[str]  # tests that passed on the buggy code and fail now
     failing: list[str]  # every test failing now
-    reasons: dict[str, str]
+    reasons: dict[str, str]  # test -> why it fails now
+    bug_reasons: dict[str, dict[str, str]]  # bug class -> test -> why it fails with that bug isolated
 
     @property
     def solved(self) -> bool:
@@ -204,8 +205,8 @@ def check(workspace: Path, key_path: Path | None = None) -> Grade:
     fixed = {bug["bug_class"]: [] for bug in key["bugs"]}
     fixed.update({bug_class: sorted(outcomes.failed()) for bug_class, outcomes in isolated.items()})
     passed_before = {t for t, o in key["buggy_outcomes"].items() if o == "passed"}
-    reasons = {**{k: v for o in isolated.values() for k, v in o.reasons.items()}, **overall.reasons}
-    return Grade(fixed, sorted(overall.failed(passed_before)), sorted(overall.failed()), reasons)
+    bug_reasons = {bug_class: outcomes.reasons for bug_class, outcomes in isolated.items()}
+    return Grade(fixed, sorted(overall.failed(passed_before)), sorted(overall.failed()), overall.reasons, bug_reasons)
 
 
 def revert(workspace: Path, key_path: Path, bug_classes=None) -> None:
