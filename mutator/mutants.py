@@ -5,6 +5,7 @@ needs nothing but the target directory, and its id is a hash of what it changes 
 and machines for the same code).
 """
 
+import ast
 import difflib
 import hashlib
 import shutil
@@ -91,3 +92,14 @@ def check_output_dir(out: Path, target: Path):
         raise UserError(f"output directory exists and is not empty: {out}")
     if out.is_relative_to(target):
         raise UserError(f"output directory must be outside the target: {out}")
+
+
+def function_source(source: str, qualname: str) -> str | None:
+    """The source text of the function or method `qualname` in `source` (the outermost one for a nested
+    name such as `A.f.<locals>.g`), or None if there is none."""
+    node = ast.parse(source)
+    for name in qualname.split(".<locals>.")[0].split("."):
+        node = next((n for n in getattr(node, "body", []) if getattr(n, "name", None) == name), None)
+        if node is None:
+            return None
+    return ast.get_source_segment(source, node)

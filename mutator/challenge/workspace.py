@@ -5,14 +5,13 @@ probes. It holds nothing that marks a bug: no comment, name or file that says wh
 clean copy of a changed function, no git history, no answer key.
 """
 
-import ast
 import re
 from importlib import resources
 from pathlib import Path
 
 import nbformat
 
-from mutator.mutants import Mutant
+from mutator.mutants import Mutant, function_source
 
 CONFTEST = '''"""Makes `import nanochat` load this workspace's copy, even where another nanochat is installed."""
 
@@ -100,26 +99,13 @@ def write_workspace(out: Path, level, code: dict[str, str], planted_classes, min
     nbformat.write(notebook(level, planted_classes, minutes), out / "challenge.ipynb")
 
 
-def _function_source(source: str, qualname: str) -> str | None:
-    """The source text of the function or method `qualname` (outermost, for nested names)."""
-    path = qualname.split(".<locals>")[0].split(".")
-    nodes = ast.parse(source).body
-    found = None
-    for name in path:
-        found = next((n for n in nodes if getattr(n, "name", None) == name), None)
-        if found is None:
-            return None
-        nodes = getattr(found, "body", [])
-    return ast.get_source_segment(source, found)
-
-
 def find_leaks(out: Path, mutants: list[Mutant], operator_names: list[str]) -> list[str]:
     """Everything in the workspace that would give an answer away; empty when it is clean."""
     leaks = []
     if (out / ".git").exists():
         leaks.append(".git: version history")
     clean_functions = [
-        (m, f) for m in mutants if m.qualname and (f := _function_source(m.original, m.qualname)) is not None
+        (m, f) for m in mutants if m.qualname and (f := function_source(m.original, m.qualname)) is not None
     ]
 
     def words(*names):

@@ -1,18 +1,16 @@
 """The catalogue: level 3 on the bundled nanochat (the seed's five bugs among its mutants), the
 loader's validation, and the properties every generated mutant must have."""
 
-import ast
 import shutil
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from test_operators import assert_well_formed  # tests/mutator is on sys.path (pytest's prepend mode)
 
 from mutator import catalog
 from mutator.errors import UserError
-from mutator.mutants import Mutant
+from mutator.mutants import Mutant, function_source
 from mutator.operators import Mutation
 
 LEVEL3 = catalog.CATALOG_DIRS[0] / "level3.toml"
@@ -34,14 +32,6 @@ SEED_BUGS = {
         None,
     ),
 }
-
-
-def function_source(code: str, qualname: str) -> str:
-    """The source of the function at `qualname` (Class.method) in `code`."""
-    node = ast.parse(code)
-    for name in qualname.split("."):
-        node = next(n for n in node.body if getattr(n, "name", None) == name)
-    return ast.get_source_segment(code, node)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +58,7 @@ def test_the_seed_bugs_are_the_canonical_mutants(mutants):
         assert gone is None or gone not in source
 
 
-def test_every_mutant_is_well_formed(mutants):
+def test_every_mutant_is_well_formed(mutants, assert_well_formed):
     fields = ("operator", "variant", "qualname", "start_line", "end_line")
     for mutant in mutants:
         assert_well_formed(mutant.original, Mutation(**{f: getattr(mutant, f) for f in fields}, code=mutant.mutated))

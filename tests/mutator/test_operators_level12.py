@@ -8,11 +8,10 @@ The operators' own examples and spelling fixtures run in test_operators.py with 
 import re
 
 import pytest
-from test_catalog import function_source  # tests/mutator is on sys.path (pytest's prepend mode)
-from test_operators import assert_well_formed
 
 from mutator import catalog
 from mutator.challenge.workspace import CODE_WORDS, probe_cells, template
+from mutator.mutants import function_source
 from mutator.operators import Mutation
 
 # class -> (function the canonical bug is in, what that function then says, what it no longer says)
@@ -72,7 +71,7 @@ def test_the_canonical_bugs(mutants, level):
 
 
 @pytest.mark.parametrize("level", ["1", "2"])
-def test_every_mutant_is_well_formed_and_distinct(mutants, level):
+def test_every_mutant_is_well_formed_and_distinct(mutants, level, assert_well_formed):
     fields = ("operator", "variant", "qualname", "start_line", "end_line")
     for mutant in mutants[level]:
         assert_well_formed(mutant.original, Mutation(**{f: getattr(mutant, f) for f in fields}, code=mutant.mutated))
