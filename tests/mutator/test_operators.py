@@ -36,7 +36,7 @@ def expected_variants(operator, source: str) -> set[str]:
     return {v.strip() for v in promise.split(",")}
 
 
-@pytest.mark.parametrize("operator, example", _examples())
+@pytest.mark.parametrize("operator, example", list(_examples()))
 def test_examples_round_trip(operator, example, assert_well_formed):
     mutations = [
         mu for mu in operator.mutations(example.before, "example.py") if fnmatchcase(mu.variant, example.variant)
@@ -56,7 +56,7 @@ def test_every_operator_documents_every_variant():
         assert any(ex.after is None for ex in operator.examples()), f"{operator.name} has no negative example"
 
 
-@pytest.mark.parametrize("operator, path", _spellings())
+@pytest.mark.parametrize("operator, path", list(_spellings()))
 def test_spellings(operator, path, assert_well_formed):
     source = path.read_text(encoding="utf-8")
     mutations = list(operator.mutations(source, path.name))
