@@ -41,9 +41,7 @@ def _testcase(mutant: Mutant, result: Result | None) -> ET.Element:
         failure = ET.SubElement(case, "failure", message=FAILURE_MESSAGE[result.outcome], type=result.outcome)
         failure.text = _text(mutant.diff)
     elif result.outcome == ERROR:
-        error = ET.SubElement(
-            case, "error", message=_text(result.reason or "mutant failed to import"), type=ERROR
-        )
+        error = ET.SubElement(case, "error", message=_text(result.reason or "mutant failed to import"), type=ERROR)
         error.text = _text(mutant.diff)
     else:
         out = f"{result.outcome} by {result.killing_test}" if result.killing_test else result.outcome
