@@ -58,7 +58,7 @@ def print_summary(console: Console, mutants: list[Mutant], results: list[Result]
     table.add_column("variant")
     table.add_column("location")
     for device in devices:
-        table.add_column(device)
+        table.add_column(device, overflow="fold")  # a killing test's node id is worth reading whole
     for row in table_rows:
         m = row.mutant
         variant = Text(m.variant)
