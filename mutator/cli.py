@@ -5,8 +5,6 @@ import click
 from mutator import __version__
 from mutator.errors import UserError
 
-NOT_YET = "not implemented yet"
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mutator")
