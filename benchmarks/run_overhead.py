@@ -1,13 +1,14 @@
 """Per-mutant cost of running a test suite against mutants, three ways, measured side by side in one run.
 
-    python benchmarks/run_overhead.py [--level 3] [--no-mutmut]
+    python benchmarks/run_overhead.py [--level 3] [--mutmut]
 
 - mutator: `runner.run` with one worker (a long-lived pytest session; each mutant forks a child that
   swaps the mutant in and runs only the tests that cover it, fastest first, until one fails);
 - naive: one fresh `python -m pytest` process per mutant, on a copy of the target with the mutated file
   written in, running the same selected tests with `-x` (what a subprocess-per-mutant tool pays);
-- mutmut 3 through its command line (`mutator mutmut`'s driver), one child at a time. Its mutants are
-  its own generic ones, so only its per-mutant wall time compares.
+- with --mutmut, mutmut 3 through its command line (`mutator mutmut`'s driver), one child at a time.
+  Its mutants are its own generic ones (about 1,500 on nanochat: the run takes most of an hour on two
+  cores), so only its per-mutant wall time compares.
 
 Overhead is a mutant's wall time minus its tests' own run time (pytest's reported durations). Everything
 runs one mutant at a time, so the numbers are per-mutant latencies, not parallel throughput.
@@ -74,7 +75,7 @@ def measure_mutmut(target: Path, tests: Path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--level", default="3")
-    parser.add_argument("--no-mutmut", action="store_true", help="skip mutmut (it takes minutes)")
+    parser.add_argument("--mutmut", action="store_true", help="also run mutmut (most of an hour on 2 cores)")
     args = parser.parse_args()
     target = catalog.default_target()
     tests = runner.default_tests(target)
@@ -87,7 +88,7 @@ def main():
         ours, our_overheads, selected, rootdir, timings = measure_mutator(mutants, target, tests, work / "mutator")
         (work / "naive").mkdir()
         naive, naive_overheads = measure_naive(mutants, target, selected, rootdir, work / "naive")
-        mutmut = None if args.no_mutmut else measure_mutmut(target, tests)
+        mutmut = measure_mutmut(target, tests) if args.mutmut else None
 
     rows = [
         ("mutator (fork + swap)", len(ours), statistics.median(ours), statistics.median(our_overheads)),
