@@ -256,6 +256,7 @@ class WorkerPlugin:
         self.collect_errors: list[str] = []
         self.answered = False  # the test loop started, so every task gets its answer there
         self.exiting: list[int] = []  # forked children that answered and are exiting
+        self.spare: tuple[int, int, int] | None = None  # (pid, task pipe, result pipe) of the next child
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -289,11 +290,16 @@ class WorkerPlugin:
         if self.mode == "inprocess":
             self.prepare_inprocess()
         self.channel.send({"ready": len(self.items)})
+        if self.mode == "fork":
+            self.fork_spare(session)
         while (task := self.channel.receive()) is not None:
             if self.mode == "fork":
                 self.channel.send(self.run_forked(session, task))
+                self.fork_spare(session)  # while the runner records this result and sends the next task
             else:
                 self.channel.send(self.run_inprocess(session, task))
+        if self.spare is not None:
+            os.close(self.spare[1])  # the spare reads end-of-file and exits
         return True
 
     def prepare_inprocess(self):
@@ -348,17 +354,41 @@ class WorkerPlugin:
             for restore in reversed(restores):
                 restore()
 
-    def run_forked(self, session, task: dict) -> dict:
+    def fork_spare(self, session):
+        """Fork the child for the next task ahead of time, so a mutant does not wait for a fork.
+
+        The spare child prepares itself (process group, thread count, memory limit), then blocks until
+        the worker hands it a task over its own pipe. The worker's state does not change between
+        tasks, so a spare forked early is the same as one forked on demand.
+        """
         # Without this, the child's first garbage collection walks (so writes to, so copies) every
         # object the worker holds: hundreds of milliseconds with torch loaded.
         gc.freeze()
         self.exiting = [pid for pid in self.exiting if os.waitpid(pid, os.WNOHANG) == (0, 0)]
-        read_fd, write_fd = os.pipe()
+        task_read, task_write = os.pipe()
+        result_read, result_write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: never returns
-            os.close(read_fd)
-            self._child(session, task, write_fd)
-        os.close(write_fd)
+            os.close(task_write)
+            os.close(result_read)
+            self._child(session, task_read, result_write)
+        os.close(task_read)
+        os.close(result_write)
+        self.spare = (pid, task_write, result_read)
+
+    def run_forked(self, session, task: dict) -> dict:
+        if self.spare is None:
+            self.fork_spare(session)
+        pid, task_write, read_fd = self.spare
+        self.spare = None
+        try:
+            data = (json.dumps(task) + "\n").encode()
+            while data:
+                data = data[os.write(task_write, data) :]
+        except OSError:  # the spare died before its task (e.g. killed from outside): it reports below
+            pass
+        finally:
+            os.close(task_write)
         try:
             line = _read_line(read_fd, time.monotonic() + task["timeout"])
         finally:
@@ -382,14 +412,20 @@ class WorkerPlugin:
             return {"outcome": CRASHED, "reason": f"killed by {signal.Signals(os.WTERMSIG(status)).name}"}
         return {"outcome": CRASHED, "reason": f"exited with status {os.waitstatus_to_exitcode(status)}"}
 
-    def _child(self, session, task: dict, write_fd: int):
+    def _child(self, session, task_fd: int, write_fd: int):
         try:
             os.setpgid(0, 0)  # its own group, so a timeout kills whatever the tests spawned too
             die_with_parent()
             single_thread_torch()
             if self.config.get("memory_limit_mb"):
                 limit_memory(self.config["memory_limit_mb"])
-            result = self.run_inprocess(session, task)
+            line = b""
+            while not line.endswith(b"\n"):  # blocks until the worker hands over a task
+                chunk = os.read(task_fd, 65536)
+                if not chunk:  # the worker is done and closed the pipe: no task is coming
+                    os._exit(0)
+                line += chunk
+            result = self.run_inprocess(session, json.loads(line))
         except BaseException as error:  # noqa: B036 -- the child must report, whatever happened
             outcome = CRASHED if out_of_memory(error) else ERROR
             result = {"outcome": outcome, "reason": one_line(f"{type(error).__name__}: {error}")}
