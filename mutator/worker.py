@@ -18,10 +18,11 @@ bugs together), and "keep_going": true to run every selected test instead of sto
 failure; the reply then lists every failing test in "failed" with one-line "reasons".
 
 Three modes:
-- fork (CPU): per mutant the worker forks; the child swaps the mutant in, runs the tests, writes its
-  result to a pipe and `_exit`s. The worker itself never runs a test or a torch op, so each child
-  starts from the same pristine state, and no OpenMP pool exists to be inherited half-dead across
-  fork (which is what makes forking after torch work hang). The worker enforces the timeout.
+- fork (CPU): per mutant a child the worker forked ahead of time (the spare, waiting on its own pipe)
+  takes the task, swaps the mutant in, runs the tests, writes its result to a pipe and `_exit`s.
+  The worker itself never runs a test or a torch op, so each child starts from the same pristine
+  state, and no OpenMP pool exists to be inherited half-dead across fork (which is what makes forking
+  after torch work hang). The worker enforces the timeout.
 - inprocess (CUDA, where a context does not survive fork; selectable on CPU): swap, run, restore
   the original code and defaults, tear all fixtures down. The runner enforces the timeout by killing
   the worker and starting another.
