@@ -69,10 +69,19 @@ def sft_batch(tokenizer, conversations, device="cpu"):
         ids[row, : len(row_ids)] = torch.tensor(row_ids)
         mask[row, : len(row_mask)] = torch.tensor(row_mask)
     inputs = ids[:, :-1]
-    targets = ids[:, 1:].clone()  # a copy: the masking below must not write into the inputs
-    mask = mask[:, 1:]  # aligned with the targets: is the predicted token the assistant's?
-    targets[mask == 0] = -1
+    targets = apply_loss_mask(ids[:, 1:], mask)
     return inputs.to(device=device, dtype=torch.int32), targets.to(device=device, dtype=torch.int64)
+
+
+def apply_loss_mask(targets, mask):
+    """Targets (B, T - 1) with -1, which the loss ignores, wherever the token they predict is not trained.
+
+    mask is (B, T), one entry per token: target t predicts token t + 1, so mask[:, t + 1] decides it.
+    """
+    targets = targets.clone()  # a copy: the caller's tensor shares storage with the inputs
+    predicted = mask[:, 1:]  # aligned with the targets: is the predicted token the assistant's?
+    targets[predicted == 0] = -1
+    return targets
 
 
 def train(
