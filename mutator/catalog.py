@@ -1,10 +1,13 @@
 """The level catalogue: bug classes grouped into levels, as data, and the mutants a level plants.
 
 Each level is one TOML file in `mutations/` at the repository root (an installed mutator carries a copy
-as data files, see pyproject.toml). A bug class names its operators and where they apply: globs on the
-target-relative file path and on the enclosing function's qualname. `generate_mutants` walks a target
-tree, runs each class's operators on the files and functions it matches, and returns the mutants in a
-deterministic order with equivalent duplicates collapsed.
+as data files, see pyproject.toml). A bug class names its operators; its operators recognise their sites
+by what the code computes, so by default a class applies to every Python file of the target. Optional
+globs narrow it: a class's own `files` / `functions` in the catalogue, and the user's `--include` /
+`--exclude` (or `include` / `exclude` in a `[tool.mutator]` table of the target's pyproject.toml).
+`generate_mutants` walks a target tree, runs each class's operators where they apply, and returns the
+mutants in a deterministic order with equivalent duplicates collapsed; a place planted by two classes
+stays with the first class of the level only.
 """
 
 import ast
@@ -37,27 +40,31 @@ CLASS_KEYS = {
     "name": True,
     "title": True,
     "operators": True,
-    "files": True,
-    "functions": True,
+    "files": False,
+    "functions": False,
     "symptom": True,
     "hint": True,
-    "canonical": True,
+    "canonical": False,
 }
-CANONICAL_KEYS = {"operator": True, "variant": True, "function": False}
+CANONICAL_KEYS = {"operator": True, "variant": True, "function": False, "site": True}
 
 
 @dataclass(frozen=True)
 class Canonical:
-    """The seed's own bug among a class's mutants."""
+    """The seed's own bug among a class's mutants, recognised by its site: the operator and variant
+    that plant it, and the code the planted lines held (so another project's `mask == 0` inverted by the
+    same variant is not "the seed's bug")."""
 
     operator: str
     variant: str
+    site: str  # text the original lines of the mutant contain, e.g. "enable_gqa ="
     function: str = "*"  # qualname glob, where the same variant is planted in several functions
 
     def matches(self, mutant: Mutant) -> bool:
-        return (mutant.operator, mutant.variant) == (self.operator, self.variant) and fnmatchcase(
-            mutant.qualname, self.function
-        )
+        if (mutant.operator, mutant.variant) != (self.operator, self.variant):
+            return False
+        planted = "\n".join(mutant.original.splitlines()[mutant.start_line - 1 : mutant.end_line])
+        return fnmatchcase(mutant.qualname, self.function) and self.site in planted
 
 
 @dataclass(frozen=True)
@@ -65,11 +72,11 @@ class BugClass:
     name: str
     title: str
     operators: tuple[str, ...]
-    files: tuple[str, ...]  # globs on the posix path relative to the target
-    functions: tuple[str, ...]  # globs on the enclosing qualname ("" at module level)
-    symptom: str
-    hint: str
-    canonical: Canonical
+    files: tuple[str, ...] = ("*",)  # globs on the posix path relative to the target
+    functions: tuple[str, ...] = ("*",)  # globs on the enclosing qualname ("" at module level)
+    symptom: str = ""
+    hint: str = ""
+    canonical: Canonical | None = None
 
     def applies_to_file(self, path: str) -> bool:
         return any(_path_matches(path, pattern) for pattern in self.files)
@@ -137,18 +144,61 @@ def default_target() -> Path:
 
 # --- generating mutants ---
 
+# Never mutated: a suite's own files. Tests are what measures the mutants, not code to plant bugs in.
+TEST_FILES = ("**/test_*.py", "**/*_test.py", "**/conftest.py", "**/tests/*", "**/test/*")
 
-def generate_mutants(level: Level | str, target_dir: Path | str) -> list[Mutant]:
+
+@dataclass(frozen=True)
+class Scope:
+    """Which files of a target get mutants: `include` globs (empty: every file), minus `exclude` globs.
+
+    Globs are on the posix path relative to the target; "*" crosses "/".
+    """
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    def accepts(self, path: str) -> bool:
+        if any(_path_matches(path, pattern) for pattern in TEST_FILES + self.exclude):
+            return False
+        return not self.include or any(_path_matches(path, pattern) for pattern in self.include)
+
+
+def target_scope(target: Path | str, include=(), exclude=()) -> Scope:
+    """The scope the user asked for: `--include` / `--exclude` where given, else the `include` /
+    `exclude` lists of a `[tool.mutator]` table in the target's pyproject.toml, else everything."""
+    config = {}
+    pyproject = Path(target) / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            config = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("mutator", {})
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise UserError(f"{pyproject}: cannot read: {_one_line(error)}") from None
+    check = _Checker(pyproject)
+    check.keys(config, "tool.mutator", {"include": False, "exclude": False})
+    chosen = {}
+    for key, given in (("include", include), ("exclude", exclude)):
+        patterns = list(given) or (check.strings(config, f"tool.mutator.{key}", key) if key in config else [])
+        for i, pattern in enumerate(patterns):
+            check.pattern(pattern, f"--{key} / tool.mutator.{key}[{i}]", is_path=True)
+        chosen[key] = tuple(patterns)
+    return Scope(**chosen)
+
+
+def generate_mutants(level: Level | str, target_dir: Path | str, scope: Scope | None = None) -> list[Mutant]:
     """Every mutant `level` (a Level, a level name, or "all") plants into the tree at `target_dir`.
 
-    Sorted by file, line, class and variant; of mutants with the same normalised AST only the first
-    is kept (a canonical one wins), and one equivalent to the original file is dropped.
+    `scope` picks the files (default: the target's own `target_scope`). Sorted by file, line, class and
+    variant; of mutants with the same normalised AST only the first is kept (a canonical one wins), one
+    equivalent to the original file is dropped, and a place that two classes plant stays with the one
+    listed first (a site belongs to one bug class).
     """
     chosen = [level] if isinstance(level, Level) else select_levels(level)
     target = Path(target_dir)
     if not target.is_dir():
         raise UserError(f"target directory not found: {target}")
-    files = python_files(target)
+    scope = scope if scope is not None else target_scope(target)
+    files = [path for path in python_files(target) if scope.accepts(path)]
     sources: dict[str, str] = {}
     mutants = []
     for bug_class in (c for lvl in chosen for c in lvl.classes):
@@ -156,8 +206,23 @@ def generate_mutants(level: Level | str, target_dir: Path | str) -> list[Mutant]
             if path not in sources:
                 sources[path] = _read_source(target, path)
             mutants += _plant(bug_class, path, sources[path], target)
+    mutants = _one_class_per_place(mutants, [c.name for lvl in chosen for c in lvl.classes])
     mutants.sort(key=lambda mu: (mu.file, mu.start_line, mu.bug_class, mu.variant, mu.end_line, mu.id))
     return _collapse_equivalent(mutants, sources)
+
+
+def classes_without_sites(level: Level | str, mutants: list[Mutant]) -> list[str]:
+    """The classes of `level` that planted nothing: the CLI says so, since a silent 0 looks like success."""
+    chosen = [level] if isinstance(level, Level) else select_levels(level)
+    planted = {mu.bug_class for mu in mutants}
+    return [c.name for lvl in chosen for c in lvl.classes if c.name not in planted]
+
+
+def _one_class_per_place(mutants: list[Mutant], class_order: list[str]) -> list[Mutant]:
+    owner = {}  # (file, start, end) -> the first class (in catalogue order) that plants there
+    for mu in sorted(mutants, key=lambda mu: class_order.index(mu.bug_class)):
+        owner.setdefault((mu.file, mu.start_line, mu.end_line), mu.bug_class)
+    return [mu for mu in mutants if owner[(mu.file, mu.start_line, mu.end_line)] == mu.bug_class]
 
 
 def python_files(target: Path) -> list[str]:
@@ -202,7 +267,8 @@ def _plant(bug_class: BugClass, path: str, source: str, target: Path) -> list[Mu
                 original=source,
                 mutated=mu.code,
             )
-            planted.append(replace(mutant, canonical=bug_class.canonical.matches(mutant)))
+            seed = bug_class.canonical is not None and bug_class.canonical.matches(mutant)
+            planted.append(replace(mutant, canonical=seed))
     return planted
 
 
@@ -271,18 +337,33 @@ def _read_class(check: "_Checker", raw: dict, where: str) -> BugClass:
             check.fail(
                 f"{where}.operators[{i}]", f"unknown operator '{operator}' (known: {', '.join(sorted(OPERATORS))})"
             )
-    files = check.strings(raw, f"{where}.files", "files")
-    functions = check.strings(raw, f"{where}.functions", "functions")
+    files = check.strings(raw, f"{where}.files", "files") if "files" in raw else ["*"]
+    functions = check.strings(raw, f"{where}.functions", "functions") if "functions" in raw else ["*"]
     for i, pattern in enumerate(files):
         check.pattern(pattern, f"{where}.files[{i}]", is_path=True)
     for i, pattern in enumerate(functions):
         check.pattern(pattern, f"{where}.functions[{i}]", is_path=False)
 
+    canonical = _read_canonical(check, raw, where, operators) if "canonical" in raw else None
+    return BugClass(
+        name=name,
+        title=check.text(raw, f"{where}.title", "title"),
+        operators=tuple(operators),
+        files=tuple(files),
+        functions=tuple(functions),
+        symptom=check.text(raw, f"{where}.symptom", "symptom"),
+        hint=check.text(raw, f"{where}.hint", "hint"),
+        canonical=canonical,
+    )
+
+
+def _read_canonical(check: "_Checker", raw: dict, where: str, operators: list[str]) -> Canonical:
     spec = check.table(raw, "canonical", where)
     check.keys(spec, f"{where}.canonical", CANONICAL_KEYS)
     canonical = Canonical(
         operator=check.text(spec, f"{where}.canonical.operator", "operator"),
         variant=check.text(spec, f"{where}.canonical.variant", "variant"),
+        site=check.text(spec, f"{where}.canonical.site", "site"),
         function=check.text(spec, f"{where}.canonical.function", "function", default="*"),
     )
     if canonical.operator not in operators:
@@ -294,16 +375,7 @@ def _read_class(check: "_Checker", raw: dict, where: str) -> BugClass:
             f"'{canonical.variant}' is not a variant of {canonical.operator} ({', '.join(known)})",
         )
     check.pattern(canonical.function, f"{where}.canonical.function", is_path=False)
-    return BugClass(
-        name=name,
-        title=check.text(raw, f"{where}.title", "title"),
-        operators=tuple(operators),
-        files=tuple(files),
-        functions=tuple(functions),
-        symptom=check.text(raw, f"{where}.symptom", "symptom"),
-        hint=check.text(raw, f"{where}.hint", "hint"),
-        canonical=canonical,
-    )
+    return canonical
 
 
 class _Checker:

@@ -5,7 +5,9 @@ from mutator.operators.constant_scale import ConstantScale
 from mutator.operators.dropped_statement import DroppedStatement
 from mutator.operators.dtype_swap import DtypeSwap
 from mutator.operators.exponent_scaling import ExponentScaling
+from mutator.operators.head_sharing import HeadSharing
 from mutator.operators.inverted_predicate import InvertedPredicate
+from mutator.operators.mask_branch import MaskBranch
 from mutator.operators.missing_reset import MissingReset
 from mutator.operators.off_by_layer import OffByLayer
 from mutator.operators.over_allocation import OverAllocation
@@ -18,11 +20,13 @@ OPERATORS: dict[str, Operator] = {
     for operator in (
         ExponentScaling(),
         OffByLayer(),
-        InvertedPredicate(),
+        HeadSharing(),
+        MaskBranch(),
         MissingReset(),
         OverAllocation(),
         SwappedTokenOrder(),
         # levels 1 and 2: tokenizer, data and training
+        InvertedPredicate(),
         DroppedStatement(),
         DtypeSwap(),
         SliceShift(),

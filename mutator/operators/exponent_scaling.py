@@ -1,22 +1,45 @@
-"""exponent-scaling: a power whose exponent is a ratio gets its denominator, or its base, rescaled.
+"""exponent-scaling: the rotary frequency table gets its exponent's denominator, or its base, rescaled.
 
-Rotary embeddings use `inv_freq = 1.0 / (base ** (channel_range / head_dim))`. Writing the exponent's
-denominator as `head_dim * 2` (or `head_dim / 2`), or using a base ten times too large or too small,
+Rotary embeddings use `inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2) / head_dim))`. Writing
+the denominator as `head_dim * 2` (or `head_dim / 2`), or using a base ten times too large or too small,
 stretches or squeezes every wavelength. The model still runs and attention is still a function of
 relative position, so only a check of the frequencies themselves sees it.
+
+A site is recognised by what it computes, wherever it lives: a power (`**`, `pow`, `torch.pow`,
+`np.power`, `mx.power`) whose exponent is built from a step-2 `arange` (the even channel indices), inline
+or through a name bound to it in the same function or module. Powers of anything else (`head_dim ** -0.5`,
+`x ** 2 / n`) are not frequency tables.
 """
 
 import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, binop, parens
+from mutator.operators.meaning import body_of, descendants, reaches
 
-RATIO = m.BinaryOperation(operator=m.Divide())
-POWER = m.BinaryOperation(operator=m.Power(), right=RATIO)  # base ** (a / b)
-POW_CALL = m.Call(  # pow(base, a / b), torch.pow(base, a / b)
-    func=m.Name("pow") | m.Attribute(attr=m.Name("pow")),
-    args=[m.Arg(keyword=None), m.Arg(keyword=None, value=RATIO)],
+POWER = m.BinaryOperation(operator=m.Power())  # base ** exponent
+POW_CALL = m.Call(  # pow(base, e), torch.pow(base, e), np.power(base, e), mx.power(base, e)
+    func=m.Name("pow") | m.Attribute(attr=m.Name("pow") | m.Name("power")),
+    args=[m.Arg(keyword=None), m.Arg(keyword=None)],
 )
+TWO = m.Integer("2") | m.Float("2.0")
+# arange(0, dim, 2), arange(0, dim, step=2), arange(start=0, end=dim, step=2)
+ARANGE = m.Name("arange") | m.Attribute(attr=m.Name("arange"))
+STEP_TWO_ARANGE = m.Call(
+    func=ARANGE, args=[m.ZeroOrMore(), m.Arg(value=TWO, keyword=m.Name("step")), m.ZeroOrMore()]
+) | m.Call(func=ARANGE, args=[m.Arg(keyword=None), m.Arg(keyword=None), m.Arg(keyword=None, value=TWO), m.ZeroOrMore()])
+
+
+def _is_arange_step_two(node) -> bool:
+    return m.matches(node, STEP_TWO_ARANGE)
+
+
+def _denominator(exponent: cst.BaseExpression) -> cst.BaseExpression | None:
+    """The divisor of the exponent's ratio (`channels / dim` -> `dim`; `-(channels / dim)` too)."""
+    for node in descendants(exponent):
+        if m.matches(node, m.BinaryOperation(operator=m.Divide())):
+            return node.right
+    return None
 
 
 def _scaled(expr, operator, factor):
@@ -29,29 +52,35 @@ class ExponentScaling(Operator):
 
     def sites(self, node, scope):
         if m.matches(node, POWER):
-            base, ratio = node.left, node.right
+            base, exponent = node.left, node.right
         elif m.matches(node, POW_CALL):
-            base, ratio = node.args[0].value, node.args[1].value
+            base, exponent = node.args[0].value, node.args[1].value
         else:
             return
-        denominator = ratio.right
-        yield Site("denominator-x2", {denominator: _scaled(denominator, cst.Multiply(), 2)})
-        yield Site("denominator-half", {denominator: _scaled(denominator, cst.Divide(), 2)})
+        if not reaches(exponent, body_of(node, scope), _is_arange_step_two):
+            return
+        denominator = _denominator(exponent)
+        if denominator is not None:
+            yield Site("denominator-x2", {denominator: _scaled(denominator, cst.Multiply(), 2)})
+            yield Site("denominator-half", {denominator: _scaled(denominator, cst.Divide(), 2)})
         yield Site("base-x10", {base: _scaled(base, cst.Multiply(), 10)})
         yield Site("base-div10", {base: _scaled(base, cst.Divide(), 10)})
 
     def examples(self):
-        rotary = "inv_freq = 1.0 / (base ** (channel_range / head_dim))\n"
-        llama = "freqs = 1.0 / torch.pow(theta, torch.arange(0, dim, 2).float() / dim)\n"
+        rotary = (
+            "channel_range = torch.arange(0, head_dim, 2)\n"
+            "inv_freq = 1.0 / (base ** (channel_range / head_dim))\n"
+        )
+        llama = "freqs = 1.0 / torch.pow(theta, torch.arange(0, dim, 2)[: dim // 2].float() / dim)\n"
+        mlx = "freqs = base ** (mx.arange(0, dims, step=2) / dims)\n"
         return (
-            Example("denominator-x2", rotary, "inv_freq = 1.0 / (base ** (channel_range / (head_dim * 2)))\n"),
-            Example("denominator-half", rotary, "inv_freq = 1.0 / (base ** (channel_range / (head_dim / 2)))\n"),
-            Example("base-x10", rotary, "inv_freq = 1.0 / ((base * 10) ** (channel_range / head_dim))\n"),
-            Example("base-div10", rotary, "inv_freq = 1.0 / ((base / 10) ** (channel_range / head_dim))\n"),
-            Example(
-                "denominator-x2", llama, "freqs = 1.0 / torch.pow(theta, torch.arange(0, dim, 2).float() / (dim * 2))\n"
-            ),
-            # a power whose exponent is not a ratio is not a frequency table
+            Example("denominator-x2", rotary, rotary.replace("/ head_dim)", "/ (head_dim * 2))")),
+            Example("denominator-half", rotary, rotary.replace("/ head_dim)", "/ (head_dim / 2))")),
+            Example("base-x10", rotary, rotary.replace("(base **", "((base * 10) **")),
+            Example("base-div10", rotary, rotary.replace("(base **", "((base / 10) **")),
+            Example("denominator-x2", llama, llama.replace("/ dim)", "/ (dim * 2))")),
+            Example("base-x10", mlx, "freqs = (base * 10) ** (mx.arange(0, dims, step=2) / dims)\n"),
+            # a power whose exponent does not come from the even channel indices is not a frequency table
             Example("denominator-x2", "scale = head_dim ** -0.5\n", None),
-            Example("base-x10", "y = x ** 2 / n\n", None),
+            Example("base-x10", "y = x ** (t / n)\nz = x ** (torch.arange(0, n) / n)\n", None),
         )

@@ -1,19 +1,32 @@
-"""missing-reset: a statement that restores state in a reset-like method is dropped.
+"""missing-reset: a statement that restores cache state in a reset-like method is dropped.
 
 `KVCache.reset()` must forget both the position and the allocation: without `self.kv_cache = None` the
 next use silently keeps the old (possibly grown) tensor, and without `self.pos = 0` it appends after
 stale positions. One mutant per state-restoring statement; a `pass` takes its place where the body
 would otherwise be empty.
+
+A site is recognised by the state it restores, not by the class's name: a reset-like method (`reset`,
+`clear`, `reset_cache`, `reset_parameters`, `clear_kv_cache`, ...) of a class whose methods keep cache
+state on `self` (keys / values / k_cache / seqlens / pos / offset / seen tokens), or a reset-like method
+that hands the reset on to a cache (`self.kv_cache.reset()`, `for b in self.blocks: b.attn.reset_cache()`).
+A reset of other state (a recurrent layer's states, an optimizer) is not a KV-cache reset.
 """
 
-from fnmatch import fnmatchcase
+import re
 
 import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, drop_statement
+from mutator.operators.meaning import class_attributes, enclosing, mentions
 
-RESET_LIKE = ("reset", "reset_*", "*_reset", "clear", "clear_*", "*_clear")
+RESET_LIKE = re.compile(r"(?i)^_*(reset|clear)(_|$)|_(reset|clear)$")
+CACHE_STATE = re.compile(
+    r"(?i)(^|_)(k|v|kv|keys?|values?|cache|caches|seqlens?|pos|offset|seen_tokens|cache_position|cache_pos)$"
+    r"|^(k|v|kv|key|value)_?cache|cache_[kv]$"
+)
+CACHE = re.compile(r"(?i)cache")
+RESET_CALL = m.Call(func=m.Attribute(attr=m.Name(m.MatchIfTrue(lambda name: bool(RESET_LIKE.search(name))))))
 
 STATE = m.Attribute() | m.Subscript()  # self.pos, self.cache[i]
 RESTORES = (
@@ -23,10 +36,13 @@ RESTORES = (
     | m.Del(target=STATE)  # del self.cache
     | m.Expr(value=m.Call(func=m.Attribute()))  # self.cache.zero_(), self.items.clear()
 )
+DELEGATES = m.For(body=m.IndentedBlock(body=[m.SimpleStatementLine(body=[m.Expr(value=RESET_CALL)])]))
 
 
 def _label(small: cst.BaseSmallStatement) -> str:
     """What the statement restores, for the variant name: `self.kv_cache = None` -> "kv_cache"."""
+    if isinstance(small, cst.For):
+        return "loop"
     if isinstance(small, cst.Assign):
         target = small.targets[0].target
     elif isinstance(small, cst.Expr):
@@ -44,11 +60,21 @@ class MissingReset(Operator):
     def sites(self, node, scope):
         if not isinstance(node, cst.IndentedBlock):
             return
-        if not any(fnmatchcase(scope.function, pattern) for pattern in RESET_LIKE):
+        method = enclosing(node, scope, cst.FunctionDef)
+        if method is None or method.name.value != scope.function:  # a block of the method itself, not a nested def
             return
+        if not RESET_LIKE.search(method.name.value):
+            return
+        cls = enclosing(method, scope, cst.ClassDef)
+        holds_cache = cls is not None and any(CACHE_STATE.search(name) for name in class_attributes(cls))
         for statement in node.body:
             if m.matches(statement, m.SimpleStatementLine(body=[RESTORES])):
-                yield Site(f"drop-{_label(statement.body[0])}", {statement: drop_statement(node, statement)})
+                small = statement.body[0]
+                hands_on = m.findall(small, RESET_CALL) and mentions(small, CACHE)
+                if holds_cache or hands_on:
+                    yield Site(f"drop-{_label(small)}", {statement: drop_statement(node, statement)})
+            elif m.matches(statement, DELEGATES) and (holds_cache or mentions(statement, CACHE)):
+                yield Site("drop-loop", {statement: drop_statement(node, statement)})
 
     def examples(self):
         cache = (
@@ -62,10 +88,20 @@ class MissingReset(Operator):
             Example("drop-pos", cache, cache.replace("        self.pos = 0\n", "")),
             Example("drop-kv_cache", cache, cache.replace("        self.kv_cache = None\n", "")),
             Example(
-                "drop-k.zero_", "def reset_cache(self):\n    self.k.zero_()\n", "def reset_cache(self):\n    pass\n"
+                "drop-k.zero_",
+                "class Cache:\n    def reset_cache(self):\n        self.k.zero_()\n",
+                "class Cache:\n    def reset_cache(self):\n        pass\n",
+            ),
+            Example(
+                "drop-loop",
+                "class Model:\n    def reset_caches(self):\n        for layer in self.layers:\n"
+                "            layer.attn.reset_cache()\n",
+                "class Model:\n    def reset_caches(self):\n        pass\n",
             ),
             # the same statement outside a reset-like method restores nothing
-            Example("drop-pos", "def forward(self):\n    self.pos = 0\n    return x\n", None),
+            Example("drop-pos", "class C:\n    def forward(self):\n        self.pos = 0\n        return x\n", None),
+            # a reset of state that is not a KV cache (a recurrent layer's states)
+            Example("drop-*", "class Mamba:\n    def reset(self):\n        self.conv_states.zero_()\n", None),
             # the docstring is not state
-            Example("drop-*", 'def reset(self):\n    """Doc."""\n', None),
+            Example("drop-*", 'class KVCache:\n    def reset(self):\n        """Doc."""\n', None),
         )

@@ -1,11 +1,18 @@
-"""swapped-token-order: two emissions of a paired special token (`<|x_start|>` ... `<|x_end|>`) swapped.
+"""swapped-token-order: the two markers of a pair (`<|x_start|>` ... `<|x_end|>`) emitted in swapped order.
 
-The engine forces `<|output_start|>` result `<|output_end|>` after a calculator call, and the tokenizer
-renders `<|user_start|>` ... `<|user_end|>` and the like. Swapping the pair keeps every token count and
-mask, so only a check of the exact order sees it. Sites are found by structure: two calls in the same
-block (`emit(special("<|user_start|>"), 0)`, `queue.append(output_start)`, `ids += [x_start]`) or two
-elements of one list literal (`[start, *ids, end]`) whose token argument names or strings end in
-`_start` / `_end` with the same stem. Only the token arguments move; masks and everything else stay.
+The engine forces `<|output_start|>` result `<|output_end|>` after a calculator call, tokenizers render
+`<|user_start|>` ... `<|user_end|>`, `<|start_header_id|>` role `<|end_header_id|>`, and prompt templates
+write `f"{B_INST} {prompt} {E_INST}"` or `"<|im_start|>{role}\n{content}<|im_end|>"`. Swapping the pair
+keeps every token count and mask, so only a check of the exact order sees it.
+
+A marker is recognised by its spelling, in a name, an attribute or a string: a start/begin/open and an
+end/close side around the same stem (`user_start`, `OUTPUT_END`, `start_header_id`, `begin_of_text`,
+`B_INST` / `E_INST`), or a tag and its closing form (`[INST]` / `[/INST]`, `<<SYS>>` / `<</SYS>>`).
+Sites: two emitting statements in a block (`emit(special("<|user_start|>"), 0)`, `ids.append(start)`,
+`ids += [end]`); a list literal, a `+` chain or an f-string that puts content between the two; a string
+template holding both around content; and a pair of markers assigned to two names at once
+(`b_inst, e_inst = "[INST]", "[/INST]"`). Only the markers move; masks and everything else stay. A list of
+nothing but markers is a vocabulary, and a docstring or an error message emits nothing.
 """
 
 import re
@@ -15,32 +22,52 @@ import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site
 
-# user_start, OUTPUT_END, out_start_id, "<|python_start|>", "assistant_end"
-TOKEN_NAME = re.compile(r"^(?:<\|)?(?P<stem>\w+?)_(?P<side>start|end)(?:_(?:id|token|tok))?(?:\|>)?$", re.I)
-
+SIDES = {"start": "start", "begin": "start", "open": "start", "b": "start", "end": "end", "close": "end", "e": "end"}
+WORDS = "start|begin|open|end|close"
+SUFFIXED = re.compile(rf"^(?P<stem>\w+?)_(?P<side>{WORDS})(?:_(?:id|token|tok|idx))?$", re.I)  # user_start
+PREFIXED = re.compile(rf"^(?P<side>{WORDS}|b|e)_(?P<stem>\w+)$", re.I)  # start_header_id, B_INST
+# markers inside text: <|...|>, [INST] / [/INST], <<SYS>> / <</SYS>>
+IN_TEXT = re.compile(r"<\|[^|<>\s]+\|>|\[/?[A-Z_]{2,}\]|<</?[A-Z_]{2,}>>")
 EMITS = m.SimpleStatementLine(body=[m.Expr(value=m.Call()) | m.AugAssign(value=m.List() | m.Tuple())])
+SILENT = (cst.Raise, cst.Assert)  # what sits in an error message is not emitted
+SILENT_CALLS = re.compile(r"(?i)^(print|warn|warning|info|debug|error|exception|log|format_exc)$")
+
+
+def marker(text: str) -> tuple[str, str] | None:
+    """(stem, "start"|"end") when text is one marker, else None."""
+    text = text.strip()
+    closing = False
+    for opener, closer in (("<|", "|>"), ("<<", ">>"), ("[", "]")):
+        if text.startswith(opener) and text.endswith(closer) and len(text) > len(opener) + len(closer):
+            text = text[len(opener) : -len(closer)]
+            if opener != "<|":  # a tag: [INST] opens, [/INST] closes
+                closing = text.startswith("/")
+                return (text.lstrip("/").lower(), "end" if closing else "start")
+            break
+    for pattern in (SUFFIXED, PREFIXED):
+        found = pattern.match(text)
+        if found:
+            return found["stem"].lower(), SIDES[found["side"].lower()]
+    return None
 
 
 def token_of(expr: cst.CSTNode) -> tuple[str, str] | None:
-    """(stem, "start"|"end") when expr names a paired token, else None.
+    """(stem, side) when expr names or spells a marker, else None.
 
     A name or attribute is judged by its name, a string by its text, and a call or subscript with a
-    single argument (`special("<|user_start|>")`, `ids["user_start"]`) by that argument.
+    single argument (`special("<|user_start|>")`, `special_tokens["<|start_header_id|>"]`) by that argument.
     """
     if isinstance(expr, cst.Name):
-        text = expr.value
-    elif isinstance(expr, cst.Attribute):
-        text = expr.attr.value
-    elif isinstance(expr, cst.SimpleString):
-        text = str(expr.evaluated_value)
-    elif isinstance(expr, cst.Call) and len(expr.args) == 1:
+        return marker(expr.value) if len(expr.value) > 2 else None  # `b` and `e` alone are not markers
+    if isinstance(expr, cst.Attribute):
+        return marker(expr.attr.value)
+    if isinstance(expr, cst.SimpleString):
+        return marker(str(expr.evaluated_value))
+    if isinstance(expr, cst.Call) and len(expr.args) == 1:
         return token_of(expr.args[0].value)
-    elif m.matches(expr, m.Subscript(slice=[m.SubscriptElement(slice=m.Index())])):
+    if m.matches(expr, m.Subscript(slice=[m.SubscriptElement(slice=m.Index())])):
         return token_of(expr.slice[0].slice.value)
-    else:
-        return None
-    found = TOKEN_NAME.match(text)
-    return (found["stem"].lower(), found["side"].lower()) if found else None
+    return None
 
 
 def emitted_token(statement: cst.CSTNode) -> cst.BaseExpression | None:
@@ -55,17 +82,77 @@ def emitted_token(statement: cst.CSTNode) -> cst.BaseExpression | None:
     return tokens[0] if len(tokens) == 1 else None
 
 
-def _pairs(items, need_content):
-    """(start, end) token nodes: each start with the next emission of its stem, when that is its end."""
+def _pairs(items, need_content, judge=token_of):
+    """(start, end) items: each start with the next item of its stem, when that is its end."""
     for i, start in enumerate(items):
-        if start is None or token_of(start)[1] != "start":
+        if start is None or judge(start)[1] != "start":
             continue
-        stem = token_of(start)[0]
+        stem = judge(start)[0]
         for j in range(i + 1, len(items)):
-            if items[j] is not None and token_of(items[j])[0] == stem:
-                if token_of(items[j])[1] == "end" and (j > i + 1 or not need_content):
+            if items[j] is not None and judge(items[j])[0] == stem:
+                if judge(items[j])[1] == "end" and (j > i + 1 or not need_content):
                     yield start, items[j]
                 break
+
+
+def _additions(node: cst.BinaryOperation) -> list[cst.BaseExpression]:
+    """The operands of a `+` chain, left to right (`a + b + c` -> [a, b, c])."""
+    if m.matches(node, m.BinaryOperation(operator=m.Add())) and not node.lpar:
+        return [*_additions(node.left), node.right]
+    return [node]
+
+
+def _text_markers(parts) -> list[tuple[int, re.Match, tuple[str, str]]]:
+    """(part index, match, (stem, side)) of every marker in the texts, in order."""
+    found = []
+    for index, text in enumerate(parts):
+        if text is not None:
+            found += [(index, hit, marker(hit.group())) for hit in IN_TEXT.finditer(text)]
+    return [(index, hit, mark) for index, hit, mark in found if mark is not None]
+
+
+def _text_swaps(parts: list[str | None]) -> list[tuple[str, dict[int, str]]]:
+    """(stem, {part index: new text}) for each marker pair with content between the two.
+
+    `parts` are the texts of a string, or of an f-string's literal pieces (None for its expressions).
+    """
+    found = _text_markers(parts)
+    swaps = []
+    for i, (index, hit, mark) in enumerate(found):
+        if mark[1] != "start":
+            continue
+        for later_index, later, other in found[i + 1 :]:
+            if other[0] != mark[0]:
+                continue
+            if other[1] == "end" and (later_index, later.start()) > (index, hit.end()):
+                new = {}
+                for at, match, replacement in ((index, hit, later.group()), (later_index, later, hit.group())):
+                    text = new.get(at, parts[at])
+                    if at == index == later_index and match is later:  # same text: shifted by the first swap
+                        offset = len(later.group()) - len(hit.group())
+                        start, end = match.start() + offset, match.end() + offset
+                    else:
+                        start, end = match.start(), match.end()
+                    new[at] = text[:start] + replacement + text[end:]
+                swaps.append((mark[0], new))
+            break
+    return swaps
+
+
+def _silent(node, scope) -> bool:
+    """A docstring, or text that only reaches an error or a log line."""
+    parent = scope.parent(node)
+    if isinstance(parent, cst.Expr):
+        return True
+    while parent is not None and not isinstance(parent, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+        if isinstance(parent, SILENT):
+            return True
+        if isinstance(parent, cst.Call):
+            name = parent.func.attr.value if isinstance(parent.func, cst.Attribute) else getattr(parent.func, "value", "")
+            if SILENT_CALLS.match(str(name)):
+                return True
+        parent = scope.parent(parent)
+    return isinstance(parent, cst.SimpleStatementLine) and m.matches(parent, m.SimpleStatementLine(body=[m.Raise() | m.Assert()]))
 
 
 class SwappedTokenOrder(Operator):
@@ -73,14 +160,29 @@ class SwappedTokenOrder(Operator):
     variants = ("*-swapped",)
 
     def sites(self, node, scope):
+        pairs = []
         if isinstance(node, (cst.Module, cst.IndentedBlock)):
             pairs = _pairs([emitted_token(s) for s in node.body], need_content=False)
-        elif isinstance(node, cst.List):
+        elif isinstance(node, (cst.List, cst.Tuple)):
             # A list of nothing but tokens is a vocabulary, not an emission: a pair must wrap content.
             values = [e.value for e in node.elements]
             pairs = _pairs([v if token_of(v) else None for v in values], need_content=True)
-        else:
-            return
+            if m.matches(scope.parent(node), m.Assign(targets=[m.AssignTarget(target=m.Tuple())])) and len(values) == 2:
+                pairs = _pairs(values if all(token_of(v) for v in values) else [], need_content=False)
+        elif m.matches(node, m.BinaryOperation(operator=m.Add())) and not m.matches(
+            scope.parent(node), m.BinaryOperation(operator=m.Add())
+        ):
+            operands = _additions(node)
+            pairs = _pairs([v if token_of(v) else None for v in operands], need_content=True)
+        elif isinstance(node, cst.FormattedString) and not _silent(node, scope):
+            expressions = [p.expression if isinstance(p, cst.FormattedStringExpression) else None for p in node.parts]
+            pairs = _pairs([e if e is not None and token_of(e) else None for e in expressions], need_content=True)
+            texts = [p.value if isinstance(p, cst.FormattedStringText) else None for p in node.parts]
+            for stem, new in _text_swaps(texts):
+                yield Site(f"{stem}-swapped", {node.parts[i]: node.parts[i].with_changes(value=t) for i, t in new.items()})
+        elif isinstance(node, cst.SimpleString) and not _silent(node, scope) and token_of(node) is None:
+            for stem, new in _text_swaps([node.value]):
+                yield Site(f"{stem}-swapped", {node: node.with_changes(value=new[0])})
         for start, end in pairs:
             yield Site(f"{token_of(start)[0]}-swapped", {start: end, end: start})
 
@@ -110,6 +212,26 @@ class SwappedTokenOrder(Operator):
                 "ids = [python_start, *expr, python_end]\n",
                 "ids = [python_end, *expr, python_start]\n",
             ),
+            Example(
+                "header_id-swapped",
+                'tokens.append(special_tokens["<|start_header_id|>"])\n'
+                "tokens.extend(encode(role))\n"
+                'tokens.append(special_tokens["<|end_header_id|>"])\n',
+                'tokens.append(special_tokens["<|end_header_id|>"])\n'
+                "tokens.extend(encode(role))\n"
+                'tokens.append(special_tokens["<|start_header_id|>"])\n',
+            ),
+            Example("inst-swapped", 'p = f"{B_INST} {prompt} {E_INST}"\n', 'p = f"{E_INST} {prompt} {B_INST}"\n'),
+            Example(
+                "im-swapped",
+                'p = f"<|im_start|>{role}\\n{content}<|im_end|>"\n',
+                'p = f"<|im_end|>{role}\\n{content}<|im_start|>"\n',
+            ),
+            Example("sys-swapped", 'p = B_SYS + system + E_SYS + prompt\n', 'p = E_SYS + system + B_SYS + prompt\n'),
+            Example("inst-swapped", 'b_inst, e_inst = "[INST]", "[/INST]"\n', 'b_inst, e_inst = "[/INST]", "[INST]"\n'),
+            # a docstring or an error message names the markers, it does not emit them
+            Example("*-swapped", 'def f():\n    """<|python_start|>1+1<|python_end|>"""\n', None),
+            Example("*-swapped", 'raise ValueError(f"<|user_start|> {x} <|user_end|>")\n', None),
             # a vocabulary lists the tokens, it does not emit them
             Example("user-swapped", 'SPECIAL = ["<|user_start|>", "<|user_end|>"]\n', None),
             # different stems are not a pair

@@ -14,6 +14,7 @@ from mutator.mutants import Mutant, function_source
 from mutator.operators import Mutation
 
 LEVEL3 = catalog.CATALOG_DIRS[0] / "level3.toml"
+ROTARY = "import torch\n\n\ndef rope(base, d):\n    return 1.0 / (base ** (torch.arange(0, d, 2) / d))\n"
 
 # The seed notebook's bugs: the function each one is in, what that function then says (in this order),
 # and what it no longer says.
@@ -43,7 +44,7 @@ def test_level3_plants_every_class_in_several_variants(mutants):
     assert len(mutants) >= 20
     level = catalog.load_level("3")
     variants = {c.name: {m.variant for m in mutants if m.bug_class == c.name} for c in level.classes}
-    assert all(len(names) >= 3 for names in variants.values()), variants
+    assert all(len(names) >= 2 for names in variants.values()), variants
 
 
 def test_the_seed_bugs_are_the_canonical_mutants(mutants):
@@ -76,9 +77,7 @@ def test_equivalent_duplicates_are_collapsed(tmp_path):
     level = catalog.load_level("3")
     rotary = next(c for c in level.classes if c.name == "rotary-exponent")
     twice = replace(level, classes=(rotary, replace(rotary, name="rotary-again")))
-    (tmp_path / "gpt.py").write_text(
-        "def _precompute_rotary(base, r, d):\n    return base ** (r / d)\n", encoding="utf-8"
-    )
+    (tmp_path / "gpt.py").write_text(ROTARY, encoding="utf-8")
     mutants = catalog.generate_mutants(twice, tmp_path)
     assert len(mutants) == 4  # the second class plants the same four mutants: they are collapsed
     assert len({m.bug_class for m in mutants}) == 1
@@ -102,13 +101,67 @@ def test_same_ast_is_one_mutant_and_the_original_is_none():
     assert [m.variant for m in kept] == ["b", "d"]
 
 
-def test_target_files_are_chosen_by_the_classes_globs(tmp_path):
-    for relative in ("pkg/gpt.py", "gpt.py", "build/lib/gpt.py", ".venv/gpt.py", "tests/test_gpt.py"):
-        path = tmp_path / relative
+def _tree(root, relatives, text=None):
+    for relative in relatives:
+        path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("def rotary(b, r, d):\n    return b ** (r / d)\n", encoding="utf-8")
+        path.write_text(text or ROTARY, encoding="utf-8")
+
+
+def test_every_python_file_is_a_target_but_tests_and_build_outputs(tmp_path):
+    _tree(tmp_path, ("pkg/rope.py", "gpt.py", "build/lib/gpt.py", ".venv/gpt.py", "tests/test_gpt.py", "pkg/conftest.py"))
     files = {m.file for m in catalog.generate_mutants("3", tmp_path)}
-    assert files == {"gpt.py", "pkg/gpt.py"}
+    assert files == {"gpt.py", "pkg/rope.py"}
+
+
+def test_include_and_exclude_narrow_the_files(tmp_path):
+    _tree(tmp_path, ("model/rope.py", "model/extra.py", "scripts/train.py"))
+    scope = catalog.target_scope(tmp_path, include=["model/*"], exclude=["*/extra.py"])
+    assert {m.file for m in catalog.generate_mutants("3", tmp_path, scope)} == {"model/rope.py"}
+
+
+def test_the_targets_pyproject_narrows_unless_the_command_line_does(tmp_path):
+    _tree(tmp_path, ("model/rope.py", "scripts/train.py"))
+    (tmp_path / "pyproject.toml").write_text('[tool.mutator]\ninclude = ["model/*"]\n', encoding="utf-8")
+    assert {m.file for m in catalog.generate_mutants("3", tmp_path)} == {"model/rope.py"}
+    scope = catalog.target_scope(tmp_path, include=["scripts/*"])
+    assert {m.file for m in catalog.generate_mutants("3", tmp_path, scope)} == {"scripts/train.py"}
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [('[tool.mutator]\ninclde = ["x"]\n', r"tool\.mutator\.inclde: unknown key"), ("[tool.mutator]\ninclude = 3\n", "must be")],
+)
+def test_a_bad_tool_mutator_table_is_one_line(tmp_path, table, message):
+    (tmp_path / "pyproject.toml").write_text(table, encoding="utf-8")
+    with pytest.raises(UserError, match=message) as error:
+        catalog.target_scope(tmp_path)
+    assert "\n" not in str(error.value)
+
+
+def test_classes_without_sites_are_named(tmp_path):
+    _tree(tmp_path, ("rope.py",))
+    mutants = catalog.generate_mutants("3", tmp_path)
+    missing = catalog.classes_without_sites("3", mutants)
+    assert "rotary-exponent" not in missing
+    assert {"kv-position-layer", "gqa-predicate", "tool-token-order"} <= set(missing)
+
+
+def test_a_place_belongs_to_one_class(mutants):
+    places = {}
+    for mutant in catalog.generate_mutants("all", catalog.default_target()):
+        places.setdefault((mutant.file, mutant.start_line, mutant.end_line), set()).add(mutant.bug_class)
+    assert all(len(classes) == 1 for classes in places.values()), places
+
+
+def test_canonical_is_recognised_by_its_site_not_by_variant_alone(tmp_path):
+    # the canonical variant of the GQA class at a flag that compares something else is not the seed's bug
+    (tmp_path / "attn.py").write_text(
+        "def f(self):\n    enable_gqa = self.n_head != self.n_kv_head\n    use_gqa = self.n_kv_heads < self.n_heads\n",
+        encoding="utf-8",
+    )
+    found = [m for m in catalog.generate_mutants("3", tmp_path) if m.variant == "flag-inverted"]
+    assert [(m.start_line, m.canonical) for m in found] == [(2, True), (3, False)]
 
 
 def test_a_target_file_that_does_not_parse_is_a_user_error(tmp_path):
@@ -140,6 +193,9 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
     return path
 
 
+OPS = 'operators = ["exponent-scaling"]'
+
+
 @pytest.mark.parametrize(
     "old, new, message",
     [
@@ -151,14 +207,11 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
             'operators = ["exponent-scalin"]',
             r"classes\[0\]\.operators\[0\]: unknown operator",
         ),
-        ('files = ["**/gpt.py"]', 'files = ["/abs/gpt.py"]', r"classes\[0\]\.files\[0\]: bad pattern"),
-        ('files = ["**/gpt.py"]', 'files = ["**/[gpt.py"]', r"classes\[0\]\.files\[0\]: bad pattern"),
-        ('functions = ["*rotary*", "*Rotary*"]', 'functions = ["a/b"]', r"classes\[0\]\.functions\[0\]: bad pattern"),
-        (
-            'functions = ["*rotary*", "*Rotary*"]',
-            "functions = []",
-            r"classes\[0\]\.functions: must be a non-empty list",
-        ),
+        (OPS, OPS + '\nfiles = ["/abs/gpt.py"]', r"classes\[0\]\.files\[0\]: bad pattern"),
+        (OPS, OPS + '\nfiles = ["**/[gpt.py"]', r"classes\[0\]\.files\[0\]: bad pattern"),
+        (OPS, OPS + '\nfunctions = ["a/b"]', r"classes\[0\]\.functions\[0\]: bad pattern"),
+        (OPS, OPS + "\nfunctions = []", r"classes\[0\]\.functions: must be a non-empty list"),
+        ('site = "inv_freq', 'sight = "inv_freq', r"classes\[0\]\.canonical\.sight: unknown key"),
         (
             'variant = "denominator-x2"',
             'variant = "denominator-x3"',
@@ -178,7 +231,7 @@ def test_loader_rejects(tmp_path, old, new, message):
 
 def test_the_catalogue_is_found_and_loads():
     level = catalog.read_level(LEVEL3)
-    assert [c.name for c in level.classes] == list(SEED_BUGS)
+    assert [c.name for c in level.classes if c.canonical] == list(SEED_BUGS)
     assert all(c.title and c.symptom and c.hint for c in level.classes)
 
 

@@ -93,15 +93,16 @@ def test_qualname_and_span():
 
 
 def test_decorated_functions_are_mutated():
-    source = "@torch.inference_mode()\ndef f(self):\n    enable_gqa = a != b\n"
-    (mutation,) = OPERATORS["inverted-predicate"].mutations(source, "x.py")
+    source = "@torch.inference_mode()\ndef f(self):\n    enable_gqa = a != b\n    return sdpa(enable_gqa=enable_gqa)\n"
+    (mutation,) = [mu for mu in OPERATORS["head-sharing"].mutations(source, "x.py") if mu.variant == "flag-inverted"]
     assert "enable_gqa = a == b" in mutation.code
     assert mutation.code.startswith("@torch.inference_mode()\n")
 
 
 def test_comments_and_formatting_are_kept():
     source = (
-        "def reset(self):\n"
+        "class KVCache:\n"
+        "  def reset(self):\n"
         "    # forget the position\n"
         "    self.pos   =   0  # odd spacing stays\n"
         "\n"

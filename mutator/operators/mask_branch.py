@@ -1,0 +1,154 @@
+"""mask-branch: attention gets the wrong mask: a causal flag or a mask-choosing branch inverted, or a
+causal / prefix mask's diagonal off by one.
+
+Attention picks its mask by the shapes it sees: plain causal when queries and keys have the same length,
+no mask for a single decoded token, a prefix-plus-causal mask for a chunk after a cache. Inverting one of
+those choices (`if Tq == Tk:` -> `!=`, `is_causal=mask is None` -> `is not None`), flipping a literal
+`is_causal=` inside such a branch, or shifting a `tril`/`triu` diagonal by one (each query sees one key
+too many, or misses itself) keeps every shape, so only a comparison against a reference forward (full vs
+cached vs chunked) sees it.
+
+Sites, by meaning: an `is_causal=` argument or an `is_causal`-like flag computed from a comparison; an
+`if`/`elif` comparing lengths, shapes or a mask whose branches call attention or build a mask; a
+`tril`/`triu` call's diagonal.
+"""
+
+import re
+
+import libcst as cst
+import libcst.matchers as m
+
+from mutator.operators.base import Example, Operator, Site, binop, parens
+from mutator.operators.head_sharing import INVERSE, inverted
+from mutator.operators.meaning import descendants, enclosing, mentions
+
+SINGLE = m.Comparison(comparisons=[m.ComparisonTarget()])
+CAUSAL = re.compile(r"(?i)causal")
+# what a mask choice compares: query/key lengths, shapes, the mask itself
+SHAPES = re.compile(r"(?i)(mask|causal|^t[qk]?$|^[qk]_?len|len$|^len|seq|window|shape|size)")
+MASKING_CALL = m.Call(
+    func=m.Name(m.MatchRegex(r"(?i).*(attention|attn|sdpa|tril|triu).*"))
+    | m.Attribute(attr=m.Name(m.MatchRegex(r"(?i).*(attention|attn|sdpa|tril|triu|masked_fill).*")))
+) | m.Call(args=[m.ZeroOrMore(), m.Arg(keyword=m.Name(m.MatchRegex(r"(?i)(is_causal|attn_mask|mask)"))), m.ZeroOrMore()])
+MASK_NAME = re.compile(r"(?i)mask|causal")
+MASK_FUNCTION = re.compile(r"(?i)mask")
+TRIANGLE = m.Call(func=m.Name("tril") | m.Name("triu") | m.Attribute(attr=m.Name("tril") | m.Name("triu")))
+
+
+def _invertible(node) -> bool:
+    return m.matches(node, SINGLE) and type(node.comparisons[0].operator) in INVERSE | {cst.Is: 0, cst.IsNot: 0}
+
+
+def _comparisons(expr):
+    """The single comparisons in a condition (itself, or the operands of and/or/not)."""
+    return [node for node in descendants(expr) if _invertible(node)]
+
+
+def _invert(comparison: cst.Comparison) -> dict:
+    operator = comparison.comparisons[0].operator
+    if isinstance(operator, (cst.Is, cst.IsNot)):
+        flipped = (cst.IsNot if isinstance(operator, cst.Is) else cst.Is)(
+            whitespace_before=operator.whitespace_before, whitespace_after=operator.whitespace_after
+        )
+        return {operator: flipped}
+    return inverted(comparison)
+
+
+def _chooses_mask(branch: cst.If, scope) -> bool:
+    """The branch (or what follows in its else) calls attention or builds a mask, or the function it
+    sits in is one that builds masks (`def causal_mask(...)`, `def attention_mask(...)`)."""
+    function = enclosing(branch, scope, cst.FunctionDef)
+    if function is not None and MASK_FUNCTION.search(function.name.value):
+        return True
+    parts = [branch.body] + ([branch.orelse] if branch.orelse is not None else [])
+    for part in parts:
+        if m.findall(part, MASKING_CALL):
+            return True
+        targets = m.findall(part, m.AssignTarget())
+        if any(mentions(t.target, MASK_NAME) for t in targets):
+            return True
+    return False
+
+
+def _diagonal(call: cst.Call):
+    """The diagonal argument of tril/triu (keyword or the positional after the tensor), or None."""
+    method_form = not m.matches(call.func, m.Name() | m.Attribute(value=m.Name("torch")))
+    positional = [a for a in call.args if a.keyword is None]
+    keyword = next((a for a in call.args if m.matches(a, m.Arg(keyword=m.Name("diagonal")))), None)
+    if keyword is not None:
+        return keyword.value
+    wanted = 0 if method_form else 1
+    return positional[wanted].value if len(positional) > wanted else None
+
+
+class MaskBranch(Operator):
+    name = "mask-branch"
+    variants = ("is-causal-inverted", "is-causal-flipped", "branch-inverted", "diagonal-plus-one", "diagonal-minus-one")
+
+    def sites(self, node, scope):
+        if m.matches(node, m.Arg(keyword=m.Name(m.MatchRegex(r"(?i)is_causal|causal")))):
+            if m.matches(node.value, m.Name("True") | m.Name("False")):
+                if _inside_branch(node, scope):
+                    flipped = cst.Name("False" if node.value.value == "True" else "True")
+                    yield Site("is-causal-flipped", {node.value: flipped})
+            else:
+                for comparison in _comparisons(node.value):
+                    yield Site("is-causal-inverted", _invert(comparison))
+        elif m.matches(node, m.Assign(targets=[m.AssignTarget(target=m.Name() | m.Attribute())])):
+            if mentions(node.targets[0].target, CAUSAL):
+                for comparison in _comparisons(node.value):
+                    yield Site("is-causal-inverted", _invert(comparison))
+        elif isinstance(node, cst.If) and _chooses_mask(node, scope):
+            for comparison in _comparisons(node.test):
+                if mentions(comparison, SHAPES):
+                    yield Site("branch-inverted", _invert(comparison))
+        elif m.matches(node, TRIANGLE):
+            diagonal = _diagonal(node)
+            if diagonal is not None:
+                grouped = parens(diagonal) if isinstance(diagonal, cst.BinaryOperation) else diagonal
+                yield Site("diagonal-plus-one", {diagonal: binop(grouped, cst.Add(), 1)})
+                yield Site("diagonal-minus-one", {diagonal: binop(grouped, cst.Subtract(), 1)})
+
+    def examples(self):
+        branches = (
+            "def attend(q, k, v):\n"
+            "    Tq, Tk = q.size(2), k.size(2)\n"
+            "    if Tq == Tk:\n"
+            "        return sdpa(q, k, v, is_causal=True)\n"
+            "    elif Tq == 1:\n"
+            "        return sdpa(q, k, v, is_causal=False)\n"
+            "    allowed = torch.ones(Tq, Tk, dtype=torch.bool).tril(diagonal=Tk - Tq)\n"
+            "    return sdpa(q, k, v, attn_mask=allowed)\n"
+        )
+        return (
+            Example("branch-inverted", branches, branches.replace("Tq == Tk", "Tq != Tk")),
+            Example("branch-inverted", branches, branches.replace("Tq == 1", "Tq != 1")),
+            Example("is-causal-flipped", branches, branches.replace("is_causal=False", "is_causal=True")),
+            Example("diagonal-plus-one", branches, branches.replace("diagonal=Tk - Tq", "diagonal=(Tk - Tq) + 1")),
+            Example("diagonal-minus-one", branches, branches.replace("diagonal=Tk - Tq", "diagonal=(Tk - Tq) - 1")),
+            Example(
+                "is-causal-inverted",
+                "y = sdpa(q, k, v, attn_mask=mask, is_causal=mask is None)\n",
+                "y = sdpa(q, k, v, attn_mask=mask, is_causal=mask is not None)\n",
+            ),
+            Example(
+                "is-causal-inverted",
+                "is_causal = query.shape[2] > 1 and causal_mask is None\n",
+                "is_causal = query.shape[2] <= 1 and causal_mask is None\n",
+            ),
+            Example("diagonal-plus-one", "mask = torch.triu(ones, 1)\n", "mask = torch.triu(ones, 1 + 1)\n"),
+            # a literal flag that no branch chooses, a branch that builds no mask, a triangle with no diagonal
+            Example("is-causal-flipped", "y = sdpa(q, k, v, is_causal=True)\n", None),
+            Example("branch-inverted", "if kv_cache is not None:\n    k, v = kv_cache.insert_kv(i, k, v)\n", None),
+            Example("diagonal-plus-one", "m = torch.tril(torch.ones(T, T))\n", None),
+        )
+
+
+def _inside_branch(node, scope) -> bool:
+    """Whether `node` sits in an if/elif/else body (where a branch chose this literal)."""
+    parent = scope.parent(node)
+    while parent is not None and not isinstance(parent, (cst.FunctionDef, cst.Module)):
+        if isinstance(parent, (cst.If, cst.Else)):
+            return True
+        parent = scope.parent(parent)
+    return False

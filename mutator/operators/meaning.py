@@ -1,0 +1,96 @@
+"""What the operators ask about code's meaning: the words its names use, where a name got its value,
+and which definition a node sits in.
+
+Operators recognise a site by what the code computes, in any file and any function. These helpers keep
+that recognition small: the identifiers an expression mentions (`self.n_kv_head` mentions `self` and
+`n_kv_head`), the values a name is bound to in the enclosing function (one step of data flow, enough for
+`channel_range = torch.arange(0, d, 2)` followed by `base ** (channel_range / d)`), and the enclosing
+function and class of a node.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import libcst as cst
+import libcst.matchers as m
+
+
+def identifiers(node: cst.CSTNode) -> set[str]:
+    """Every name and attribute name in `node` (`self.cache.k` -> {"self", "cache", "k"})."""
+    return {name.value for name in m.findall(node, m.Name())}
+
+
+def descendants(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """`node` and every node below it, in source order."""
+    found = []
+
+    class _All(cst.CSTVisitor):
+        def on_visit(self, child):
+            found.append(child)
+            return True
+
+    node.visit(_All())
+    return found
+
+
+def mentions(node: cst.CSTNode, pattern: re.Pattern) -> bool:
+    """Whether any identifier in `node` matches `pattern` (searched, not anchored)."""
+    return any(pattern.search(name) for name in identifiers(node))
+
+
+def code(node: cst.CSTNode) -> str:
+    return cst.Module(body=[]).code_for_node(node)
+
+
+def enclosing(node: cst.CSTNode, scope, kind: type) -> cst.CSTNode | None:
+    """The nearest ancestor of `node` of type `kind` (cst.FunctionDef, cst.ClassDef, cst.Module)."""
+    parent = scope.parent(node)
+    while parent is not None and not isinstance(parent, kind):
+        parent = scope.parent(parent)
+    return parent
+
+
+def body_of(node: cst.CSTNode, scope) -> cst.CSTNode:
+    """The function `node` sits in, or the module at top level: where its names are bound."""
+    return enclosing(node, scope, cst.FunctionDef) or enclosing(node, scope, cst.Module) or node
+
+
+@functools.lru_cache(maxsize=256)
+def bindings(body: cst.CSTNode) -> dict[str, tuple[cst.BaseExpression, ...]]:
+    """name -> the values assigned to it in `body` (plain `x = ...` and `x: T = ...`)."""
+    found: dict[str, list] = {}
+    for assign in m.findall(body, m.Assign() | m.AnnAssign()):
+        if assign.value is None:
+            continue
+        targets = [t.target for t in assign.targets] if isinstance(assign, cst.Assign) else [assign.target]
+        for target in targets:
+            if isinstance(target, cst.Name):
+                found.setdefault(target.value, []).append(assign.value)
+    return {name: tuple(values) for name, values in found.items()}
+
+
+def reaches(expr: cst.CSTNode, body: cst.CSTNode, predicate, depth: int = 3) -> bool:
+    """Whether `predicate` holds for a node of `expr`, or of a value its names were bound to in `body`
+    (followed `depth` steps)."""
+    if any(predicate(node) for node in descendants(expr)):
+        return True
+    if depth == 0:
+        return False
+    assigned = bindings(body)
+    return any(
+        reaches(value, body, predicate, depth - 1)
+        for name in identifiers(expr)
+        for value in assigned.get(name, ())
+        if value is not expr
+    )
+
+
+def class_attributes(cls: cst.ClassDef) -> set[str]:
+    """The attributes the class's methods keep on `self` (`self.k_cache`, or a buffer registered by name)."""
+    names = {a.attr.value for a in m.findall(cls, m.Attribute(value=m.Name("self")))}
+    registered = m.findall(
+        cls, m.Call(func=m.Attribute(attr=m.Name("register_buffer")), args=[m.Arg(value=m.SimpleString()), m.ZeroOrMore()])
+    )
+    return names | {str(call.args[0].value.evaluated_value) for call in registered}
