@@ -42,6 +42,7 @@ CLASS_KEYS = {
     "operators": True,
     "files": False,
     "functions": False,
+    "variants": False,
     "symptom": True,
     "hint": True,
     "canonical": False,
@@ -74,6 +75,7 @@ class BugClass:
     operators: tuple[str, ...]
     files: tuple[str, ...] = ("*",)  # globs on the posix path relative to the target
     functions: tuple[str, ...] = ("*",)  # globs on the enclosing qualname ("" at module level)
+    variants: tuple[str, ...] = ("*",)  # globs on variant names: an operator shared by classes plants its part
     symptom: str = ""
     hint: str = ""
     canonical: Canonical | None = None
@@ -83,6 +85,9 @@ class BugClass:
 
     def applies_to_function(self, qualname: str) -> bool:
         return any(fnmatchcase(qualname, pattern) for pattern in self.functions)
+
+    def plants_variant(self, variant: str) -> bool:
+        return any(fnmatchcase(variant, pattern) for pattern in self.variants)
 
 
 @dataclass(frozen=True)
@@ -219,10 +224,19 @@ def classes_without_sites(level: Level | str, mutants: list[Mutant]) -> list[str
 
 
 def _one_class_per_place(mutants: list[Mutant], class_order: list[str]) -> list[Mutant]:
-    owner = {}  # (file, start, end) -> the first class (in catalogue order) that plants there
+    owner = {}  # place -> the first class (in catalogue order) that plants there
     for mu in sorted(mutants, key=lambda mu: class_order.index(mu.bug_class)):
-        owner.setdefault((mu.file, mu.start_line, mu.end_line), mu.bug_class)
-    return [mu for mu in mutants if owner[(mu.file, mu.start_line, mu.end_line)] == mu.bug_class]
+        owner.setdefault(_place(mu), mu.bug_class)
+    return [mu for mu in mutants if owner[_place(mu)] == mu.bug_class]
+
+
+def _place(mutant: Mutant) -> tuple[str, int, int]:
+    """The characters of the original a mutant changes: (file, first, past-last), after the longest
+    common prefix and suffix. Two arguments of one call are two places; one node edited twice is one."""
+    original, mutated = mutant.original, mutant.mutated
+    prefix = len(os.path.commonprefix([original, mutated]))
+    suffix = len(os.path.commonprefix([original[prefix:][::-1], mutated[prefix:][::-1]]))
+    return mutant.file, prefix, len(original) - suffix
 
 
 def python_files(target: Path) -> list[str]:
@@ -255,7 +269,7 @@ def _plant(bug_class: BugClass, path: str, source: str, target: Path) -> list[Mu
             mutations = list(OPERATORS[operator].mutations(source, path, where=bug_class.applies_to_function))
         except cst.ParserSyntaxError as error:  # valid Python that LibCST cannot read
             raise UserError(f"{target / path}: does not parse: {_one_line(error)}") from None
-        for mu in mutations:
+        for mu in (mu for mu in mutations if bug_class.plants_variant(mu.variant)):
             mutant = Mutant(
                 bug_class=bug_class.name,
                 operator=mu.operator,
@@ -343,6 +357,7 @@ def _read_class(check: "_Checker", raw: dict, where: str) -> BugClass:
         check.pattern(pattern, f"{where}.files[{i}]", is_path=True)
     for i, pattern in enumerate(functions):
         check.pattern(pattern, f"{where}.functions[{i}]", is_path=False)
+    variants = check.strings(raw, f"{where}.variants", "variants") if "variants" in raw else ["*"]
 
     canonical = _read_canonical(check, raw, where, operators) if "canonical" in raw else None
     return BugClass(
@@ -351,6 +366,7 @@ def _read_class(check: "_Checker", raw: dict, where: str) -> BugClass:
         operators=tuple(operators),
         files=tuple(files),
         functions=tuple(functions),
+        variants=tuple(variants),
         symptom=check.text(raw, f"{where}.symptom", "symptom"),
         hint=check.text(raw, f"{where}.hint", "hint"),
         canonical=canonical,

@@ -8,6 +8,7 @@ from mutator.operators.exponent_scaling import ExponentScaling
 from mutator.operators.head_sharing import HeadSharing
 from mutator.operators.inverted_predicate import InvertedPredicate
 from mutator.operators.mask_branch import MaskBranch
+from mutator.operators.meaning import ACCUM, MASKS
 from mutator.operators.missing_reset import MissingReset
 from mutator.operators.off_by_layer import OffByLayer
 from mutator.operators.over_allocation import OverAllocation
@@ -31,6 +32,8 @@ OPERATORS: dict[str, Operator] = {
         DtypeSwap(),
         SliceShift(),
         ConstantScale(),
+        ConstantScale("accumulation-scale", ACCUM),
+        SliceShift("mask-shift", MASKS, unless=None),
         SwappedArguments(),
     )
 }

@@ -111,7 +111,7 @@ def binop(left: cst.BaseExpression, operator: cst.BaseBinaryOp, right: cst.BaseE
 
 def drop_statement(block: cst.BaseSuite, statement: cst.BaseStatement) -> Replacement:
     """Delete `statement` from `block`, or make it `pass` where the block would otherwise be empty."""
-    if isinstance(block, cst.IndentedBlock) and len(block.body) > 1:
+    if isinstance(block, (cst.IndentedBlock, cst.Module)) and len(block.body) > 1:
         return cst.RemovalSentinel.REMOVE
     leading = statement.leading_lines if isinstance(statement, cst.SimpleStatementLine) else ()
     return cst.SimpleStatementLine(body=[cst.Pass()], leading_lines=leading)

@@ -7,18 +7,25 @@ divisor (`(step + 1) / warmup_iters`, `loss / grad_accum_steps`) stretches the r
 gradient, by that factor.
 
 Sites: `round(a * b)` (also `int`, `math.ceil`, `math.floor`), named after the variable it is assigned
-to; and `a / n` with a name or attribute `n` as divisor, named after the divisor. Literals are left
-alone: `x / 2` or `eps=1e-8` are not a length or a count.
+to; and `a / n` with a name, attribute, call or difference `n` as divisor, named after the divisor.
+Literals are left alone: `x / 2` or `eps=1e-8` are not a length or a count. Divisions are everywhere, so
+the length or the divisor must name what the class is about; the operator is made once per meaning (a
+schedule's phases, gradient accumulation: see OPERATORS).
 """
+
+import re
 
 import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, binop, parens
+from mutator.operators.meaning import SCHEDULE, identifiers, mentions
 
 ROUNDING = m.Name("round") | m.Name("int") | m.Attribute(attr=m.Name("ceil") | m.Name("floor"))
 LENGTH = m.Call(func=ROUNDING, args=[m.Arg(keyword=None, value=m.BinaryOperation(operator=m.Multiply()))])
-RATIO = m.BinaryOperation(operator=m.Divide(), right=m.Name() | m.Attribute())
+RATIO = m.BinaryOperation(
+    operator=m.Divide(), right=m.Name() | m.Attribute() | m.Call() | m.BinaryOperation(operator=m.Subtract())
+)
 SCALES = (("x100", cst.Multiply(), 100), ("x10", cst.Multiply(), 10), ("div10", cst.Divide(), 10))
 
 
@@ -26,9 +33,18 @@ def _label(node: cst.CSTNode) -> str:
     return cst.Module(body=[]).code_for_node(node).removeprefix("self.")
 
 
+def _named(node: cst.CSTNode, words: re.Pattern) -> str:
+    """A short name for a compound divisor: the first identifier in it that carries the meaning."""
+    return next(name for name in sorted(identifiers(node)) if words.search(name))
+
+
 class ConstantScale(Operator):
-    name = "constant-scale"
+    """Made once per meaning: the `words` a length (or its name) or a divisor must mention."""
+
     variants = ("*-x100", "*-x10", "*-div10")
+
+    def __init__(self, name: str = "constant-scale", words: re.Pattern = SCHEDULE):
+        self.name, self.words = name, words
 
     def sites(self, node, scope):
         if m.matches(node, LENGTH):
@@ -36,14 +52,32 @@ class ConstantScale(Operator):
             assign = scope.parent(node)
             named = m.matches(assign, m.Assign(targets=[m.AssignTarget(target=m.Name() | m.Attribute())]))
             label = _label(assign.targets[0].target) if named else "length"
+            if not (mentions(product, self.words) or (named and mentions(assign.targets[0].target, self.words))):
+                return
             for suffix, operator, factor in SCALES:
                 yield Site(f"{label}-{suffix}", {product: binop(product, operator, factor)})
-        elif m.matches(node, RATIO):
+        elif m.matches(node, RATIO) and mentions(node.right, self.words):
             divisor = node.right
+            label = _label(divisor) if isinstance(divisor, (cst.Name, cst.Attribute)) else _named(divisor, self.words)
             for suffix, operator, factor in SCALES:
-                yield Site(f"{_label(divisor)}-divisor-{suffix}", {divisor: parens(binop(divisor, operator, factor))})
+                yield Site(f"{label}-divisor-{suffix}", {divisor: parens(binop(divisor, operator, factor))})
 
     def examples(self):
+        if self.words is not SCHEDULE:  # gradient accumulation
+            return (
+                Example(
+                    "grad_accum_steps-divisor-div10",
+                    "loss = loss / grad_accum_steps\n",
+                    "loss = loss / (grad_accum_steps / 10)\n",
+                ),
+                Example("n_accum-divisor-x10", "(loss / n_accum).backward()\n", "(loss / (n_accum * 10)).backward()\n"),
+                Example(
+                    "accum_steps-divisor-x100",
+                    "grad = tree_map(lambda g: g / accum_steps, grad)\n",
+                    "grad = tree_map(lambda g: g / (accum_steps * 100), grad)\n",
+                ),
+                Example("*-x100", "warmup = round(0.1 * steps)\nmean = loss / n_tokens\n", None),
+            )
         warmup = "warmup_iters = round(warmup_ratio * num_iterations)\n"
         ramp = "def lr(step):\n    if step < warmup_iters:\n        return (step + 1) / warmup_iters\n"
         return (
@@ -52,12 +86,18 @@ class ConstantScale(Operator):
             Example("warmup_iters-div10", warmup, "warmup_iters = round(warmup_ratio * num_iterations / 10)\n"),
             Example("warmup_iters-divisor-x100", ramp, ramp.replace("/ warmup_iters", "/ (warmup_iters * 100)")),
             Example(
-                "grad_accum_steps-divisor-div10",
-                "loss = loss / grad_accum_steps\n",
-                "loss = loss / (grad_accum_steps / 10)\n",
+                "num_warmup_steps-divisor-x10",
+                "def lr(current_step):\n    return current_step / max(1, num_warmup_steps)\n",
+                "def lr(current_step):\n    return current_step / (max(1, num_warmup_steps) * 10)\n",
             ),
-            Example("length-x10", "n = math.ceil(frac * total) + 1\n", "n = math.ceil(frac * total * 10) + 1\n"),
+            Example(
+                "length-x10",
+                "n = math.ceil(warmup_frac * total) + 1\n",
+                "n = math.ceil(warmup_frac * total * 10) + 1\n",
+            ),
             Example("warmup-x100", "self.warmup = int(0.05 * steps)\n", "self.warmup = int(0.05 * steps * 100)\n"),
+            # lengths and divisors that are not a schedule's
+            Example("*-x100", "n = round(frac * total)\nmean = total / count\n", None),
             # literals and rounding of a single value are neither a fraction of a length nor a count
             Example("*-x100", "half = x / 2\nn = round(value)\nscale = head_dim ** -0.5\n", None),
         )

@@ -1,16 +1,17 @@
 """dropped-statement: one step of a computation is left out; everything around it still runs.
 
-Two kinds of step, each found by its shape:
+Two kinds of step, each found by its shape and by what its values are called:
 
-- A value rescaled or shifted in place (`loss = loss / grad_accum_steps`, `x *= scale`). Gradient
-  accumulation that skips the division sums the micro-batch gradients instead of averaging them: the
-  optimizers barely notice (Adam and Muon are nearly scale-free), so only a gradient check sees it.
-- A special token put in front of a sequence, the <|bos|> that marks where a document starts: the
-  keyword that asks for it (`encode(texts, prepend="<|bos|>")`), the prefix of a concatenation
-  (`before + ids + after`: at one site, or at every site of the function that adds the same prefix, as
-  when the string and the batch path both lose it), or the statement that inserts it (`ids.insert(0, bos)`).
-  A keyword counts when its value names a token (a "<|...|>" string, or a name such as `bos`,
-  `bos_token`, `get_bos_token_id()`), so dropping a setting like `num_threads=` is never planted.
+- The normalisation of gradient accumulation (`loss = loss / grad_accum_steps`, `loss /= n_accum`,
+  `backward(loss / accumulation_iters)`, `grad / grad_accum_steps`): skipping it sums the micro-batch
+  gradients instead of averaging them. The optimizers barely notice (Adam and Muon are nearly
+  scale-free), so only a gradient check sees it. The divisor must name accumulation.
+- The <|bos|> put in front of a sequence, which marks where a document starts: the keyword that asks for
+  it (`encode(texts, prepend="<|bos|>")`, `bos=True`, `add_special_tokens=True`), the prefix of a
+  concatenation (`[bos_id] + ids`, or `before + ids + after` where `before` holds the prepended token: at
+  one site, or at every site of the function that adds the same prefix, as when the string and the batch
+  path both lose it), or the statement that inserts it (`ids.insert(0, bos)`,
+  `tokens.append(special_tokens["<|begin_of_text|>"])`). A setting like `num_threads=` is never planted.
 
 A dropped statement takes its own line with it, or becomes `pass` where the block would be empty.
 """
@@ -22,6 +23,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, drop_statement
+from mutator.operators.meaning import ACCUM, BOS, bindings, body_of, identifiers, mentions
 
 ARITHMETIC = m.Add() | m.Subtract() | m.Multiply() | m.Divide() | m.FloorDivide()
 IN_PLACE = m.AddAssign() | m.SubtractAssign() | m.MultiplyAssign() | m.DivideAssign() | m.FloorDivideAssign()
@@ -35,30 +37,40 @@ INSERT_FRONT = m.Expr(  # ids.insert(0, bos)
     value=m.Call(func=m.Attribute(attr=m.Name("insert")), args=[m.Arg(value=m.Integer("0")), m.Arg()])
 )
 
-# bos, BOS_ID, bos_token, self.bos_token_id, get_bos_token_id(), eos_token; "<|bos|>" as a string
-TOKEN_NAME = re.compile(r"(?i)(^|_)(bos|eos|eot|sot)(_|$)|_token(_id)?$")
-SPECIAL_STRING = re.compile(r"^<\|\w+\|>$")
+BOS_STRING = re.compile(r"^<\|(bos|begin_of_text|startoftext)\|>$")
 NUMBER = m.Integer() | m.Float()
 # before + ids: a name or list literal in front of something that is not a number
 PREFIXED = m.BinaryOperation(operator=m.Add(), left=m.Name() | m.List(), right=~NUMBER)
+APPEND_FRONT = m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("append")), args=[m.Arg()]))  # first token
+BOS_SWITCH = re.compile(r"^(add_)?bos(_token)?$|^add_special_tokens$")
+OFF = m.Name("False") | m.Name("None")
+DIVISION = m.BinaryOperation(operator=m.Divide() | m.FloorDivide())
 
 
-def _names_token(expr: cst.CSTNode) -> bool:
-    if isinstance(expr, cst.SimpleString):
-        return bool(SPECIAL_STRING.match(str(expr.evaluated_value)))
-    if isinstance(expr, cst.Call):
-        return _names_token(expr.func)
-    if isinstance(expr, cst.Attribute):
-        return bool(TOKEN_NAME.search(expr.attr.value))
-    return isinstance(expr, cst.Name) and bool(TOKEN_NAME.search(expr.value))
+def _names_bos(expr: cst.CSTNode, scope=None, depth: int = 1) -> bool:
+    """expr is (or holds) the BOS token: `bos_id`, `"<|bos|>"`, `special_tokens["<|begin_of_text|>"]`,
+    or a name bound to such a value in the function (`before = [] if prepend is None else [...]`)."""
+    for node in [expr, *m.findall(expr, m.SimpleString())]:
+        if isinstance(node, cst.SimpleString) and BOS_STRING.match(str(node.evaluated_value)):
+            return True
+    if mentions(expr, BOS):
+        return True
+    if scope is None or depth == 0:
+        return False
+    assigned = bindings(body_of(expr, scope))
+    return any(_names_bos(value, None, 0) for name in identifiers(expr) for value in assigned.get(name, ()))
 
 
 def _updates(small: cst.BaseSmallStatement) -> bool:
-    """x = x <op> y, or x <op>= y."""
+    """x = x / n, or x /= n (also * and the like), with a divisor that names gradient accumulation."""
     if m.matches(small, AUGMENTED):
-        return True
+        return mentions(small.value, ACCUM)
     found = m.extract(small, SELF_UPDATE)
-    return bool(found) and found["target"].value == found["source"].value
+    return bool(found) and found["target"].value == found["source"].value and mentions(small.value.right, ACCUM)
+
+
+def _is_update(statement) -> bool:
+    return isinstance(statement, (cst.Assign, cst.AugAssign)) and _updates(statement)
 
 
 def _without_keyword(call: cst.Call, arg: cst.Arg) -> dict:
@@ -72,41 +84,61 @@ def _without_keyword(call: cst.Call, arg: cst.Arg) -> dict:
 
 class DroppedStatement(Operator):
     name = "dropped-statement"
-    variants = ("update-dropped", "insert-dropped", "keyword-dropped", "prefix-dropped", "prefix-dropped-everywhere")
+    variants = (
+        "update-dropped",
+        "divisor-dropped",
+        "insert-dropped",
+        "keyword-dropped",
+        "bos-disabled",
+        "prefix-dropped",
+        "prefix-dropped-everywhere",
+    )
 
     def sites(self, node, scope):
-        if isinstance(node, cst.IndentedBlock):
-            yield from self._statements(node)
+        if isinstance(node, (cst.IndentedBlock, cst.Module)):
+            yield from self._statements(node, scope)
             if isinstance(scope.parent(node), cst.FunctionDef):
-                yield from self._shared_prefixes(node)
+                yield from self._shared_prefixes(node, scope)
         elif isinstance(node, cst.Call):
             for arg in node.args:
-                if m.matches(arg, m.Arg(keyword=m.Name())) and _names_token(arg.value):
+                if not m.matches(arg, m.Arg(keyword=m.Name())):
+                    continue
+                if BOS_SWITCH.match(arg.keyword.value) and not m.matches(arg.value, OFF):
+                    yield Site("bos-disabled", {arg.value: cst.Name("False")})
+                elif _names_bos(arg.value):
                     yield Site("keyword-dropped", _without_keyword(node, arg))
-        elif m.matches(node, PREFIXED):
+        elif m.matches(node, PREFIXED) and _names_bos(node.left, scope):
             yield Site("prefix-dropped", {node: node.right})
+        elif m.matches(node, DIVISION) and mentions(node.right, ACCUM) and not _is_update(scope.parent(node)):
+            yield Site("divisor-dropped", {node: node.left})
 
-    def _statements(self, block):
+    def _statements(self, block, scope):
         for statement in block.body:
             if not m.matches(statement, m.SimpleStatementLine(body=[m.DoNotCare()])):
                 continue
             small = statement.body[0]
             if _updates(small):
                 yield Site("update-dropped", {statement: drop_statement(block, statement)})
-            elif m.matches(small, INSERT_FRONT):
+            elif m.matches(small, INSERT_FRONT) and _names_bos(small.value.args[1].value, scope):
+                yield Site("insert-dropped", {statement: drop_statement(block, statement)})
+            elif m.matches(small, APPEND_FRONT) and _names_bos(small.value.args[0].value):
                 yield Site("insert-dropped", {statement: drop_statement(block, statement)})
 
-    def _shared_prefixes(self, body):
+    def _shared_prefixes(self, body, scope):
         """One site per prefix that a function adds in two or more places: all of them dropped at once."""
         by_prefix = defaultdict(list)
         for concatenation in m.findall(body, PREFIXED):
-            by_prefix[cst.Module(body=[]).code_for_node(concatenation.left)].append(concatenation)
+            if _names_bos(concatenation.left, scope):
+                by_prefix[cst.Module(body=[]).code_for_node(concatenation.left)].append(concatenation)
         for concatenations in by_prefix.values():
             if len(concatenations) > 1:
                 yield Site("prefix-dropped-everywhere", {c: c.right for c in concatenations})
 
     def examples(self):
-        accumulate = "for _ in range(steps):\n    loss = model(x, y)\n    loss = loss / steps\n    loss.backward()\n"
+        accumulate = (
+            "for _ in range(grad_accum_steps):\n    loss = model(x, y)\n    loss = loss / grad_accum_steps\n"
+            "    loss.backward()\n"
+        )
         encode = (
             "def encode(self, text, prepend=None):\n"
             "    before = [] if prepend is None else [self.special(prepend)]\n"
@@ -116,8 +148,26 @@ class DroppedStatement(Operator):
         )
         public = "if prepend is not None:\n    for row in ids:\n        row.insert(0, prepend_id)\n"
         return (
-            Example("update-dropped", accumulate, accumulate.replace("    loss = loss / steps\n", "")),
-            Example("update-dropped", "def f(x, s):\n    x *= s\n", "def f(x, s):\n    pass\n"),
+            Example("update-dropped", accumulate, accumulate.replace("    loss = loss / grad_accum_steps\n", "")),
+            Example(
+                "update-dropped", "def f(loss, n_accum):\n    loss /= n_accum\n", "def f(loss, n_accum):\n    pass\n"
+            ),
+            Example(
+                "divisor-dropped",
+                "fabric.backward(loss / train.gradient_accumulation_iters(devices))\n",
+                "fabric.backward(loss)\n",
+            ),
+            Example(
+                "bos-disabled",
+                "tokens = self.tokenizer.encode(c, bos=True, eos=False)\n",
+                "tokens = self.tokenizer.encode(c, bos=False, eos=False)\n",
+            ),
+            Example(
+                "insert-dropped",
+                'tokens = []\ntokens.append(self.special_tokens["<|begin_of_text|>"])\ntokens.extend(body)\n',
+                "tokens = []\ntokens.extend(body)\n",
+            ),
+            Example("prefix-dropped", "tokens = [self.bos_id] + tokens\n", "tokens = tokens\n"),
             Example("insert-dropped", public, public.replace("row.insert(0, prepend_id)", "pass")),
             Example(
                 "keyword-dropped",
@@ -140,4 +190,7 @@ class DroppedStatement(Operator):
             Example("keyword-dropped", "rows = tok.encode(docs, num_threads=4)\n", None),
             Example("prefix-dropped", "t_needed = t1 + 1024\n", None),
             Example("update-dropped", "def f(x):\n    y = x / 2\n    return y\n", None),
+            # a rescaling that is not accumulation, a prefix that is not the BOS token
+            Example("update-dropped", "def f(x, s):\n    x *= s\n    x = x / norm\n", None),
+            Example("prefix-dropped", "ids = header + ids\n", None),
         )

@@ -9,16 +9,21 @@ Token ids have two kinds of dtype site, and the slip that matters differs betwee
   values fit. Swapping it for int32 or float32 is usually harmless (ids stay exact below 2**24 and are
   converted again later), so it is narrowed to int16 instead, which wraps every id above 32767.
 
-Only integer dtypes are touched: these are ids, not activations. Aliases keep their style
-(`torch.long` becomes `torch.int`, not `torch.int32`).
+Only integer dtypes of token ids are touched, not those of positions, masks or lengths: the tensor
+converted, the constructor's data, or the name the result is assigned to must name tokens (`tokens`,
+`input_ids`, `targets`, `labels`, `prompt`, `idx`), or the result must feed an embedding. Aliases keep
+their style (`torch.long` becomes `torch.int`, not `torch.int32`); numpy and mlx dtypes count too.
 """
+
+import re
 
 import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site
+from mutator.operators.meaning import NOT_TOKENS, TOKENS, identifiers, mentions
 
-WIDTHS = {"int64": 64, "long": 64, "int32": 32, "int": 32, "int16": 16, "short": 16}
+WIDTHS = {"int64": 64, "long": 64, "int32": 32, "uint32": 32, "int": 32, "int16": 16, "short": 16}
 ALIASES = {"long", "int", "short"}
 NAMES = {  # (width or "float", alias?) -> the dtype's name
     (64, False): "int64",
@@ -32,10 +37,49 @@ NAMES = {  # (width or "float", alias?) -> the dtype's name
 }
 OTHER_WIDTH = {64: 32, 32: 64, 16: 64}  # the width a conversion is swapped to
 
-INTEGER_DTYPE = m.Attribute(value=m.Name("torch"), attr=m.Name(m.MatchIfTrue(lambda name: name in WIDTHS)))
+ARRAYS = m.Name("torch") | m.Name("mx") | m.Name("np") | m.Name("numpy")
+INTEGER_DTYPE = m.Attribute(value=ARRAYS, attr=m.Name(m.MatchIfTrue(lambda name: name in WIDTHS)))
 DTYPE_ARG = m.Arg(keyword=m.Name("dtype"), value=INTEGER_DTYPE)
-CONVERSION = m.Call(func=m.Attribute(attr=m.Name("to")))
+CONVERSION = m.Call(func=m.Attribute(attr=m.Name("to") | m.Name("type") | m.Name("astype")))
+EMBEDDING = re.compile(r"(?i)emb|wte")
 METHOD = m.Call(func=m.Attribute(attr=m.Name("long") | m.Name("int")), args=[])  # ids.long(), ids.int()
+
+
+def _about_tokens(call: cst.Call, scope) -> bool:
+    """The call converts or builds token ids: by the data's name, the assigned name, or an embedding."""
+    if isinstance(call.func, cst.Attribute) and not m.matches(call.func.value, ARRAYS):
+        data = call.func.value  # ids.long(), ids.to(...)
+    else:
+        data = call.args[0].value if call.args and call.args[0].keyword is None else None  # torch.tensor(ids, ...)
+    parent = scope.parent(call)
+    while parent is not None and not isinstance(parent, (cst.Assign, cst.Arg, cst.BaseSmallStatement)):
+        parent = scope.parent(parent)
+    if isinstance(parent, cst.Arg):  # self.emb(x.long())
+        owner = scope.parent(parent)
+        if isinstance(owner, cst.Call) and mentions(owner.func, EMBEDDING):
+            return True
+        while parent is not None and not isinstance(parent, (cst.Assign, cst.BaseSmallStatement)):
+            parent = scope.parent(parent)
+    targets = [t.target for t in parent.targets] if isinstance(parent, cst.Assign) else []
+    named = set().union(*(identifiers(t) for t in targets)) if targets else set()
+    if any(NOT_TOKENS.search(name) for name in named):
+        return False
+    if data is not None and _core_name(data) and NOT_TOKENS.search(_core_name(data)):
+        return False
+    return any(TOKENS.search(name) for name in named) or (data is not None and mentions(data, TOKENS))
+
+
+def _core_name(expr) -> str:
+    """The name a value is read from: `batch[:, 1:].contiguous()` -> "batch", `self.tokens` -> "tokens"."""
+    while True:
+        if isinstance(expr, cst.Subscript):
+            expr = expr.value
+        elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+            expr = expr.func.value
+        elif isinstance(expr, cst.Attribute):
+            return expr.attr.value
+        else:
+            return expr.value if isinstance(expr, cst.Name) else ""
 
 
 def _variant(width) -> str:
@@ -51,6 +95,10 @@ class DtypeSwap(Operator):
     variants = ("to-int32", "to-int64", "to-float32", "to-int16")
 
     def sites(self, node, scope):
+        if isinstance(node, cst.Call) and _about_tokens(node, scope):
+            yield from self._swaps(node)
+
+    def _swaps(self, node):
         if m.matches(node, METHOD):
             name = node.func.attr
             for width in (OTHER_WIDTH[WIDTHS[name.value]], "float"):
@@ -82,7 +130,11 @@ class DtypeSwap(Operator):
             Example("to-int32", "y = ids.to(torch.long)\n", "y = ids.to(torch.int)\n"),
             Example("to-int32", "loss = f(logits, targets.long())\n", "loss = f(logits, targets.int())\n"),
             Example("to-float32", "x = ids.int()\n", "x = ids.float()\n"),
+            Example("to-int32", "token_emb = self.emb(x.long())\n", "token_emb = self.emb(x.int())\n"),
+            Example("to-int64", "y = prompt.astype(mx.uint32)\n", "y = prompt.astype(mx.int64)\n"),
             # activations are not token ids; a conversion without a dtype has nothing to swap
             Example("to-int32", "x = h.to(dtype=torch.bfloat16)\n", None),
             Example("to-int32", "x = ids.to(device)\n", None),
+            # positions and masks are integer tensors too, but not token ids
+            Example("to-int32", "pos = torch.arange(T, dtype=torch.long)\nkeep = mask.long()\n", None),
         )

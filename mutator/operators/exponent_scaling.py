@@ -67,10 +67,7 @@ class ExponentScaling(Operator):
         yield Site("base-div10", {base: _scaled(base, cst.Divide(), 10)})
 
     def examples(self):
-        rotary = (
-            "channel_range = torch.arange(0, head_dim, 2)\n"
-            "inv_freq = 1.0 / (base ** (channel_range / head_dim))\n"
-        )
+        rotary = "channel_range = torch.arange(0, head_dim, 2)\ninv_freq = 1.0 / (base ** (channel_range / head_dim))\n"
         llama = "freqs = 1.0 / torch.pow(theta, torch.arange(0, dim, 2)[: dim // 2].float() / dim)\n"
         mlx = "freqs = base ** (mx.arange(0, dims, step=2) / dims)\n"
         return (

@@ -55,8 +55,10 @@ def compares_heads(comparison: cst.Comparison) -> bool:
     left, right = comparison.left, comparison.comparisons[0].comparator
     if m.matches(left, HEAD_AXIS) and m.matches(right, HEAD_AXIS):
         return True
-    return counts_heads(left) and (counts_heads(right) or m.matches(right, ONE)) or (
-        counts_heads(right) and m.matches(left, ONE)
+    return (
+        counts_heads(left)
+        and (counts_heads(right) or m.matches(right, ONE))
+        or (counts_heads(right) and m.matches(left, ONE))
     )
 
 
@@ -138,9 +140,10 @@ class HeadSharing(Operator):
     )
 
     def sites(self, node, scope):
-        if m.matches(node, m.Arg(keyword=m.Name("enable_gqa"), value=SINGLE)) and type(
-            node.value.comparisons[0].operator
-        ) in INVERSE:
+        if (
+            m.matches(node, m.Arg(keyword=m.Name("enable_gqa"), value=SINGLE))
+            and type(node.value.comparisons[0].operator) in INVERSE
+        ):
             yield Site("keyword-inverted", inverted(node.value))
         elif m.matches(node, m.Arg(keyword=m.Name("enable_gqa"), value=m.Name() | m.Attribute())):
             # whatever the flag holds, this one call gets the opposite (True/False flipped, a flag negated)
@@ -158,7 +161,11 @@ class HeadSharing(Operator):
             if compares_heads(node.value) or (named_flag and type(node.value.comparisons[0].operator) in INVERSE):
                 yield Site("flag-inverted", inverted(node.value))
         elif isinstance(node, cst.If):
-            tests = [node.test, *m.findall(node.test, SINGLE)] if isinstance(node.test, cst.BooleanOperation) else [node.test]
+            tests = (
+                [node.test, *m.findall(node.test, SINGLE)]
+                if isinstance(node.test, cst.BooleanOperation)
+                else [node.test]
+            )
             for test in tests:
                 if isinstance(test, cst.Comparison) and compares_heads(test):
                     yield Site("if-inverted", inverted(test))
@@ -179,7 +186,8 @@ class HeadSharing(Operator):
             "    bs, slen, n_kv_heads, head_dim = x.shape\n"
             "    if n_rep == 1:\n"
             "        return x\n"
-            "    return x[:, :, :, None, :].expand(bs, slen, n_kv_heads, n_rep, head_dim).reshape(bs, slen, -1, head_dim)\n"
+            "    y = x[:, :, :, None, :].expand(bs, slen, n_kv_heads, n_rep, head_dim)\n"
+            "    return y.reshape(bs, slen, -1, head_dim)\n"
         )
         return (
             Example(

@@ -5,8 +5,10 @@ The seed: `enable_gqa = self.n_head != self.n_kv_head` written with `==`, which 
 1 < n_kv_head < n_head. The same slip in attention's mask branches (`if Tq == Tk:`, `elif Tq == 1:`)
 picks the wrong mask for prefill or decode. In fine-tuning, `targets[mask == 0] = -1` written with `!=`
 (or `masked_fill(mask == 0, -1)`, `torch.where(mask == 1, ...)` inverted) trains on the prompt and ignores
-the answers. Comparisons are everywhere, so the catalogue scopes this operator to the functions where
-such a slip is the bug class it names.
+the answers. Comparisons are everywhere, so a site must be about the loss mask: the comparison or the
+flag it sets names a mask, an ignore index or the assistant's role (`mask == 0`, `labels != ignore_index`,
+`masked = role != "assistant"`), or the statement around it puts an ignore value (-1, -100,
+`ignore_index`) into the targets (`targets[predicted == 0] = -1`, `masked_fill(keep == 0, -100)`).
 
 Only the operator is flipped, so each site plants one mutant: `mask == 0` -> `mask == 1` would be the
 same inversion on a 0/1 mask, and `mask != 1` no inversion at all.
@@ -16,6 +18,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site
+from mutator.operators.meaning import MASKS, descendants, identifiers
 
 INVERSE = {
     cst.Equal: cst.NotEqual,
@@ -31,11 +34,39 @@ INVERSE = {
 }
 
 SINGLE = m.Comparison(comparisons=[m.ComparisonTarget()])  # a op b (not a chain like a < b < c)
-FLAG = m.Assign(value=SINGLE) | m.AnnAssign(value=SINGLE)  # enable_gqa = a != b
+FLAG = m.Assign(value=SINGLE) | m.AnnAssign(value=SINGLE)  # masked = role != "assistant"
+FLAGS = m.Assign(value=m.BooleanOperation())  # masked = (role != "assistant") and not train_on_input
+IGNORE_VALUE = m.UnaryOperation(operator=m.Minus(), expression=m.Integer("1") | m.Integer("100"))
 KEYWORD = m.Arg(keyword=m.Name(), value=SINGLE)  # f(..., enable_gqa=a != b)
 BRANCH = m.If(test=SINGLE)  # if Tq == Tk:  /  elif Tq == 1:
 INDEX = m.SubscriptElement(slice=m.Index(value=SINGLE))  # targets[mask == 0] = -1
 ARGUMENT = m.Arg(keyword=None, star="", value=SINGLE)  # masked_fill(mask == 0, -1), where(mask == 1, ...)
+
+
+def _words(node: cst.CSTNode) -> set[str]:
+    """Identifiers and the text of short strings (`message["role"] != "assistant"`)."""
+    strings = {str(s.evaluated_value) for s in m.findall(node, m.SimpleString()) if len(s.value) < 40}
+    return identifiers(node) | strings
+
+
+def _about_masks(node: cst.CSTNode | None) -> bool:
+    return node is not None and any(MASKS.search(word) for word in _words(node))
+
+
+def _ignores(node: cst.CSTNode | None) -> bool:
+    """The statement or call puts an ignore value: -1, -100, or a name that says ignore."""
+    return node is not None and bool(m.findall(node, IGNORE_VALUE) or any("ignore" in w.lower() for w in _words(node)))
+
+
+def _target(assign) -> cst.CSTNode:
+    return assign.targets[0].target if isinstance(assign, cst.Assign) else assign.target
+
+
+def _statement(node, scope):
+    parent = scope.parent(node)
+    while parent is not None and not isinstance(parent, cst.SimpleStatementLine):
+        parent = scope.parent(parent)
+    return parent
 
 
 def _inverted(comparison: cst.Comparison) -> dict:
@@ -58,42 +89,55 @@ class InvertedPredicate(Operator):
     )
 
     def sites(self, node, scope):
-        if m.matches(node, FLAG):
+        if m.matches(node, FLAG) and (_about_masks(node.value) or _about_masks(_target(node))):
             yield Site("flag-inverted", _inverted(node.value))
-        elif m.matches(node, KEYWORD):
+        elif m.matches(node, FLAGS) and _about_masks(node):
+            for comparison in (c for c in descendants(node.value) if m.matches(c, SINGLE)):
+                if type(comparison.comparisons[0].operator) in INVERSE:
+                    yield Site("flag-inverted", _inverted(comparison))
+        elif m.matches(node, KEYWORD) and (_about_masks(node.value) or _about_masks(node.keyword)):
             yield Site("keyword-inverted", _inverted(node.value))
-        elif m.matches(node, BRANCH):
+        elif m.matches(node, BRANCH) and _about_masks(node.test):
             is_elif = isinstance(scope.parent(node), cst.If)  # an elif is the orelse of its if
             yield Site("elif-inverted" if is_elif else "if-inverted", _inverted(node.test))
-        elif m.matches(node, INDEX):
+        elif m.matches(node, INDEX) and (_about_masks(node.slice.value) or _ignores(_statement(node, scope))):
             yield Site("index-inverted", _inverted(node.slice.value))
-        elif m.matches(node, ARGUMENT):
+        elif m.matches(node, ARGUMENT) and (_about_masks(node.value) or _ignores(scope.parent(node))):
             yield Site("argument-inverted", _inverted(node.value))
 
     def examples(self):
-        branches = "if Tq == Tk:\n    mask = None\nelif Tq == 1:\n    mask = ones\n"
+        branches = "if mask is None:\n    loss = full\nelif mask.sum() == 0:\n    loss = zero\n"
         return (
             Example(
                 "flag-inverted",
-                "enable_gqa = self.n_head != self.n_kv_head\n",
-                "enable_gqa = self.n_head == self.n_kv_head\n",
+                'masked = message["role"] != "assistant"\n',
+                'masked = message["role"] == "assistant"\n',
+            ),
+            Example(
+                "flag-inverted",
+                'message["masked"] = (message["role"] != "assistant") and (not self.train_on_input)\n',
+                'message["masked"] = (message["role"] == "assistant") and (not self.train_on_input)\n',
             ),
             Example(
                 "keyword-inverted",
-                "y = sdpa(q, k, v, enable_gqa=q.size(1) != k.size(1))\n",
-                "y = sdpa(q, k, v, enable_gqa=q.size(1) == k.size(1))\n",
+                "m = Message(role, text, masked=role != 'assistant')\n",
+                "m = Message(role, text, masked=role == 'assistant')\n",
             ),
-            Example("if-inverted", branches, branches.replace("Tq == Tk", "Tq != Tk")),
-            Example("elif-inverted", branches, branches.replace("Tq == 1", "Tq != 1")),
-            Example("flag-inverted", "causal = mask is None\n", "causal = mask is not None\n"),
-            Example("if-inverted", "if t < n:\n    pass\n", "if t >= n:\n    pass\n"),
+            Example("if-inverted", branches, branches.replace("mask is None", "mask is not None")),
+            Example("elif-inverted", branches, branches.replace("mask.sum() == 0", "mask.sum() != 0")),
+            Example(
+                "index-inverted",
+                "targets[predicted == 0] = -1\n",
+                "targets[predicted != 0] = -1\n",
+            ),
             Example("index-inverted", "targets[mask == 0] = -1\n", "targets[mask != 0] = -1\n"),
             Example(
                 "argument-inverted",
                 "targets = targets.masked_fill(mask == 0, -1)\n",
                 "targets = targets.masked_fill(mask != 0, -1)\n",
             ),
-            # assertions and returns are not flags or branches
-            Example("flag-inverted", "assert n_head % n_kv_head == 0\n", None),
-            Example("flag-inverted", "def f(a, b):\n    return a == b\n", None),
+            # assertions and returns are not flags or branches; comparisons of other things are not masks
+            Example("flag-inverted", "assert mask.sum() == 0\n", None),
+            Example("flag-inverted", "def f(mask, b):\n    return mask == b\n", None),
+            Example("if-inverted", "if t < n:\n    pass\nenable_gqa = a != b\n", None),
         )

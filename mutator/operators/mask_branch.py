@@ -29,7 +29,9 @@ SHAPES = re.compile(r"(?i)(mask|causal|^t[qk]?$|^[qk]_?len|len$|^len|seq|window|
 MASKING_CALL = m.Call(
     func=m.Name(m.MatchRegex(r"(?i).*(attention|attn|sdpa|tril|triu).*"))
     | m.Attribute(attr=m.Name(m.MatchRegex(r"(?i).*(attention|attn|sdpa|tril|triu|masked_fill).*")))
-) | m.Call(args=[m.ZeroOrMore(), m.Arg(keyword=m.Name(m.MatchRegex(r"(?i)(is_causal|attn_mask|mask)"))), m.ZeroOrMore()])
+) | m.Call(
+    args=[m.ZeroOrMore(), m.Arg(keyword=m.Name(m.MatchRegex(r"(?i)(is_causal|attn_mask|mask)"))), m.ZeroOrMore()]
+)
 MASK_NAME = re.compile(r"(?i)mask|causal")
 MASK_FUNCTION = re.compile(r"(?i)mask")
 TRIANGLE = m.Call(func=m.Name("tril") | m.Name("triu") | m.Attribute(attr=m.Name("tril") | m.Name("triu")))

@@ -91,6 +91,22 @@ def class_attributes(cls: cst.ClassDef) -> set[str]:
     """The attributes the class's methods keep on `self` (`self.k_cache`, or a buffer registered by name)."""
     names = {a.attr.value for a in m.findall(cls, m.Attribute(value=m.Name("self")))}
     registered = m.findall(
-        cls, m.Call(func=m.Attribute(attr=m.Name("register_buffer")), args=[m.Arg(value=m.SimpleString()), m.ZeroOrMore()])
+        cls,
+        m.Call(func=m.Attribute(attr=m.Name("register_buffer")), args=[m.Arg(value=m.SimpleString()), m.ZeroOrMore()]),
     )
     return names | {str(call.args[0].value.evaluated_value) for call in registered}
+
+
+# --- the words that carry a quantity's meaning in ML code -----------------------------------------
+# Where the structure alone is everywhere (a division, a slice, an integer dtype), what a value *is*
+# shows in the names it is computed from or assigned to: `loss / grad_accum_steps` normalises gradient
+# accumulation, `tokens[1:]` shifts targets, `round(warmup_ratio * n)` is a warmup length.
+
+BOS = re.compile(r"(?i)(^|_)(bos|sot)(_|$)|begin_of_text|prepend")
+ACCUM = re.compile(r"(?i)accum|num_items_in_batch|valid_tokens")
+SCHEDULE = re.compile(r"(?i)warm|decay|cooldown|anneal|num_iterations|total_steps|max_steps|max_iters|training_steps")
+TOKENS = re.compile(r"(?i)tok|(^|_)ids?$|^idx$|target|label|prompt|^inputs?$|^batch")
+NOT_TOKENS = re.compile(r"(?i)pos|arange|mask|len|count|offset|lengths|step")
+SHIFTED = re.compile(r"(?i)tok|(^|_)ids?($|_)|target|label|logit|input|^batch|buffer|shift|pred|^x$")
+MASKS = re.compile(r"(?i)mask|ignore|train_on_input|assistant")
+OPTIMIZERS = re.compile(r"(?i)adam|muon|sgd|lion|optim|(^|_)opt($|_)|param|decay")

@@ -8,18 +8,27 @@ turns into a shape error, and a loader that keeps its last token for the next ba
 (`del buffer[: needed - 1]`) into tokens lost or predicted twice at every batch boundary.
 
 Sites, in any dimension of a subscript, with a literal k >= 1 and no step: `x[k:]`, `x[:-k]`, and
-`x[:n - k]` (which has no mirror).
+`x[:n - k]` (which has no mirror); and a window shifted by one, `x[1 : n + 1]` or `x[a + 1 : b + 1]`, whose
+shift can be lost (`x[0 : n]`, `x[a : b]`). Slices are everywhere, so a site must be about the sequence
+being shifted: the sliced value, or the name it is assigned to, names tokens, targets, labels or logits
+(`tokens[1:]`, `shift_labels = labels[..., 1:]`, `logits[:, :-1]`). The fine-tuning mask is the same slip
+on a mask (`mask[:, 1:]`), a class of its own: the operator is made once per meaning (see OPERATORS).
 """
+
+import re
 
 import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, binop
+from mutator.operators.meaning import MASKS, SHIFTED, identifiers
 
 K = m.Integer(m.MatchIfTrue(lambda text: int(text, 0) >= 1))
 FROM_K = m.Slice(lower=K, upper=None, step=None)  # x[k:]
 TO_MINUS_K = m.Slice(lower=None, upper=m.UnaryOperation(operator=m.Minus(), expression=K), step=None)  # x[:-k]
 TO_N_MINUS_K = m.Slice(lower=None, upper=m.BinaryOperation(operator=m.Subtract(), right=K), step=None)  # x[:n - k]
+PLUS_ONE = m.BinaryOperation(operator=m.Add(), right=m.Integer("1"))
+WINDOW = m.Slice(lower=m.Integer("1") | PLUS_ONE, upper=PLUS_ONE, step=None)  # x[1 : n + 1], x[a + 1 : b + 1]
 
 
 def _k(integer: cst.Integer) -> int:
@@ -30,13 +39,47 @@ def _minus(k: int) -> cst.UnaryOperation:
     return cst.UnaryOperation(operator=cst.Minus(), expression=cst.Integer(str(k)))
 
 
+def _about(node, scope) -> set[str]:
+    """The names a slice is about: the value it cuts, and the names its result is assigned to (directly or
+    through method calls, `x[1:].contiguous()`; not when it is only an argument of another call)."""
+    parent = scope.parent(node)
+    while parent is not None and not isinstance(parent, cst.Subscript):
+        parent = scope.parent(parent)
+    if parent is None:
+        return set()
+    names = identifiers(parent.value)
+    result = parent
+    while True:
+        up = scope.parent(result)
+        if (isinstance(up, cst.Attribute) and up.value is result) or (isinstance(up, cst.Call) and up.func is result):
+            result = up  # x[1:].contiguous().long()
+        else:
+            break
+    assign = scope.parent(result)
+    if isinstance(assign, cst.Assign) and assign.value is result:
+        names |= set().union(*(identifiers(t.target) for t in assign.targets))
+    return names
+
+
 class SliceShift(Operator):
-    name = "slice-shift"
-    # mirrored-start: x[k:] -> x[:-k]; mirrored-end: x[:-k] -> x[k:]
-    variants = ("mirrored-start", "mirrored-end", "cut-one-more", "cut-one-less")
+    """Made once per meaning: `words` that a site must name, `unless` words that give it to another class."""
+
+    # mirrored-start: x[k:] -> x[:-k]; mirrored-end: x[:-k] -> x[k:]; unshifted: x[1 : n + 1] -> x[0 : n]
+    variants = ("mirrored-start", "mirrored-end", "cut-one-more", "cut-one-less", "unshifted")
+
+    def __init__(self, name: str = "slice-shift", words: re.Pattern = SHIFTED, unless: re.Pattern | None = MASKS):
+        self.name, self.words, self.unless = name, words, unless
 
     def sites(self, node, scope):
-        if m.matches(node, FROM_K):
+        if not isinstance(node, cst.Slice):
+            return
+        names = _about(node, scope)
+        if not any(self.words.search(n) for n in names) or (self.unless and any(self.unless.search(n) for n in names)):
+            return
+        if m.matches(node, WINDOW):
+            lower = cst.Integer("0") if isinstance(node.lower, cst.Integer) else node.lower.left
+            yield Site("unshifted", {node.lower: lower, node.upper: node.upper.left})
+        elif m.matches(node, FROM_K):
             k = _k(node.lower)
             yield Site("mirrored-start", {node: node.with_changes(lower=None, upper=_minus(k))})
             yield Site("cut-one-more", {node.lower: cst.Integer(str(k + 1))})
@@ -56,6 +99,15 @@ class SliceShift(Operator):
             yield Site("cut-one-less", {difference: less})
 
     def examples(self):
+        if self.name != "slice-shift":
+            return (
+                Example("mirrored-start", "predicted = mask[:, 1:]\n", "predicted = mask[:, :-1]\n"),
+                Example("cut-one-more", "predicted = mask[:, 1:]\n", "predicted = mask[:, 2:]\n"),
+                Example("cut-one-less", "predicted = mask[:, 1:]\n", "predicted = mask[:, :]\n"),
+                Example("mirrored-end", "m = loss_mask[..., :-1]\n", "m = loss_mask[..., 1:]\n"),
+                Example("unshifted", "keep = mask[:, 1 : T + 1]\n", "keep = mask[:, 0 : T]\n"),
+                Example("mirrored-start", "targets = tokens[1:]\n", None),  # tokens, not a mask
+            )
         batch = "inputs = tokens[:-1]\ntargets = tokens[1:]\n"
         return (
             Example("mirrored-start", batch, "inputs = tokens[:-1]\ntargets = tokens[:-1]\n"),
@@ -66,6 +118,14 @@ class SliceShift(Operator):
             Example("cut-one-more", "del buffer[: needed - 1]\n", "del buffer[: needed - 2]\n"),
             Example("cut-one-less", "del buffer[: needed - 1]\n", "del buffer[: needed]\n"),
             Example("cut-one-less", "x = ids[2:]\n", "x = ids[1:]\n"),
+            Example(
+                "unshifted",
+                "targets = train_data[:, 1 : (max_seq_length + 1)].long()\n",
+                "targets = train_data[:, 0 : max_seq_length].long()\n",
+            ),
+            Example("unshifted", "t = tokens[:, prev + 1 : cur + 1]\n", "t = tokens[:, prev : cur]\n"),
+            # slices of things that are not a shifted sequence: history, a mask, a path
+            Example("mirrored-start", "history = messages[1:]\npredicted = mask[:, 1:]\n", None),
             # no literal offset, or a step: nothing to shift
             Example("cut-one-more", "batch = buffer[:needed]\n", None),
             Example("mirrored-*", "evens = ids[0::2]\nfirst = ids[0:]\n", None),

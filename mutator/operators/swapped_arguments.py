@@ -6,13 +6,16 @@ Setting up optimizers is a run of look-alike lines: `matrix_params = list(self.t
 the embedding while AdamW steps the blocks, or the embedding and the head trade learning rates. Only a
 look at which parameters sit in which group, at which rate, sees it.
 
-Sites, by shape:
+Sites, by shape, where the things swapped are optimizers or parameters (their calls or names say
+`AdamW`, `Muon`, `SGD`, `optim`, `param`):
 - the first positional arguments of two neighbouring assignments of look-alike calls (`a = f(x, ...)`,
   `b = g(y, ...)`: as many positional arguments, the first ones of the same kind; statements between them
   that assign no name either argument reads are allowed). Variant `args-a-b`.
 - two neighbouring bare names in a list or tuple that is a value, not an assignment target
   (`optimizers = [adamw, muon]`). Variant `items-adamw-muon`. Lists of literals or calls are left alone:
-  `betas=(0.9, 0.95)` is a different slip, and the order of param-group dicts means nothing.
+  `betas=(0.9, 0.95)` is a different slip.
+- the `params` of two neighbouring parameter groups (`[dict(params=head, lr=a), dict(params=emb, lr=b)]`,
+  or `{"params": ...}` dicts): each group's parameters then train at the other's rate. Variant `groups-a-b`.
 """
 
 import itertools
@@ -21,6 +24,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site
+from mutator.operators.meaning import OPTIMIZERS, mentions
 
 FIRST_POSITIONAL = m.Arg(keyword=None, star="")
 CALL_ASSIGNMENT = m.SimpleStatementLine(
@@ -56,26 +60,60 @@ def _look_alike(first: cst.SimpleStatementLine, second: cst.SimpleStatementLine)
     return same_kind and positional(first) == positional(second)
 
 
+def _optimizer_call(statement: cst.SimpleStatementLine) -> bool:
+    """An optimizer built, or a parameter list gathered: `AdamW(groups, ...)`, `list(m.parameters())`."""
+    call = statement.body[0].value
+    return mentions(call.func, OPTIMIZERS) or mentions(call.args[0].value, OPTIMIZERS)
+
+
+def _group_params(expr: cst.BaseExpression) -> cst.BaseExpression | None:
+    """The parameters of a param-group literal: `dict(params=p, lr=...)` or `{"params": p, ...}`."""
+    if m.matches(expr, m.Call(func=m.Name("dict"))):
+        return next((a.value for a in expr.args if m.matches(a, m.Arg(keyword=m.Name("params")))), None)
+    if isinstance(expr, cst.Dict):
+        for element in expr.elements:
+            if m.matches(element, m.DictElement(key=m.SimpleString())) and element.key.evaluated_value == "params":
+                return element.value
+    return None
+
+
+def _label(expr: cst.BaseExpression) -> str:
+    text = cst.Module(body=[]).code_for_node(expr)
+    return text if len(text) <= 24 and text.replace("_", "").replace(".", "").isalnum() else "group"
+
+
 def _target(statement: cst.SimpleStatementLine) -> str:
     return statement.body[0].targets[0].target.value
 
 
 class SwappedArguments(Operator):
     name = "swapped-arguments"
-    variants = ("args-*", "items-*")
+    variants = ("args-*", "items-*", "groups-*")
 
     def sites(self, node, scope):
         if isinstance(node, (cst.Module, cst.IndentedBlock)):
             yield from self._neighbouring_calls(node.body)
         elif m.matches(node, NAMES_ONLY) and not isinstance(scope.parent(node), TARGET_PARENTS):
             for first, second in itertools.pairwise(node.elements):
-                if first.value.value != second.value.value:
+                if (
+                    first.value.value != second.value.value
+                    and mentions(first.value, OPTIMIZERS)
+                    and mentions(second.value, OPTIMIZERS)
+                ):
                     variant = f"items-{first.value.value}-{second.value.value}"
                     yield Site(variant, {first.value: second.value, second.value: first.value})
+        elif isinstance(node, (cst.List, cst.Tuple)):
+            groups = [_group_params(e.value) for e in node.elements]
+            for first, second in itertools.pairwise(groups):
+                if first is not None and second is not None and not first.deep_equals(second):
+                    variant = f"groups-{_label(first)}-{_label(second)}"
+                    yield Site(variant, {first: second, second: first})
 
     def _neighbouring_calls(self, body):
         calls = [i for i, statement in enumerate(body) if m.matches(statement, CALL_ASSIGNMENT)]
         for i, j in itertools.pairwise(calls):
+            if not (_optimizer_call(body[i]) and _optimizer_call(body[j])):
+                continue
             a, b = _first_argument(body[i]), _first_argument(body[j])
             assigned_between = set().union(*(_assigns(statement) for statement in body[i:j]))
             if a.deep_equals(b) or not _look_alike(body[i], body[j]) or (_reads(a) | _reads(b)) & assigned_between:
@@ -108,8 +146,13 @@ class SwappedArguments(Operator):
                 .replace("list(self.transformer.@.", "list(self.transformer.wte."),
             ),
             Example("items-adamw-muon", groups, groups.replace("[adamw, muon]", "[muon, adamw]")),
-            Example("items-a-b", "pair = (a, b)\n", "pair = (b, a)\n"),
-            # an argument read before it is assigned; an unpacking target; literals and group dicts
+            Example(
+                "groups-decay-no_decay",
+                'groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]\n',
+                'groups = [{"params": no_decay, "weight_decay": wd}, {"params": decay, "weight_decay": 0.0}]\n',
+            ),
+            # an argument read before it is assigned; an unpacking target; literals; names of other things
             Example("args-embedding_params-adamw", groups, None),
-            Example("items-*", "a, b = f(x)\nbetas = (0.9, 0.95)\ngroups = [dict(p=a), dict(p=b)]\n", None),
+            Example("items-*", "a, b = f(x)\nbetas = (0.9, 0.95)\npair = (a, b)\n", None),
+            Example("args-*", "x = f(a, 1)\ny = g(b, 2)\n", None),
         )

@@ -148,11 +148,15 @@ def _silent(node, scope) -> bool:
         if isinstance(parent, SILENT):
             return True
         if isinstance(parent, cst.Call):
-            name = parent.func.attr.value if isinstance(parent.func, cst.Attribute) else getattr(parent.func, "value", "")
+            name = (
+                parent.func.attr.value if isinstance(parent.func, cst.Attribute) else getattr(parent.func, "value", "")
+            )
             if SILENT_CALLS.match(str(name)):
                 return True
         parent = scope.parent(parent)
-    return isinstance(parent, cst.SimpleStatementLine) and m.matches(parent, m.SimpleStatementLine(body=[m.Raise() | m.Assert()]))
+    return isinstance(parent, cst.SimpleStatementLine) and m.matches(
+        parent, m.SimpleStatementLine(body=[m.Raise() | m.Assert()])
+    )
 
 
 class SwappedTokenOrder(Operator):
@@ -179,7 +183,9 @@ class SwappedTokenOrder(Operator):
             pairs = _pairs([e if e is not None and token_of(e) else None for e in expressions], need_content=True)
             texts = [p.value if isinstance(p, cst.FormattedStringText) else None for p in node.parts]
             for stem, new in _text_swaps(texts):
-                yield Site(f"{stem}-swapped", {node.parts[i]: node.parts[i].with_changes(value=t) for i, t in new.items()})
+                yield Site(
+                    f"{stem}-swapped", {node.parts[i]: node.parts[i].with_changes(value=t) for i, t in new.items()}
+                )
         elif isinstance(node, cst.SimpleString) and not _silent(node, scope) and token_of(node) is None:
             for stem, new in _text_swaps([node.value]):
                 yield Site(f"{stem}-swapped", {node: node.with_changes(value=new[0])})
@@ -227,7 +233,7 @@ class SwappedTokenOrder(Operator):
                 'p = f"<|im_start|>{role}\\n{content}<|im_end|>"\n',
                 'p = f"<|im_end|>{role}\\n{content}<|im_start|>"\n',
             ),
-            Example("sys-swapped", 'p = B_SYS + system + E_SYS + prompt\n', 'p = E_SYS + system + B_SYS + prompt\n'),
+            Example("sys-swapped", "p = B_SYS + system + E_SYS + prompt\n", "p = E_SYS + system + B_SYS + prompt\n"),
             Example("inst-swapped", 'b_inst, e_inst = "[INST]", "[/INST]"\n', 'b_inst, e_inst = "[/INST]", "[INST]"\n'),
             # a docstring or an error message names the markers, it does not emit them
             Example("*-swapped", 'def f():\n    """<|python_start|>1+1<|python_end|>"""\n', None),

@@ -109,7 +109,9 @@ def _tree(root, relatives, text=None):
 
 
 def test_every_python_file_is_a_target_but_tests_and_build_outputs(tmp_path):
-    _tree(tmp_path, ("pkg/rope.py", "gpt.py", "build/lib/gpt.py", ".venv/gpt.py", "tests/test_gpt.py", "pkg/conftest.py"))
+    _tree(
+        tmp_path, ("pkg/rope.py", "gpt.py", "build/lib/gpt.py", ".venv/gpt.py", "tests/test_gpt.py", "pkg/conftest.py")
+    )
     files = {m.file for m in catalog.generate_mutants("3", tmp_path)}
     assert files == {"gpt.py", "pkg/rope.py"}
 
@@ -130,7 +132,10 @@ def test_the_targets_pyproject_narrows_unless_the_command_line_does(tmp_path):
 
 @pytest.mark.parametrize(
     "table, message",
-    [('[tool.mutator]\ninclde = ["x"]\n', r"tool\.mutator\.inclde: unknown key"), ("[tool.mutator]\ninclude = 3\n", "must be")],
+    [
+        ('[tool.mutator]\ninclde = ["x"]\n', r"tool\.mutator\.inclde: unknown key"),
+        ("[tool.mutator]\ninclude = 3\n", "must be"),
+    ],
 )
 def test_a_bad_tool_mutator_table_is_one_line(tmp_path, table, message):
     (tmp_path / "pyproject.toml").write_text(table, encoding="utf-8")
@@ -150,8 +155,19 @@ def test_classes_without_sites_are_named(tmp_path):
 def test_a_place_belongs_to_one_class(mutants):
     places = {}
     for mutant in catalog.generate_mutants("all", catalog.default_target()):
-        places.setdefault((mutant.file, mutant.start_line, mutant.end_line), set()).add(mutant.bug_class)
+        places.setdefault(catalog._place(mutant), set()).add(mutant.bug_class)
     assert all(len(classes) == 1 for classes in places.values()), places
+    # and two classes may plant on one line, at different places of it (a GQA flag and a mask flag)
+    on_line_78 = {m.bug_class for m in mutants if m.file == "nanochat/gpt.py" and m.start_line == 78}
+    assert on_line_78 == {"gqa-predicate", "attention-mask"}
+
+
+def test_a_place_two_classes_plant_stays_with_the_first(tmp_path):
+    level = catalog.load_level("3")
+    rotary = next(c for c in level.classes if c.name == "rotary-exponent")
+    twice = replace(level, classes=(rotary, replace(rotary, name="rotary-again", canonical=None)))
+    (tmp_path / "rope.py").write_text(ROTARY, encoding="utf-8")
+    assert {m.bug_class for m in catalog.generate_mutants(twice, tmp_path)} == {"rotary-exponent"}
 
 
 def test_canonical_is_recognised_by_its_site_not_by_variant_alone(tmp_path):

@@ -163,6 +163,27 @@ def test_sft_targets_are_next_tokens_where_mask_is_one_and_ignored_elsewhere(tok
         assert 0 < expected.count(-1) < n  # both kinds present: the check above is not vacuous
 
 
+class LargeVocabRenderer:
+    """A tokenizer stand-in whose ids sit above 32767, as in any real vocabulary of 50k-200k tokens."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def render_conversation(self, conversation):
+        return self.rows[conversation["row"]]
+
+    def get_bos_token_id(self):
+        return 65_000
+
+
+def test_sft_batch_keeps_large_token_ids_exact(device):
+    rows = [([65_000, 40_001, 50_123, 65_535], [0, 0, 1, 1]), ([65_000, 33_333, 99_999], [0, 1, 1])]
+    tokenizer = LargeVocabRenderer(rows)
+    inputs, targets = sft_batch(tokenizer, [{"row": 0}, {"row": 1}], device=device)
+    assert inputs.tolist() == [[65_000, 40_001, 50_123], [65_000, 33_333, 99_999]]
+    assert targets.tolist() == [[-1, 50_123, 65_535], [33_333, 99_999, -1]]
+
+
 # --- end to end ---
 
 
