@@ -1,9 +1,11 @@
 """The baseline: one run of the suite on the clean target per device, with per-test line coverage.
 
-It runs in a subprocess, `python -P -m pytest <tests> -p mutator.baseline --device <dev>`, with the
+It runs in a subprocess, `python -P -m pytest <tests> <user args> -p mutator.baseline`, with the
 target root first on PYTHONPATH so that `import nanochat` resolves to the target (`-P` keeps the
 current directory off sys.path, where another copy could shadow it; the run checks where each
-target package really came from). The plugin half of this module starts coverage.py before any
+target package really came from). Every pytest process of a run (baseline, workers, fresh runs) gets
+the same command line from `suite_args`, and so the same `--device` rule (`pass_device`): the option
+goes only to a suite that defines it. The plugin half of this module starts coverage.py before any
 conftest is imported and switches its dynamic context around each test:
 
 - context ""                 lines executed at import and collection: they belong to no test;
@@ -15,9 +17,12 @@ conftest is imported and switches its dynamic context around each test:
                              fixtures it requests.
 
 Only files of the target's mutated packages are measured. Durations come from the test reports.
+A test module that fails to import is left out (with `--continue-on-collection-errors`, the others
+run) and reported once, with its exception's line and the packages it misses.
 """
 
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -29,6 +34,7 @@ from pathlib import Path
 import pytest
 
 from mutator.errors import UserError
+from mutator.worker import die_with_parent, failure_line, one_line
 
 IMPORT_TIME = ""  # the coverage context (and pseudo-test) of import and collection
 INI_FILES = ("pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg", "conftest.py")
@@ -47,74 +53,96 @@ def subprocess_env(target_root: Path) -> dict[str, str]:
     return env
 
 
+def suite_args(tests: list[Path], pytest_args: list[str], device: str) -> list[str]:
+    """The pytest arguments every process of a run shares: the suite, the user's own arguments, and the
+    device (passed on by `pass_device`, in the process itself, once the suite's conftests are loaded)."""
+    plugins = ["-p", "mutator.baseline", "--mutator-device", device, "-p", "no:cacheprovider"]
+    return [*map(str, tests), *pytest_args, *plugins]
+
+
 def measure(
     target_root: Path,
-    tests: Path,
+    tests: list[Path],
     device: str,
     packages: list[str],
+    pytest_args: list[str] = (),
     shards: int = 1,
     weights: dict[str, float] | None = None,
     workdir: Path | None = None,
-    device_flag: bool = True,
+    log_dir: Path | None = None,
 ) -> dict:
     """Run the suite once, split by test module over `shards` parallel processes; return the baseline.
 
     weights: seconds per test module from an earlier baseline, to balance the shards (else test counts).
+    log_dir: where each shard's output goes (`baseline-<device>-<shard>.log`); errors name that file.
     See `_Recorder.finish` for the keys of the result.
     """
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="baseline-", dir=workdir) as tmp:
+        logs = Path(log_dir or tmp)
+        logs.mkdir(parents=True, exist_ok=True)
         Path(tmp, "weights.json").write_text(json.dumps(weights or {}))
         env = subprocess_env(target_root)
         if shards > 1:  # one thread per shard: the shards already fill the cores, as the workers will
             env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        procs = []
+        procs, log_paths = [], []
         for shard in range(shards):
-            cmd = [sys.executable, "-P", "-m", "pytest", str(tests), "-p", "mutator.baseline", "-q"]
+            cmd = [sys.executable, "-P", "-m", "pytest", *suite_args(tests, list(pytest_args), device), "-q"]
             cmd += ["--mutator-baseline-out", f"{tmp}/{shard}.json", "--mutator-shard", f"{shard}/{shards}"]
-            cmd += [
-                "--mutator-weights",
-                f"{tmp}/weights.json",
-                "-p",
-                "no:cacheprovider",
-                "--basetemp",
-                f"{tmp}/t{shard}",
-            ]
+            cmd += ["--mutator-weights", f"{tmp}/weights.json", "--basetemp", f"{tmp}/t{shard}"]
+            cmd += ["--continue-on-collection-errors"]  # a module that fails to import is reported, not fatal
             cmd += [arg for pkg in packages for arg in ("--mutator-measure", str(target_root / pkg))]
-            cmd += ["--device", device] if device_flag else []
-            procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-        outputs = [proc.communicate()[0] for proc in procs]
-        codes = [proc.returncode for proc in procs]
-        if any("unrecognized arguments: --device" in output for output in outputs):
-            if device == "cpu" and device_flag:  # a suite without a --device option runs on the CPU as is
-                return measure(target_root, tests, device, packages, shards, weights, workdir, device_flag=False)
-            raise UserError(f"the suite {tests} has no --device option, so it cannot be run on {device}")
-        parts = [json.loads(Path(tmp, f"{shard}.json").read_text()) for shard in range(shards)
-                 if Path(tmp, f"{shard}.json").exists()]  # fmt: skip
-    failing = [test for part in parts for test in part["failed"]]
+            log_paths.append(logs / f"baseline-{device}-{shard}.log")
+            with open(log_paths[-1], "wb") as log:
+                procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+        codes = [proc.wait() for proc in procs]
+        parts = {shard: json.loads(Path(tmp, f"{shard}.json").read_text()) for shard in range(shards)
+                 if Path(tmp, f"{shard}.json").exists()}  # fmt: skip
+    failing = [test for part in parts.values() for test in part["failed"]]
     if failing:
         shown = "; ".join(failing[:8]) + (f"; and {len(failing) - 8} more" if len(failing) > 8 else "")
-        raise UserError(f"the suite fails on the clean target ({device}): {shown}")
-    if len(parts) < shards or any(code not in (0, pytest.ExitCode.NO_TESTS_COLLECTED) for code in codes):
-        code, output = next((c, o) for c, o in zip(codes, outputs, strict=True) if c != 0)
-        tail = " | ".join(output.strip().splitlines()[-3:])
-        raise UserError(f"the suite could not run on the clean target ({device}): pytest exit {code}: {tail}")
-    data = _merge(parts)
+        log = log_paths[next(shard for shard, part in parts.items() if part["failed"])]
+        raise UserError(f"the suite fails on the clean target ({device}): {shown} (log: {log})")
+    for shard, code in enumerate(codes):
+        # exit 1 with no failing test: only the collection errors that the merged baseline reports
+        if shard not in parts or code not in (0, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
+            lines = [line for line in log_paths[shard].read_text(errors="replace").splitlines() if line.strip()]
+            tail = " | ".join(line.strip() for line in lines[-3:])
+            why = f"pytest exit {code}: {tail} (log: {log_paths[shard]})"
+            raise UserError(f"the suite could not run on the clean target ({device}): {why}")
+    data = _merge(list(parts.values()))
     if not data["tests"]:
-        raise UserError(f"no tests collected from {tests}")
+        broken = "".join(f"; {module}: {line}" for module, line in data["collect_errors"].items())
+        raise UserError(f"no tests collected from {' '.join(map(str, tests))}{broken}")
     for pkg, file in data["modules"].items():
         if not Path(file).resolve().is_relative_to(target_root):
             raise UserError(f"the suite imported {pkg} from {file}, not from the target {target_root}")
-    data.update(device=device, device_flag=device_flag)
+    data.update(device=device)
     return data
+
+
+def pass_device(parser, args: list[str], device: str):
+    """`--device` is the option of a device-parametrized suite (tests/nanochat's conftest): pass it only
+    to a suite that defines it (one that does not would stop with a usage error), unless the user's own
+    arguments already hold one. Such a suite runs as it is on the CPU, and cannot be run on another device."""
+    if any(arg == "--device" or arg.startswith("--device=") for arg in args):
+        return
+    _, unknown = parser.parse_known_and_unknown_args(["--device", device])
+    if not unknown:
+        args += ["--device", device]
+    elif device != "cpu":
+        raise pytest.UsageError(f"the suite has no --device option, so it cannot run on {device} (use --device cpu)")
 
 
 def _merge(parts: list[dict]) -> dict:
     """One baseline from the shards' (their tests are disjoint; import-time lines are united)."""
-    data = {"rootdir": parts[0]["rootdir"], "tests": {}, "fixtures": {}, "coverage": {}, "modules": {}, "failed": []}
+    data = {"rootdir": parts[0]["rootdir"], "tests": {}, "fixtures": {}, "coverage": {}, "modules": {}}
+    data["collect_errors"] = {}  # every shard collects every module: one entry per module, not per shard
     for part in parts:
         data["tests"].update(part["tests"])
+        data["collect_errors"].update(part["collect_errors"])
+        data["missing_packages"] = sorted(set(data.get("missing_packages", [])) | set(part["missing_packages"]))
         data["modules"].update(part["modules"])
         for key, seconds in part["fixtures"].items():
             data["fixtures"][key] = max(seconds, data["fixtures"].get(key, 0.0))
@@ -156,27 +184,35 @@ def target_files(target_root: Path, packages: list[str]) -> list[Path]:
     return [f for f in files if "__pycache__" not in f.parts]
 
 
-def suite_files(tests: Path) -> list[Path]:
-    """The suite's own files, plus conftest and ini files of its parent directories up to its rootdir."""
-    files = [f for f in tests.rglob("*") if f.is_file()] if tests.is_dir() else [tests]
-    files = [f for f in files if "__pycache__" not in f.parts and not f.name.endswith(".pyc")]
-    for parent in list(tests.parents)[:10]:
-        found = [parent / name for name in INI_FILES if (parent / name).is_file()]
-        files += found
-        if any(f.name != "conftest.py" for f in found):  # pytest's rootdir: the first ini file upwards
-            break
-    return files
+def suite_files(tests: list[Path]) -> list[Path]:
+    """The suite's own files, plus conftest and ini files of their parent directories up to the rootdir."""
+    files = []
+    for path in tests:
+        files += [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
+        for parent in list(path.parents)[:10]:
+            found = [parent / name for name in INI_FILES if (parent / name).is_file()]
+            files += found
+            if any(f.name != "conftest.py" for f in found):  # pytest's rootdir: the first ini file upwards
+                break
+    return sorted({f for f in files if "__pycache__" not in f.parts and not f.name.endswith(".pyc")})
 
 
-def fingerprint(target_root: Path, tests: Path, device: str, packages: list[str]) -> str:
-    """What the baseline depends on: the target packages, the suite, the device and the interpreter."""
+def suite_root(tests: list[Path]) -> Path:
+    """The directory the suite's file names are taken relative to in digests."""
+    return Path(os.path.commonpath([path.parent for path in tests]))
+
+
+def fingerprint(target_root: Path, tests: list[Path], device: str, packages: list[str], pytest_args=()) -> str:
+    """What the baseline depends on: the target packages, the suite and the user's pytest arguments (a
+    `-k` or `--deselect` changes which tests run), the device and the interpreter."""
     parts = [
         device,
         ",".join(packages),
-        str(tests),
+        *map(str, tests),
+        "\0".join(pytest_args),
         sys.version,
         digest_files(target_files(target_root, packages), target_root),
-        digest_files(suite_files(tests), tests.parent),
+        digest_files(suite_files(tests), suite_root(tests)),
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
@@ -186,19 +222,19 @@ def fingerprint(target_root: Path, tests: Path, device: str, packages: list[str]
 
 def pytest_addoption(parser):
     group = parser.getgroup("mutator baseline")
+    group.addoption("--mutator-device", default="cpu", help="the device of the run: see pass_device")
     group.addoption("--mutator-baseline-out", default=None, help="write the baseline JSON here")
     group.addoption("--mutator-measure", action="append", default=[], help="a target file or package dir")
     group.addoption("--mutator-shard", default="0/1", help="K/N: run the K-th of N shards of the test modules")
     group.addoption("--mutator-weights", default=None, help="JSON file: seconds per test module")
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_load_initial_conftests(early_config, parser, args):
-    """Start coverage before the first conftest (which may import the target) is imported."""
+    """Start coverage before the first conftest (which may import the target) is imported; once the
+    conftests are in, the parser knows the suite's own options, so `--device` can be passed or not."""
     options = early_config.known_args_namespace
     if options.mutator_baseline_out:
-        from mutator.worker import die_with_parent
-
         die_with_parent()  # a run killed with -9 takes its baseline shards along
         recorder = _Recorder(Path(options.mutator_baseline_out), [Path(p) for p in options.mutator_measure])
         recorder.shard, recorder.shards = map(int, options.mutator_shard.split("/"))
@@ -206,6 +242,9 @@ def pytest_load_initial_conftests(early_config, parser, args):
             recorder.weights = json.loads(Path(options.mutator_weights).read_text())
         early_config.pluginmanager.register(recorder, "mutator-baseline-recorder")
         recorder.start()
+    result = yield
+    pass_device(parser, args, options.mutator_device)
+    return result
 
 
 def fixture_key(fixturedef) -> str:
@@ -224,7 +263,9 @@ class _Recorder:
         self.fixture_stack: list[str] = []
         self.tests: dict[str, dict] = {}  # node id -> {file, duration, fixtures, outcome}
         self.fixture_s: dict[str, float] = {}
-        self.collect_errors: list[str] = []
+        self.collect_errors: dict[str, str] = {}  # module node id -> its exception's line
+        self.collect_causes: dict[str, BaseException] = {}
+        self.missing: set[str] = set()  # packages that unimportable modules need and are not installed
         self.shard, self.shards, self.weights = 0, 1, {}
         self.started = time.perf_counter()
         self.first_test: float | None = None
@@ -301,9 +342,29 @@ class _Recorder:
         elif report.skipped and test["outcome"] == "passed":
             test["outcome"] = "skipped"
 
+    def pytest_configure(self, config):
+        self.rootpath = config.rootpath
+
+    def pytest_exception_interact(self, node, call, report):
+        """A collection error's exception (called just before its report): the cause pytest wrapped."""
+        if isinstance(report, pytest.CollectReport) and call.excinfo is not None:
+            error = call.excinfo.value
+            wrapped = isinstance(error, pytest.Collector.CollectError) and error.__cause__ is not None
+            self.collect_causes[report.nodeid] = error.__cause__ if wrapped else error
+
     def pytest_collectreport(self, report):
-        if report.failed:
-            self.collect_errors.append(f"{report.nodeid or '<collection>'} (collection error)")
+        if not report.failed:
+            return
+        cause = self.collect_causes.pop(report.nodeid, None)
+        line = one_line(f"{type(cause).__name__}: {cause}") if cause is not None else failure_line(report)
+        self.collect_errors[report.nodeid or "<collection>"] = line
+        if isinstance(cause, ModuleNotFoundError) and cause.name:
+            top = cause.name.split(".")[0]
+            # not installed anywhere, and not a module of the suite itself that its import path misses
+            near = [Path(report.fspath).parent, self.rootpath]
+            if importlib.util.find_spec(top) is None and not any((d / top).exists() for d in near):
+                if not any((d / f"{top}.py").exists() for d in near):
+                    self.missing.add(top)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session, exitstatus):
@@ -343,6 +404,8 @@ class _Recorder:
             "fixtures": self.fixture_s,
             "coverage": {test: {f: sorted(lines) for f, lines in files.items()} for test, files in coverage.items()},
             "modules": modules,
-            "failed": self.collect_errors + failed,
+            "failed": failed,
+            "collect_errors": self.collect_errors,
+            "missing_packages": sorted(self.missing),
             "startup_s": (self.first_test or time.perf_counter()) - self.started,
         }

@@ -44,17 +44,39 @@ def _table_console():
     return console if console.is_terminal else Console(width=200)
 
 
-def _mutants(level, target):
+def _scope_options(command):
+    """--include / --exclude: the user's narrowing of which target files get mutants."""
+    for option in reversed(
+        [
+            click.option("--include", multiple=True, metavar="GLOB", help="Mutate only files matching this glob."),
+            click.option("--exclude", multiple=True, metavar="GLOB", help="Never mutate files matching this glob."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _mutants(level, target, include=(), exclude=()):
+    """The level's mutants in the scope the user chose; classes that found no site are named on stderr
+    (a level that plants nothing, silently, reads as a suite that kills everything)."""
     from mutator import catalog
 
-    return catalog.generate_mutants(level, target or catalog.default_target())
+    target = target or catalog.default_target()
+    mutants = catalog.generate_mutants(level, target, catalog.target_scope(target, include, exclude))
+    for lvl in [level] if isinstance(level, catalog.Level) else catalog.select_levels(level):
+        for name in catalog.classes_without_sites(lvl, mutants):
+            click.echo(f"level {lvl.name}: no site of class {name} in {target}", err=True)
+    return mutants
 
 
-def _find_mutant(mutant_id, target):
+def _find_mutant(mutant_id, target, include=(), exclude=()):
     """The mutant with this id (or unique id prefix) among every level's mutants of the target."""
     from mutator import catalog
 
-    matches = [m for m in _mutants(catalog.ALL, target) if m.id.startswith(mutant_id.lower())]
+    target = target or catalog.default_target()
+    scope = catalog.target_scope(target, include, exclude)
+    everything = catalog.generate_mutants(catalog.ALL, target, scope)
+    matches = [m for m in everything if m.id.startswith(mutant_id.lower())]
     if len({m.id for m in matches}) > 1:
         raise UserError(f"mutant id '{mutant_id}' is ambiguous: {', '.join(sorted({m.id for m in matches}))}")
     if not matches or not mutant_id:
@@ -66,7 +88,8 @@ def _find_mutant(mutant_id, target):
 @click.option("--level", required=True, help="Catalogue level, e.g. 3 (or all).")
 @click.option("--target", type=click.Path(), help=TARGET_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def list_mutants(level, target, as_json):
+@_scope_options
+def list_mutants(level, target, as_json, include, exclude):
     """List every mutant a level plants into the target."""
     import json
 
@@ -74,7 +97,7 @@ def list_mutants(level, target, as_json):
 
     from mutator.mutants import summary
 
-    mutants = _mutants(level, target)
+    mutants = _mutants(level, target, include, exclude)
     if as_json:
         click.echo(json.dumps([summary(m) for m in mutants], indent=1))
         return
@@ -87,9 +110,10 @@ def list_mutants(level, target, as_json):
 @main.command()
 @click.argument("mutant_id")
 @click.option("--target", type=click.Path(), help=TARGET_HELP)
-def show(mutant_id, target):
+@_scope_options
+def show(mutant_id, target, include, exclude):
     """Print one mutant's diff."""
-    mutant = _find_mutant(mutant_id, target)
+    mutant = _find_mutant(mutant_id, target, include, exclude)
     canonical = " (the seed's canonical bug)" if mutant.canonical else ""
     click.echo(f"# {mutant.id}: {mutant.bug_class} / {mutant.operator} / {mutant.variant}{canonical}")
     click.echo(f"# {mutant.location}, lines {mutant.start_line}-{mutant.end_line}")
@@ -100,13 +124,14 @@ def show(mutant_id, target):
 @click.argument("mutant_id")
 @click.option("--target", type=click.Path(), help=TARGET_HELP)
 @click.option("--out", type=click.Path(), required=True, help="Directory to write the mutated copy to (new or empty).")
-def apply(mutant_id, target, out):
+@_scope_options
+def apply(mutant_id, target, out, include, exclude):
     """Write a mutated copy of the target (never modifies it in place)."""
     from mutator import catalog
     from mutator.mutants import check_output_dir, write_mutated_copy
 
     check_output_dir(out, target or catalog.default_target())  # before the slower search for the mutant
-    mutant = _find_mutant(mutant_id, target)
+    mutant = _find_mutant(mutant_id, target, include, exclude)
     written = write_mutated_copy(mutant, target or catalog.default_target(), out)
     click.echo(f"{mutant.id} ({mutant.bug_class} / {mutant.variant}) -> {written}")
 
@@ -149,10 +174,16 @@ def _write_reports(console, mutants, results, devices, target, json_path, html_p
         console.print(f"wrote {junit_path}")
 
 
+TESTS_HELP = "A path of the pytest suite; repeat for several (default: TARGET/tests/nanochat or TARGET/tests)."
+PYTEST_ARGS_HELP = "Arguments for every pytest run (-k, -m, -p, --deselect, the suite's options), shell-quoted."
+
+
 @main.command()
 @click.option("--level", required=True, help="Catalogue level, e.g. 3 (or all).")
 @click.option("--target", type=click.Path(file_okay=False), help=TARGET_HELP)
-@click.option("--tests", type=click.Path(), help="The pytest suite (default: TARGET/tests/nanochat or TARGET/tests).")
+@click.option("--tests", multiple=True, type=click.Path(), help=TESTS_HELP)
+@click.option("--pytest-args", "pytest_args", default="", metavar="ARGS", help=PYTEST_ARGS_HELP + " Or: -- ARGS.")
+@_scope_options
 @click.option("--device", "devices", help="Comma list from cpu,cuda (default: cpu, plus cuda when torch sees one).")
 @click.option("--workers", type=click.IntRange(min=1), help="Parallel CPU workers (default: the core count).")
 @_report_options
@@ -162,10 +193,14 @@ def _write_reports(console, mutants, results, devices, target, json_path, html_p
 @click.option("--memory-limit", type=click.IntRange(min=0), default=4096, show_default=True, help=MEMORY_HELP)
 @click.option("--isolation", type=click.Choice(["fork", "inprocess"]), default="fork", show_default=True, help=ISO_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="Print each result as it is known.")
+@click.argument("extra_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- PYTEST_ARGS]")
 def run(
     level,
     target,
     tests,
+    pytest_args,
+    include,
+    exclude,
     devices,
     workers,
     json_path,
@@ -178,12 +213,15 @@ def run(
     memory_limit,
     isolation,
     verbose,
+    extra_args,
 ):
     """Run the test suite against every mutant of a level and report the kill matrix.
 
     Results go to the session store as they are known: run the same command again after an
     interruption and it resumes; after a change it re-tests only the mutants the change can affect.
+    Arguments after `--` go to every pytest run, after those of --pytest-args.
     """
+    import shlex
     from collections import Counter
 
     from rich.console import Console
@@ -194,7 +232,11 @@ def run(
 
     console = _table_console()
     target = target or catalog.default_target()
-    mutants = catalog.generate_mutants(level, target)
+    try:
+        passed = [*shlex.split(pytest_args), *extra_args]
+    except ValueError as error:
+        raise UserError(f"--pytest-args: {error}") from None
+    mutants = _mutants(level, target, include, exclude)
     columns = TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     progress = Progress(*columns, console=Console(stderr=True), transient=True)
     counts = Counter()
@@ -202,6 +244,9 @@ def run(
 
     def on_status(message):
         progress.update(bar, description=message)
+
+    def on_warning(line):
+        progress.console.print(line, markup=False, highlight=False)
 
     def on_result(mutant, result):
         counts[result.outcome] += 1
@@ -219,7 +264,8 @@ def run(
             outcome = runner.run(
                 mutants,
                 target=target,
-                tests=tests,
+                tests=list(tests),
+                pytest_args=passed,
                 devices=device_list,
                 workers=workers,
                 store_dir=store_dir,
@@ -230,6 +276,7 @@ def run(
                 params={"level": str(level)},
                 on_result=on_result,
                 on_status=on_status,
+                on_warning=on_warning,
             )
     except KeyboardInterrupt:
         console.print(f"interrupted: the results so far are in {store_dir}; the same command resumes the run")
@@ -336,7 +383,8 @@ def check(workspace, key_path):
     help="Session store holding our latest run, shown beside mutmut's.",
 )
 @click.option("--keep", is_flag=True, help="Keep mutmut's scratch copy (its mutants/ and log) afterwards.")
-def mutmut_cmd(target, tests, max_children, level, store_dir, keep):
+@_scope_options
+def mutmut_cmd(target, tests, max_children, level, store_dir, keep, include, exclude):
     """Run mutmut on the same target and suite, beside our score and our level's mutants.
 
     mutmut runs through its command line in a scratch copy; its generic score is shown beside ours
@@ -354,7 +402,7 @@ def mutmut_cmd(target, tests, max_children, level, store_dir, keep):
     tests = tests or runner.default_tests(target)
     console = _table_console()
     status = Console(stderr=True)
-    ours = catalog.generate_mutants(level, target)  # first: a bad level should not cost a whole mutmut run
+    ours = _mutants(level, target, include, exclude)  # first: a bad level should not cost a whole mutmut run
     with status.status("starting mutmut") as spinner:
         run = mutmut_compare.run_mutmut(target, tests, max_children, on_status=spinner.update)
         try:

@@ -7,6 +7,10 @@ Per device: measure (or reuse) the baseline; for each mutant select the tests th
 fastest first; skip mutants whose stored result has the same fingerprint; run the rest on workers
 (see mutator.worker) and commit each result as it arrives. Mutants that cannot be swapped into a live
 function (module-level code, decorators, class bodies) run in a fresh process instead.
+
+Every pytest process of a run gets the same suite, the user's pytest arguments and the same `--device`
+rule (mutator.baseline.suite_args). Their logs go to `<store>/logs/run-<id>/`: removed after a run that
+succeeds, kept after one that fails, whose error names the log to read.
 """
 
 import ast
@@ -178,16 +182,18 @@ def compile_error(mutant: Mutant) -> str | None:
 
 class Fingerprints:
     """What a mutant's result depends on beyond its own id: the selected tests and their modules, every
-    suite file that is not a test module (conftest, ini, helpers, data), and every target file those
-    tests execute. A change to another test module leaves the mutant's result standing."""
+    suite file that is not a test module (conftest, ini, helpers, data), the user's pytest arguments (a
+    plugin or an option can change an outcome), and every target file those tests execute. A change to
+    another test module leaves the mutant's result standing."""
 
-    def __init__(self, target_root: Path, tests_path: Path, base: dict, coverage: dict):
+    def __init__(self, target_root: Path, tests: list[Path], pytest_args: list[str], base: dict, coverage: dict):
         self.target_root = target_root
         self.base = base
         self.coverage = coverage
         test_modules = {Path(test["file"]) for test in base["tests"].values()}
-        shared = [f for f in baseline_mod.suite_files(tests_path) if f not in test_modules]
-        self.suite_common = baseline_mod.digest_files(shared, tests_path)
+        shared = [f for f in baseline_mod.suite_files(tests) if f not in test_modules]
+        self.suite_common = baseline_mod.digest_files(shared, baseline_mod.suite_root(tests))
+        self.pytest_args = "\0".join(pytest_args)
         self._file_digests: dict[Path, str] = {}
 
     def _digest(self, path: Path) -> str:
@@ -198,7 +204,7 @@ class Fingerprints:
     def __call__(self, mutant: Mutant, device: str, tests: list[str]) -> str:
         files = {Path(self.base["tests"][t]["file"]) for t in tests}
         files |= {self.target_root / f for t in tests for f in self.coverage.get(t, {})}
-        parts = [mutant.id, device, self.suite_common, *tests]
+        parts = [mutant.id, device, self.suite_common, self.pytest_args, *tests]
         parts += [f"{path}:{self._digest(path)}" for path in sorted(files)]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
@@ -210,7 +216,8 @@ def run(
     mutants: list[Mutant],
     *,
     target: str | Path,
-    tests: str | Path | None = None,
+    tests: str | Path | list[str | Path] | None = None,
+    pytest_args: list[str] | None = None,
     devices: str | list[str] | None = None,
     workers: int | None = None,
     store_dir: str | Path = ".mutator",
@@ -221,19 +228,25 @@ def run(
     params: dict | None = None,
     on_result=None,
     on_status=None,
+    on_warning=None,
 ) -> RunReport:
     """Run every mutant on every device; resume from and record into the store under `store_dir`.
 
+    tests: one or more paths (default: `default_tests(target)`); pytest_args: passed to every pytest
+    process of the run (`-k`, `-m`, `-p`, `--deselect`, the suite's own options).
     on_result(mutant, result) is called for each result as it is known (reused ones included);
-    on_status(message) for each phase. Returns the results in mutant order and the run's timings.
+    on_status(message) for each phase; on_warning(line) once for each thing the user should know, such
+    as a test module that fails to import. Returns the results in mutant order and the run's timings.
     """
     started = time.perf_counter()
     target_root = Path(target).resolve()
     if not target_root.is_dir():
         raise UserError(f"target directory not found: {target}")
-    tests_path = Path(tests).resolve() if tests else default_tests(target_root)
-    if not tests_path.exists():
-        raise UserError(f"tests not found: {tests_path}")
+    given = [tests] if isinstance(tests, (str, Path)) else list(tests or [])
+    tests_paths = [Path(path).resolve() for path in given] or [default_tests(target_root)]
+    for path in tests_paths:
+        if not path.exists():
+            raise UserError(f"tests not found: {path}")
     if isolation not in ISOLATIONS:
         raise UserError(f"--isolation takes one of {', '.join(ISOLATIONS)}, got {isolation}")
     workers = workers or os.cpu_count() or 1
@@ -245,7 +258,8 @@ def run(
     run_params = {
         **(params or {}),
         "target": str(target_root),
-        "tests": str(tests_path),
+        "tests": [str(path) for path in tests_paths],
+        "pytest_args": list(pytest_args or []),
         "devices": device_list,
         "workers": workers,
         "timeout_factor": timeout_factor,
@@ -253,11 +267,13 @@ def run(
         "memory_limit_mb": memory_limit_mb,
         "isolation": isolation,
     }
+    run_id = store.begin_run(run_params)
     session = _Session(
         store=store,
-        run_id=store.begin_run(run_params),
+        run_id=run_id,
         target_root=target_root,
-        tests_path=tests_path,
+        tests_paths=tests_paths,
+        pytest_args=list(pytest_args or []),
         packages=sorted({Path(m.file).parts[0] for m in mutants}),
         workers=workers,
         isolation=isolation,
@@ -265,8 +281,10 @@ def run(
         timeout_constant=timeout_constant,
         memory_limit_mb=memory_limit_mb,
         scratch=_scratch(Path(store_dir)),
+        logs=_logs(Path(store_dir), run_id),
         on_result=on_result or (lambda mutant, result: None),
         status=on_status or (lambda message: None),
+        on_warning=on_warning or (lambda line: None),
     )
     store.set_mutants(mutants)
     timings = session.timings
@@ -280,14 +298,28 @@ def run(
         timings["wall_s"] = time.perf_counter() - started
         timings["executed"] = len(tasks)
         store.finish_run(session.run_id, timings)
+        shutil.rmtree(session.logs, ignore_errors=True)  # nothing failed: nothing to read there
         return RunReport(mutants, store.results(device_list), device_list, timings)
     finally:
         shutil.rmtree(session.scratch, ignore_errors=True)
         store.close()
 
 
+def _logs(store_dir: Path, run_id: int, keep: int = 4) -> Path:
+    """This run's log directory under the store. Only failed (or killed) runs leave theirs behind: the
+    newest `keep` of those stay for reading, older ones go."""
+    root = store_dir / "logs"
+    old = sorted(root.glob("run-*"), key=lambda d: int(d.name[4:]) if d.name[4:].isdigit() else -1)
+    for stale in old[: max(0, len(old) - keep)]:
+        shutil.rmtree(stale, ignore_errors=True)
+    logs = root / f"run-{run_id}"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True)
+    return logs
+
+
 def _scratch(store_dir: Path) -> Path:
-    """This run's directory for worker logs and pytest temp dirs, beside the store; removed at the end.
+    """This run's directory for pytest temp dirs, beside the store; removed at the end.
 
     Those of runs that were killed (their process is gone) are removed here, so none piles up.
     """
@@ -318,23 +350,47 @@ class _Session:
     store: Store
     run_id: int
     target_root: Path
-    tests_path: Path
+    tests_paths: list[Path]
+    pytest_args: list[str]
     packages: list[str]  # top-level packages (or modules) of the target that the mutants change
     workers: int
     isolation: str
     timeout_factor: float
     timeout_constant: float
     memory_limit_mb: int | None
-    scratch: Path  # worker logs and pytest temp dirs, removed at the end
+    scratch: Path  # pytest temp dirs, removed at the end
+    logs: Path  # the baseline's and workers' logs, kept if the run fails
     on_result: Callable[[Mutant, Result], None]
     status: Callable[[str], None]
+    on_warning: Callable[[str], None]
     timings: dict[str, float] = field(default_factory=dict)
+    known_collect_errors: dict[str, list[str]] = field(default_factory=dict)  # device -> modules left out
+    warned: set[str] = field(default_factory=set)
+
+    def warn(self, line: str):
+        if line not in self.warned:  # once per run, whatever the number of devices
+            self.warned.add(line)
+            self.on_warning(line)
 
 
 def _baseline(session: _Session, device: str) -> tuple[dict, dict]:
-    """The device's baseline from the store if the target and suite are unchanged, else measured."""
+    """The device's baseline (reused from the store if the target, suite and arguments are unchanged,
+    else measured); what it could not collect is reported, and left out of the workers' collection too."""
+    base, coverage = _measured_baseline(session, device)
+    collect_errors = base.get("collect_errors", {})
+    for module, line in collect_errors.items():
+        session.warn(f"{module}: {line}")
+    if base.get("missing_packages"):
+        session.warn(f"the suite needs packages that are not installed: {', '.join(base['missing_packages'])}")
+    session.known_collect_errors[device] = sorted(collect_errors)
+    return base, coverage
+
+
+def _measured_baseline(session: _Session, device: str) -> tuple[dict, dict]:
     store = session.store
-    fingerprint = baseline_mod.fingerprint(session.target_root, session.tests_path, device, session.packages)
+    fingerprint = baseline_mod.fingerprint(
+        session.target_root, session.tests_paths, device, session.packages, session.pytest_args
+    )
     stored = store.baseline(device, fingerprint)
     if stored is not None:
         session.status(f"baseline on {device}: unchanged, reused")
@@ -344,10 +400,12 @@ def _baseline(session: _Session, device: str) -> tuple[dict, dict]:
     previous = store.baseline(device)  # measured on other code, but its times still balance the shards
     data = baseline_mod.measure(
         session.target_root,
-        session.tests_path,
+        session.tests_paths,
         device,
         session.packages,
+        pytest_args=session.pytest_args,
         workdir=session.scratch / f"baseline-{device}",
+        log_dir=session.logs,
         shards=session.workers if device == "cpu" else 1,  # the baseline too runs on every core
         weights=baseline_mod.module_weights(previous[0]) if previous else None,
     )
@@ -360,7 +418,7 @@ def _baseline(session: _Session, device: str) -> tuple[dict, dict]:
 def _plan_device(session: _Session, mutants: list[Mutant], device: str) -> list[Task]:
     """Baseline, selection and reuse for one device: record what needs no run, return the rest."""
     base, coverage = _baseline(session, device)
-    fingerprints = Fingerprints(session.target_root, session.tests_path, base, coverage)
+    fingerprints = Fingerprints(session.target_root, session.tests_paths, session.pytest_args, base, coverage)
     startup_s = max(1.0, base["startup_s"])  # a fresh process's imports and collection
     previous = session.store.stored_results(device)
     tasks = []
@@ -399,7 +457,6 @@ class _Execution:
         self.stopping = threading.Event()
         self.overheads: list[float] = []  # swapped mutants: wall time minus the tests' own time
         self.counter = 0
-        (session.scratch / "logs").mkdir(parents=True, exist_ok=True)
 
     def run(self, tasks: list[Task]):
         queues: dict[str, queue.Queue] = {}
@@ -482,7 +539,7 @@ class _Execution:
                 self._kill(worker, gracefully=not self.stopping.is_set())
 
     def _start(self, device: str, mode: str, index: int, rootdir: str) -> WorkerProcess | None:
-        config = self._config(device, mode, f"{device}-{index}", rootdir, [str(self.session.tests_path)])
+        config = self._config(device, mode, f"{device}-{index}", rootdir, self.session.tests_paths)
         env = dict(self.env, CUDA_VISIBLE_DEVICES=_gpu(index)) if device == "cuda" else self.env
         start = time.perf_counter()
         worker = self._spawn(config, env)
@@ -493,20 +550,24 @@ class _Execution:
         if hello is None or "ready" not in hello:
             self._kill(worker)
             why = (hello or {}).get("fatal", f"no answer in {STARTUP_TIMEOUT_S:.0f} s")
-            self.results.put(("fatal", device, f"{why} (log: {worker.log.name})", 0.0))
+            cause = _log_cause(worker.log_path)
+            why += f": {cause}" if cause and cause not in why else ""
+            self.results.put(("fatal", device, f"{why} (log: {worker.log_path})", 0.0))
             return None
         self.session.timings.setdefault("worker_start_s", time.perf_counter() - start)
         return worker
 
-    def _config(self, device: str, mode: str, name: str, rootdir: str, args: list[str], **extra) -> dict:
+    def _config(self, device: str, mode: str, name: str, rootdir: str, tests: list, **extra) -> dict:
         with self.lock:
             self.counter += 1
             basetemp = self.session.scratch / "tmp" / f"{name}-{self.counter}"
+        args = baseline_mod.suite_args(tests, self.session.pytest_args, device)
         return {
             "mode": mode,
             # node ids are relative to the baseline's rootdir: pin it, whatever pytest would infer
             "args": [*args, "--rootdir", rootdir],
             "device": device,
+            "known_collect_errors": self.session.known_collect_errors.get(device, []),
             "target_root": str(self.session.target_root),
             "basetemp": str(basetemp),
             "memory_limit_mb": self.session.memory_limit_mb if device == "cpu" else None,
@@ -514,7 +575,7 @@ class _Execution:
         }
 
     def _spawn(self, config: dict, env: dict) -> WorkerProcess:
-        log = self.session.scratch / "logs" / f"{Path(config['basetemp']).name}.log"
+        log = self.session.logs / f"{Path(config['basetemp']).name}.log"
         worker = WorkerProcess(config, env, os.getcwd(), log)
         with self.lock:
             self.live.add(worker)
@@ -559,6 +620,18 @@ class _Execution:
         if reply is None:
             reply = {"outcome": TIMEOUT, "reason": f"no result after {task.timeout:.1f} s"}
         return reply
+
+
+def _log_cause(log: Path) -> str:
+    """The line of a worker's log that most likely says why it stopped: pytest's "E" line of an exception,
+    else its "error:" line (a usage error), else the last line."""
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    exceptions = [line[1:].strip() for line in lines if line.startswith("E ")]
+    errors = [line for line in lines if "error:" in line.lower()]
+    return (exceptions or errors or lines or [""])[-1][:240]
 
 
 def _gpu(index: int) -> str:

@@ -8,7 +8,8 @@ item once, it answers tasks, running the selected, already collected items throu
 `pytest_runtest_protocol` hook (so every plugin's wrappers still apply, e.g. `filterwarnings =
 error`) and reading their reports from `pytest_runtest_logreport`.
 
-  runner -> worker   first line: the config {mode, args, device, target_root, ...}
+  runner -> worker   first line: the config {mode, args, device, target_root, known_collect_errors, ...}
+                     (args from mutator.baseline.suite_args: the baseline's suite, arguments and --device rule)
   worker -> runner   {"ready": n_items} or {"fatal": why}
   runner -> worker   {"mutant": Mutant.to_dict(), "tests": [node ids], "timeout": s, "swap": bool}
   worker -> runner   {"outcome", "killing_test", "reason", "tests_run", "tests_s"}
@@ -215,14 +216,20 @@ def one_line(text: str) -> str:
     return (lines[0] if lines else "")[:REASON_CHARS]
 
 
-def report_reason(report) -> str:
-    """The one line that says why a test failed: pytest's crash line, e.g. the AssertionError."""
+def failure_line(report) -> str:
+    """The one line that says why a test or a collection failed: pytest's crash line, e.g. the AssertionError."""
     crash = getattr(report.longrepr, "reprcrash", None)
     line = one_line(crash.message) if crash is not None else ""
     if not line:  # a string longrepr (collection, some plugins): its last "E" line is the exception
         lines = [entry.strip() for entry in str(report.longrepr).splitlines() if entry.strip()]
         errors = [entry[1:].strip() for entry in lines if entry.startswith("E ")]
         line = (errors or lines or [report.outcome])[-1][:REASON_CHARS]
+    return line
+
+
+def report_reason(report) -> str:
+    """A test's failure line, with the phase (setup, teardown) where it was not the test itself."""
+    line = failure_line(report)
     return line if report.when == "call" else f"{report.when}: {line}"
 
 
@@ -260,8 +267,9 @@ class WorkerPlugin:
         self.spare: tuple[int, int, int] | None = None  # (pid, task pipe, result pipe) of the next child
 
     def pytest_collectreport(self, report):
-        if report.failed:
-            self.collect_errors.append(f"{report.nodeid}: {report_reason(report)}")
+        # a module the baseline could not import either is left out of the run (and reported there once)
+        if report.failed and report.nodeid not in self.config.get("known_collect_errors", ()):
+            self.collect_errors.append(f"{report.nodeid}: {failure_line(report)}")
 
     def pytest_runtest_logreport(self, report):
         self.reports.append(report)
@@ -463,6 +471,7 @@ class WorkerProcess:
     """A worker as seen from the runner: start it, send tasks, read replies with a deadline, kill it."""
 
     def __init__(self, config: dict, env: dict, cwd: str, log_path: Path):
+        self.log_path = log_path
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-P", "-m", "mutator.worker"],
@@ -548,9 +557,7 @@ def main():
     if config["mode"] == "oneshot":
         finder = MutantFinder(config["mutant"], config["target_root"])
         sys.meta_path.insert(0, finder)
-    args = [*config["args"], "-p", "no:cacheprovider", "-q", "--basetemp", config["basetemp"]]
-    if config.get("device_flag", True):
-        args += ["--device", config["device"]]
+    args = [*config["args"], "-q", "--basetemp", config["basetemp"]]
     plugin = WorkerPlugin(channel, config)
     code = pytest.main(args, plugins=[plugin])
     if not plugin.answered:  # pytest stopped before its test loop, e.g. the selected tests did not import

@@ -82,16 +82,15 @@ class Grader:
         self.root = workdir / "tree"
         write_tree(self.root, files)
         data = baseline.measure(
-            self.root, self.root / "tests", "cpu", ["nanochat"], shards=os.cpu_count() or 1, workdir=workdir
+            self.root, [self.root / "tests"], "cpu", ["nanochat"], shards=os.cpu_count() or 1, workdir=workdir
         )
         coverage = data.pop("coverage")
         self.coverage = {test: {f: set(lines) for f, lines in files.items()} for test, files in coverage.items()}
         self.base = data
         config = {
             "mode": "fork",
-            "args": [str(self.root / "tests"), "--rootdir", data["rootdir"]],
+            "args": [*baseline.suite_args([self.root / "tests"], [], "cpu"), "--rootdir", data["rootdir"]],
             "device": "cpu",
-            "device_flag": data["device_flag"],
             "target_root": str(self.root),
             "basetemp": str(workdir / "pytest"),
             "memory_limit_mb": None,

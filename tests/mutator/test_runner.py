@@ -228,7 +228,7 @@ def test_cli_run_reports_and_fails_under_the_score_then_report_rerenders(fork_ru
     from mutator import catalog
 
     store = copy_store(fork_run[1], tmp_path / "store", keep_results=True)
-    monkeypatch.setattr(catalog, "generate_mutants", lambda level, target: MUTANTS)
+    monkeypatch.setattr(catalog, "generate_mutants", lambda level, target, scope=None: MUTANTS)
     args = ["run", "--level", "3", "--target", str(TOY), "--tests", str(TOY / "tests"), "--device", "cpu"]
     args += ["--store", str(store), "--timeout-constant", "1", "--memory-limit", "256", "--workers", "2"]
     result = CliRunner().invoke(main, [*args, "--json", str(tmp_path / "r.json"), "--fail-under", "95"])
