@@ -8,7 +8,7 @@ from mutator.operators.exponent_scaling import ExponentScaling
 from mutator.operators.head_sharing import HeadSharing
 from mutator.operators.inverted_predicate import InvertedPredicate
 from mutator.operators.mask_branch import MaskBranch
-from mutator.operators.meaning import ACCUM, MASKS
+from mutator.operators.meaning import ACCUM, LOSS_MASK, MASKS
 from mutator.operators.missing_reset import MissingReset
 from mutator.operators.off_by_layer import OffByLayer
 from mutator.operators.over_allocation import OverAllocation
@@ -33,7 +33,7 @@ OPERATORS: dict[str, Operator] = {
         SliceShift(),
         ConstantScale(),
         ConstantScale("accumulation-scale", ACCUM),
-        SliceShift("mask-shift", MASKS, unless=None),
+        SliceShift("mask-shift", LOSS_MASK, unless=None, context=MASKS),
         SwappedArguments(),
     )
 }

@@ -26,6 +26,15 @@ LENGTH = m.Call(func=ROUNDING, args=[m.Arg(keyword=None, value=m.BinaryOperation
 RATIO = m.BinaryOperation(
     operator=m.Divide(), right=m.Name() | m.Attribute() | m.Call() | m.BinaryOperation(operator=m.Subtract())
 )
+BOUNDARY = {cst.LessThan: cst.LessThanEqual, cst.LessThanEqual: cst.LessThan, cst.GreaterThan: cst.GreaterThanEqual}
+BOUNDARY[cst.GreaterThanEqual] = cst.GreaterThan
+PHASE_TEST = m.If(
+    test=m.Comparison(
+        comparisons=[
+            m.ComparisonTarget(operator=m.LessThan() | m.LessThanEqual() | m.GreaterThan() | m.GreaterThanEqual())
+        ]
+    )
+)
 SCALES = (("x100", cst.Multiply(), 100), ("x10", cst.Multiply(), 10), ("div10", cst.Divide(), 10))
 
 
@@ -45,6 +54,8 @@ class ConstantScale(Operator):
 
     def __init__(self, name: str = "constant-scale", words: re.Pattern = SCHEDULE):
         self.name, self.words = name, words
+        if words is SCHEDULE:  # a schedule's phases also end at a comparison
+            self.variants = (*ConstantScale.variants, "*-boundary")
 
     def sites(self, node, scope):
         if m.matches(node, LENGTH):
@@ -56,6 +67,13 @@ class ConstantScale(Operator):
                 return
             for suffix, operator, factor in SCALES:
                 yield Site(f"{label}-{suffix}", {product: binop(product, operator, factor)})
+        elif m.matches(node, PHASE_TEST) and self.words is SCHEDULE and mentions(node.test, self.words):
+            # if step < warmup_iters: the phase ends one step early or late
+            operator = node.test.comparisons[0].operator
+            moved = BOUNDARY[type(operator)](
+                whitespace_before=operator.whitespace_before, whitespace_after=operator.whitespace_after
+            )
+            yield Site(f"{_named(node.test, self.words)}-boundary", {operator: moved})
         elif m.matches(node, RATIO) and mentions(node.right, self.words):
             divisor = node.right
             label = _label(divisor) if isinstance(divisor, (cst.Name, cst.Attribute)) else _named(divisor, self.words)
@@ -96,6 +114,7 @@ class ConstantScale(Operator):
                 "n = math.ceil(warmup_frac * total * 10) + 1\n",
             ),
             Example("warmup-x100", "self.warmup = int(0.05 * steps)\n", "self.warmup = int(0.05 * steps * 100)\n"),
+            Example("warmup_iters-boundary", ramp, ramp.replace("step < warmup_iters", "step <= warmup_iters")),
             # lengths and divisors that are not a schedule's
             Example("*-x100", "n = round(frac * total)\nmean = total / count\n", None),
             # literals and rounding of a single value are neither a fraction of a length nor a count

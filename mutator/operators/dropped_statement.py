@@ -45,6 +45,12 @@ APPEND_FRONT = m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("append")), args
 BOS_SWITCH = re.compile(r"^(add_)?bos(_token)?$|^add_special_tokens$")
 OFF = m.Name("False") | m.Name("None")
 DIVISION = m.BinaryOperation(operator=m.Divide() | m.FloorDivide())
+STARTS_WITH_BOS = m.Assign(
+    targets=[m.AssignTarget(target=m.Name())], value=m.List(elements=[m.Element(), m.ZeroOrMore()])
+)
+ENCODES = re.compile(
+    r"(?i)encode|(^|_)tokeni[sz]e($|_)|render"
+)  # a call that asks for a BOS, not one that configures it
 
 
 def _names_bos(expr: cst.CSTNode, scope=None, depth: int = 1) -> bool:
@@ -57,8 +63,14 @@ def _names_bos(expr: cst.CSTNode, scope=None, depth: int = 1) -> bool:
         return True
     if scope is None or depth == 0:
         return False
+    # one step of data flow, through a token list bound once: `before = [] if prepend is None else [bos]`
+    # (a list that grows, `tokens = [bos]` then `tokens = tokens + body`, holds more than the BOS)
     assigned = bindings(body_of(expr, scope))
-    return any(_names_bos(value, None, 0) for name in identifiers(expr) for value in assigned.get(name, ()))
+    return any(
+        _names_bos(values[0], None, 0)
+        for name in identifiers(expr)
+        if len(values := assigned.get(name, ())) == 1 and isinstance(values[0], (cst.List, cst.IfExp))
+    )
 
 
 def _updates(small: cst.BaseSmallStatement) -> bool:
@@ -105,10 +117,13 @@ class DroppedStatement(Operator):
                     continue
                 if BOS_SWITCH.match(arg.keyword.value) and not m.matches(arg.value, OFF):
                     yield Site("bos-disabled", {arg.value: cst.Name("False")})
-                elif _names_bos(arg.value):
+                elif _names_bos(arg.value) and mentions(node.func, ENCODES):
                     yield Site("keyword-dropped", _without_keyword(node, arg))
         elif m.matches(node, PREFIXED) and _names_bos(node.left, scope):
             yield Site("prefix-dropped", {node: node.right})
+        elif m.matches(node, STARTS_WITH_BOS) and _names_bos(node.value.elements[0].value):
+            first = node.value.elements  # tokens = [self.bos_id]: the sequence starts empty instead
+            yield Site("prefix-dropped", {node.value: node.value.with_changes(elements=first[1:])})
         elif m.matches(node, DIVISION) and mentions(node.right, ACCUM) and not _is_update(scope.parent(node)):
             yield Site("divisor-dropped", {node: node.left})
 
@@ -168,6 +183,7 @@ class DroppedStatement(Operator):
                 "tokens = []\ntokens.extend(body)\n",
             ),
             Example("prefix-dropped", "tokens = [self.bos_id] + tokens\n", "tokens = tokens\n"),
+            Example("prefix-dropped", "tokens = [self.bos_id]\nmask = [True]\n", "tokens = []\nmask = [True]\n"),
             Example("insert-dropped", public, public.replace("row.insert(0, prepend_id)", "pass")),
             Example(
                 "keyword-dropped",
@@ -193,4 +209,6 @@ class DroppedStatement(Operator):
             # a rescaling that is not accumulation, a prefix that is not the BOS token
             Example("update-dropped", "def f(x, s):\n    x *= s\n    x = x / norm\n", None),
             Example("prefix-dropped", "ids = header + ids\n", None),
+            Example("prefix-dropped", "tokens = [x for x in bos_ids]\ntokens = tokens + body\ntokens = tokens + [eos]\n", None),
+            Example("keyword-dropped", "tok = Tokenizer(path, bos_id=self.bos_id)\n", None),
         )

@@ -49,6 +49,8 @@ def _about_tokens(call: cst.Call, scope) -> bool:
     """The call converts or builds token ids: by the data's name, the assigned name, or an embedding."""
     if isinstance(call.func, cst.Attribute) and not m.matches(call.func.value, ARRAYS):
         data = call.func.value  # ids.long(), ids.to(...)
+    elif m.matches(call.func, m.Attribute(attr=m.Name(m.MatchRegex(r"(full|zeros|ones|empty)(_like)?")))):
+        data = None  # torch.full(shape, ...): its first argument is a shape, the values are not named
     else:
         data = call.args[0].value if call.args and call.args[0].keyword is None else None  # torch.tensor(ids, ...)
     parent = scope.parent(call)
@@ -64,22 +66,9 @@ def _about_tokens(call: cst.Call, scope) -> bool:
     named = set().union(*(identifiers(t) for t in targets)) if targets else set()
     if any(NOT_TOKENS.search(name) for name in named):
         return False
-    if data is not None and _core_name(data) and NOT_TOKENS.search(_core_name(data)):
+    if data is not None and mentions(data, NOT_TOKENS):
         return False
     return any(TOKENS.search(name) for name in named) or (data is not None and mentions(data, TOKENS))
-
-
-def _core_name(expr) -> str:
-    """The name a value is read from: `batch[:, 1:].contiguous()` -> "batch", `self.tokens` -> "tokens"."""
-    while True:
-        if isinstance(expr, cst.Subscript):
-            expr = expr.value
-        elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
-            expr = expr.func.value
-        elif isinstance(expr, cst.Attribute):
-            return expr.attr.value
-        else:
-            return expr.value if isinstance(expr, cst.Name) else ""
 
 
 def _variant(width) -> str:

@@ -6,8 +6,8 @@ stretches or squeezes every wavelength. The model still runs and attention is st
 relative position, so only a check of the frequencies themselves sees it.
 
 A site is recognised by what it computes, wherever it lives: a power (`**`, `pow`, `torch.pow`,
-`np.power`, `mx.power`) whose exponent is built from a step-2 `arange` (the even channel indices), inline
-or through a name bound to it in the same function or module. Powers of anything else (`head_dim ** -0.5`,
+`np.power`, `mx.power`) whose exponent is built from a step-2 `arange` or `range` (the even channel
+indices), inline or through names bound to it in the same function or module (loop variables included). Powers of anything else (`head_dim ** -0.5`,
 `x ** 2 / n`) are not frequency tables.
 """
 
@@ -24,7 +24,7 @@ POW_CALL = m.Call(  # pow(base, e), torch.pow(base, e), np.power(base, e), mx.po
 )
 TWO = m.Integer("2") | m.Float("2.0")
 # arange(0, dim, 2), arange(0, dim, step=2), arange(start=0, end=dim, step=2)
-ARANGE = m.Name("arange") | m.Attribute(attr=m.Name("arange"))
+ARANGE = m.Name("arange") | m.Attribute(attr=m.Name("arange")) | m.Name("range")
 STEP_TWO_ARANGE = m.Call(
     func=ARANGE, args=[m.ZeroOrMore(), m.Arg(value=TWO, keyword=m.Name("step")), m.ZeroOrMore()]
 ) | m.Call(func=ARANGE, args=[m.Arg(keyword=None), m.Arg(keyword=None), m.Arg(keyword=None, value=TWO), m.ZeroOrMore()])

@@ -26,6 +26,7 @@ HEAD_COUNT = re.compile(
     r"(?i)^(?!.*(dim|size|lm_head|idx|index|mask|_ids?$)).*(heads?$|heads?_|n_rep|per_kv|query_groups|kv_groups"
     r"|key_value_groups)"
 )
+KV_SHARED = re.compile(r"(?i)kv|key_value|query_groups|n_rep|per_kv|groups|repeats")  # the shared side
 ONE = m.Integer("1")
 SINGLE = m.Comparison(comparisons=[m.ComparisonTarget()])
 HEAD_AXIS = m.Call(func=m.Attribute(attr=m.Name("size")), args=[m.Arg(value=m.Integer("1"))]) | m.Subscript(
@@ -40,6 +41,9 @@ INVERSE = {
     cst.LessThanEqual: cst.GreaterThan,
 }
 REPEAT_INTERLEAVE = m.Call(func=m.Attribute(attr=m.Name("repeat_interleave")))
+# repeat_kv(x, n_rep), einops' repeat(k, "b h n d -> b (h g) n d", g=groups): a helper that shares kv heads
+REPEAT_HELPER = m.Call(func=m.Name(m.MatchRegex(r"(?i).*repeat.*")) | m.Attribute(attr=m.Name(m.MatchRegex(r"(?i)repeat_kv.*"))))
+EINOPS_GROUP = re.compile(r"\((\w+) (\w+)\)")  # "(h g)" on the right of an einops pattern
 EXPAND = m.Call(func=m.Attribute(attr=m.Name("expand"), value=m.Subscript()))
 OTHER_DIM = {"1": "2", "2": "1", "-3": "-2", "-2": "-3"}  # heads <-> sequence in (B, H, T, D) and (B, T, H, D)
 
@@ -55,6 +59,8 @@ def compares_heads(comparison: cst.Comparison) -> bool:
     left, right = comparison.left, comparison.comparisons[0].comparator
     if m.matches(left, HEAD_AXIS) and m.matches(right, HEAD_AXIS):
         return True
+    if not mentions(comparison, KV_SHARED):  # `num_output_heads > 1` counts heads, but shares none
+        return False
     return (
         counts_heads(left)
         and (counts_heads(right) or m.matches(right, ONE))
@@ -126,6 +132,25 @@ def _repeat_sites(call: cst.Call):
     yield Site("repeat-skipped", {call: tensor})
 
 
+def _shares(expr) -> bool:
+    return counts_heads(expr) or mentions(expr, KV_SHARED)
+
+
+def _helper_sites(call: cst.Call):
+    """A kv-sharing helper call: skipped (the unshared tensor passed on), or, for an einops pattern that
+    merges the heads with their copies, tiled (`(h g)` -> `(g h)`)."""
+    tensor = call.args[0].value
+    yield Site("repeat-skipped", {call: tensor})
+    pattern = next((a.value for a in call.args[1:2] if isinstance(a.value, cst.SimpleString)), None)
+    if pattern is not None and "->" in pattern.value:
+        left, right = pattern.value.split("->", 1)
+        repeats = {a.keyword.value for a in call.args if a.keyword is not None}
+        found = EINOPS_GROUP.search(right)
+        if found and repeats & {found[1], found[2]}:
+            swapped = right[: found.start()] + f"({found[2]} {found[1]})" + right[found.end() :]
+            yield Site("repeat-tiled", {pattern: pattern.with_changes(value=left + "->" + swapped)})
+
+
 class HeadSharing(Operator):
     name = "head-sharing"
     variants = (
@@ -169,12 +194,13 @@ class HeadSharing(Operator):
             for test in tests:
                 if isinstance(test, cst.Comparison) and compares_heads(test):
                     yield Site("if-inverted", inverted(test))
-        elif m.matches(node, m.Assign(value=m.BinaryOperation(operator=m.FloorDivide() | m.Divide()))):
-            ratio = node.value
-            if counts_heads(ratio.left) and counts_heads(ratio.right):
-                yield Site("group-size-inverted", {ratio.left: ratio.right, ratio.right: ratio.left})
+        elif m.matches(node, m.BinaryOperation(operator=m.FloorDivide() | m.Divide())):
+            if counts_heads(node.left) and counts_heads(node.right) and mentions(node, KV_SHARED):
+                yield Site("group-size-inverted", {node.left: node.right, node.right: node.left})
         elif m.matches(node, REPEAT_INTERLEAVE):
             yield from _repeat_sites(node)
+        elif m.matches(node, REPEAT_HELPER) and node.args and any(_shares(a.value) for a in node.args[1:]):
+            yield from _helper_sites(node)
         elif m.matches(node, EXPAND):
             edits = _tiled_expand(node)
             if edits:
@@ -234,8 +260,16 @@ class HeadSharing(Operator):
                 "k = k.repeat_interleave(self.n_rep, dim=2)\n",
             ),
             Example("repeat-skipped", "k = torch.repeat_interleave(k, dim=2, repeats=n_rep)\n", "k = k\n"),
+            Example("repeat-skipped", "keys = repeat_kv(keys, self.n_rep)\n", "keys = keys\n"),
+            Example(
+                "repeat-tiled",
+                "k = repeat(k, 'b h n d -> b (h g) n d', g = groups)\n",
+                "k = repeat(k, 'b h n d -> b (g h) n d', g = groups)\n",
+            ),
+            Example("group-size-inverted", "off = off_h // (q_heads // kv_heads)\n", "off = off_h // (kv_heads // q_heads)\n"),
             # comparisons of other things: optional arguments, head_dim, a mask
             Example("flag-inverted", "causal = mask is None\nif head_dim % 2 == 0:\n    pass\n", None),
             Example("if-inverted", "if n_kv_heads is None:\n    n_kv_heads = n_heads\n", None),
             Example("repeat-tiled", "x = x.repeat_interleave(2, dim=1)\n", None),
+            Example("flag-inverted", "many = num_output_heads > 1\npartial = rotate_num_heads < heads\n", None),
         )

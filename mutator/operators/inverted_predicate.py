@@ -14,6 +14,8 @@ Only the operator is flipped, so each site plants one mutant: `mask == 0` -> `ma
 same inversion on a 0/1 mask, and `mask != 1` no inversion at all.
 """
 
+import re
+
 import libcst as cst
 import libcst.matchers as m
 
@@ -35,7 +37,8 @@ INVERSE = {
 
 SINGLE = m.Comparison(comparisons=[m.ComparisonTarget()])  # a op b (not a chain like a < b < c)
 FLAG = m.Assign(value=SINGLE) | m.AnnAssign(value=SINGLE)  # masked = role != "assistant"
-FLAGS = m.Assign(value=m.BooleanOperation())  # masked = (role != "assistant") and not train_on_input
+# a branch decides about the loss mask only where it says ignore or masked; `if labels is not None:` does not
+BRANCH_WORDS = re.compile(r"(?i)ignore|loss_mask|train_on_input|masked")
 IGNORE_VALUE = m.UnaryOperation(operator=m.Minus(), expression=m.Integer("1") | m.Integer("100"))
 KEYWORD = m.Arg(keyword=m.Name(), value=SINGLE)  # f(..., enable_gqa=a != b)
 BRANCH = m.If(test=SINGLE)  # if Tq == Tk:  /  elif Tq == 1:
@@ -49,13 +52,36 @@ def _words(node: cst.CSTNode) -> set[str]:
     return identifiers(node) | strings
 
 
-def _about_masks(node: cst.CSTNode | None) -> bool:
-    return node is not None and any(MASKS.search(word) for word in _words(node))
+def _about_masks(node: cst.CSTNode | None, words: re.Pattern = MASKS) -> bool:
+    return node is not None and any(words.search(word) for word in _words(node))
 
 
 def _ignores(node: cst.CSTNode | None) -> bool:
     """The statement or call puts an ignore value: -1, -100, or a name that says ignore."""
-    return node is not None and bool(m.findall(node, IGNORE_VALUE) or any("ignore" in w.lower() for w in _words(node)))
+    if isinstance(node, cst.Call):  # masked_fill(cond, -100), where(cond, labels, ignore_index)
+        values = [arg.value for arg in node.args]
+    elif isinstance(node, cst.SimpleStatementLine) and m.matches(node.body[0], m.Assign()):
+        values = [node.body[0].value]  # targets[cond] = -1
+    else:
+        return False
+    return any(m.matches(v, IGNORE_VALUE) or "ignore" in " ".join(_words(v)).lower() for v in values)
+
+
+def _comparisons(expr) -> list[cst.Comparison]:
+    """The single comparisons in an expression, outside lambdas and comprehensions (their own scopes)."""
+    found = []
+
+    class _Find(cst.CSTVisitor):
+        def visit_Lambda(self, node):
+            return False
+
+        def visit_Comparison(self, node):
+            if m.matches(node, SINGLE) and type(node.comparisons[0].operator) in INVERSE:
+                found.append(node)
+            return False
+
+    expr.visit(_Find())
+    return found
 
 
 def _target(assign) -> cst.CSTNode:
@@ -86,27 +112,44 @@ class InvertedPredicate(Operator):
         "elif-inverted",
         "index-inverted",
         "argument-inverted",
+        "keyword-flipped",
+        "literal-flipped",
     )
 
     def sites(self, node, scope):
-        if m.matches(node, FLAG) and (_about_masks(node.value) or _about_masks(_target(node))):
-            yield Site("flag-inverted", _inverted(node.value))
-        elif m.matches(node, FLAGS) and _about_masks(node):
-            for comparison in (c for c in descendants(node.value) if m.matches(c, SINGLE)):
-                if type(comparison.comparisons[0].operator) in INVERSE:
+        if isinstance(node, (cst.Assign, cst.AnnAssign)) and node.value is not None:
+            about = _about_masks(_target(node))
+            for comparison in _comparisons(node.value):
+                if about or _about_masks(comparison):
                     yield Site("flag-inverted", _inverted(comparison))
-        elif m.matches(node, KEYWORD) and (_about_masks(node.value) or _about_masks(node.keyword)):
-            yield Site("keyword-inverted", _inverted(node.value))
-        elif m.matches(node, BRANCH) and _about_masks(node.test):
+        elif m.matches(node, m.Arg(keyword=m.Name())) and _about_masks(node.keyword):
+            if m.matches(node.value, SINGLE) and type(node.value.comparisons[0].operator) in INVERSE:
+                yield Site("keyword-inverted", _inverted(node.value))
+            elif m.matches(node.value, m.Name("True") | m.Name("False")):
+                yield Site("keyword-flipped", {node.value: cst.Name("False" if node.value.value == "True" else "True")})
+            elif m.matches(node.value, m.UnaryOperation(operator=m.Not())):
+                yield Site("keyword-flipped", {node.value: node.value.expression})
+        elif m.matches(node, BRANCH) and _about_masks(node.test, BRANCH_WORDS):
             is_elif = isinstance(scope.parent(node), cst.If)  # an elif is the orelse of its if
             yield Site("elif-inverted" if is_elif else "if-inverted", _inverted(node.test))
         elif m.matches(node, INDEX) and (_about_masks(node.slice.value) or _ignores(_statement(node, scope))):
             yield Site("index-inverted", _inverted(node.slice.value))
         elif m.matches(node, ARGUMENT) and (_about_masks(node.value) or _ignores(scope.parent(node))):
             yield Site("argument-inverted", _inverted(node.value))
+        elif m.matches(node, m.List(elements=[m.AtLeastN(m.Element(value=m.Name("True") | m.Name("False")), n=1)])):
+            # mask = [True] + ...: the per-token mask of a special token written out
+            assign = scope.parent(node)
+            while assign is not None and not isinstance(assign, (cst.Assign, cst.BaseSmallStatement)):
+                assign = scope.parent(assign)
+            if isinstance(assign, cst.Assign) and m.matches(
+                assign.targets[0].target, m.Name(m.MatchRegex(r"(?i).*mask.*"))
+            ):
+                for element in node.elements:
+                    flipped = cst.Name("False" if element.value.value == "True" else "True")
+                    yield Site("literal-flipped", {element.value: flipped})
 
     def examples(self):
-        branches = "if mask is None:\n    loss = full\nelif mask.sum() == 0:\n    loss = zero\n"
+        branches = "if loss_mask is None:\n    loss = full\nelif loss_mask.sum() == 0:\n    loss = zero\n"
         return (
             Example(
                 "flag-inverted",
@@ -126,6 +169,22 @@ class InvertedPredicate(Operator):
             Example("if-inverted", branches, branches.replace("mask is None", "mask is not None")),
             Example("elif-inverted", branches, branches.replace("mask.sum() == 0", "mask.sum() != 0")),
             Example(
+                "flag-inverted",
+                "mask = (labels != self.ignore_index).int()\n",
+                "mask = (labels == self.ignore_index).int()\n",
+            ),
+            Example(
+                "keyword-flipped",
+                "m = Message(role='system', masked=True)\n",
+                "m = Message(role='system', masked=False)\n",
+            ),
+            Example(
+                "keyword-flipped",
+                "m = Message(role='user', masked=not self.train_on_input)\n",
+                "m = Message(role='user', masked=self.train_on_input)\n",
+            ),
+            Example("literal-flipped", "mask = [True] + body_mask\n", "mask = [False] + body_mask\n"),
+            Example(
                 "index-inverted",
                 "targets[predicted == 0] = -1\n",
                 "targets[predicted != 0] = -1\n",
@@ -139,5 +198,10 @@ class InvertedPredicate(Operator):
             # assertions and returns are not flags or branches; comparisons of other things are not masks
             Example("flag-inverted", "assert mask.sum() == 0\n", None),
             Example("flag-inverted", "def f(mask, b):\n    return mask == b\n", None),
+            # attention's masks are not the loss mask
+            Example("if-inverted", "if attention_mask is not None:\n    causal = attention_mask\n", None),
+            Example("keyword-inverted", "x = tl.load(p, mask=offs_m < N)\n", None),
+            Example("if-inverted", "if labels is not None:\n    loss = f(labels)\n", None),
+            Example("argument-inverted", "freqs = freqs.masked_fill(patch_idx.unsqueeze(-1) < 0, 0)\n", None),
             Example("if-inverted", "if t < n:\n    pass\nenable_gqa = a != b\n", None),
         )

@@ -34,7 +34,22 @@ MASKING_CALL = m.Call(
 )
 MASK_NAME = re.compile(r"(?i)mask|causal")
 MASK_FUNCTION = re.compile(r"(?i)mask")
-TRIANGLE = m.Call(func=m.Name("tril") | m.Name("triu") | m.Attribute(attr=m.Name("tril") | m.Name("triu")))
+TRIANGLES = m.Name("tril") | m.Name("triu") | m.Name("tril_") | m.Name("triu_")
+TRIANGLE = m.Call(func=TRIANGLES | m.Attribute(attr=TRIANGLES))
+# a mask's format or size, not which mask: dtype and rank checks, a cached mask's length
+FORMAT = re.compile(r"(?i)^(dtype|ndim|dim|device|size|shape)$|isinstance|hasattr")
+# masks that are not attention's: the prompt's loss mask, sampling's top-p mask, padding, dropout, images
+OTHER_MASKS = re.compile(r"(?i)prompt|prob|top_?[pk]|dropout|pad|vision|image|sum_mask|^masked$")
+# a boundary moved by one: a query that sees itself no longer does, or one more key is seen
+SHIFTED = {
+    cst.GreaterThanEqual: cst.GreaterThan,
+    cst.GreaterThan: cst.GreaterThanEqual,
+    cst.LessThanEqual: cst.LessThan,
+    cst.LessThan: cst.LessThanEqual,
+    cst.Equal: cst.NotEqual,
+    cst.NotEqual: cst.Equal,
+}
+FLAG = re.compile(r"(?i)^(is_)?causal$|^has_.*mask|^use_.*mask")  # a flag that says which mask, not a mask
 
 
 def _invertible(node) -> bool:
@@ -54,6 +69,33 @@ def _invert(comparison: cst.Comparison) -> dict:
         )
         return {operator: flipped}
     return inverted(comparison)
+
+
+def _shifted(comparison: cst.Comparison) -> dict:
+    operator = comparison.comparisons[0].operator
+    moved = SHIFTED[type(operator)](
+        whitespace_before=operator.whitespace_before, whitespace_after=operator.whitespace_after
+    )
+    return {operator: moved}
+
+
+def _negated(test: cst.BaseExpression) -> cst.BaseExpression:
+    """`not x` for x, and x for `not x`."""
+    if m.matches(test, m.UnaryOperation(operator=m.Not())):
+        return test.expression
+    return cst.UnaryOperation(operator=cst.Not(), expression=test)
+
+
+def _conditions(test: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """The operands of and/or (recursively), or the test itself."""
+    if isinstance(test, cst.BooleanOperation) and not test.lpar:
+        return _conditions(test.left) + _conditions(test.right)
+    return [test]
+
+
+def _in_mask_function(node, scope) -> bool:
+    function = enclosing(node, scope, cst.FunctionDef)
+    return function is not None and bool(MASK_FUNCTION.search(function.name.value))
 
 
 def _chooses_mask(branch: cst.If, scope) -> bool:
@@ -85,7 +127,14 @@ def _diagonal(call: cst.Call):
 
 class MaskBranch(Operator):
     name = "mask-branch"
-    variants = ("is-causal-inverted", "is-causal-flipped", "branch-inverted", "diagonal-plus-one", "diagonal-minus-one")
+    variants = (
+        "is-causal-inverted",
+        "is-causal-flipped",
+        "branch-inverted",
+        "boundary-shifted",
+        "diagonal-plus-one",
+        "diagonal-minus-one",
+    )
 
     def sites(self, node, scope):
         if m.matches(node, m.Arg(keyword=m.Name(m.MatchRegex(r"(?i)is_causal|causal")))):
@@ -97,19 +146,47 @@ class MaskBranch(Operator):
                 for comparison in _comparisons(node.value):
                     yield Site("is-causal-inverted", _invert(comparison))
         elif m.matches(node, m.Assign(targets=[m.AssignTarget(target=m.Name() | m.Attribute())])):
-            if mentions(node.targets[0].target, CAUSAL):
+            target = node.targets[0].target
+            if mentions(target, FLAG) or (mentions(target, CAUSAL) and not mentions(target, MASK_FUNCTION)):
                 for comparison in _comparisons(node.value):
                     yield Site("is-causal-inverted", _invert(comparison))
-        elif isinstance(node, cst.If) and _chooses_mask(node, scope):
-            for comparison in _comparisons(node.test):
-                if mentions(comparison, SHAPES):
-                    yield Site("branch-inverted", _invert(comparison))
+            elif mentions(target, MASK_NAME) and not mentions(target, OTHER_MASKS):
+                yield from self._mask_values(node.value)
+        elif m.matches(node, m.AugAssign(target=m.Name() | m.Attribute())) and mentions(node.target, MASK_NAME):
+            yield from self._mask_values(node.value)  # mask &= linds < rinds + window_size
+        elif m.matches(node, m.Return()) and node.value is not None and _in_mask_function(node, scope):
+            yield from self._mask_values(node.value)  # return (kv_idx <= q_idx) & (q_idx - kv_idx < window)
+        elif isinstance(node, cst.If) and (_chooses_mask(node, scope) or mentions(node.test, MASK_NAME)):
+            anywhere = _in_mask_function(node, scope)
+            for condition in _conditions(node.test):
+                if mentions(condition, FORMAT) or mentions(condition, OTHER_MASKS):
+                    continue
+                if _invertible(condition):
+                    if anywhere or mentions(condition, SHAPES):
+                        yield Site("branch-inverted", _invert(condition))
+                elif mentions(condition, MASK_NAME):  # if is_causal:, if exists(mask):, if not exists(mask):
+                    yield Site("branch-inverted", {condition: _negated(condition)})
         elif m.matches(node, TRIANGLE):
             diagonal = _diagonal(node)
             if diagonal is not None:
                 grouped = parens(diagonal) if isinstance(diagonal, cst.BinaryOperation) else diagonal
                 yield Site("diagonal-plus-one", {diagonal: binop(grouped, cst.Add(), 1)})
                 yield Site("diagonal-minus-one", {diagonal: binop(grouped, cst.Subtract(), 1)})
+            else:  # the main diagonal by default: one more, or one fewer
+                for variant, k in (("diagonal-plus-one", "1"), ("diagonal-minus-one", "-1")):
+                    tight = cst.AssignEqual(
+                        whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
+                    )
+                    arg = cst.Arg(keyword=cst.Name("diagonal"), value=cst.parse_expression(k), equal=tight)
+                    yield Site(variant, {node: node.with_changes(args=[*node.args, arg])})
+
+    def _mask_values(self, value):
+        """The comparisons that build a mask, each with its boundary moved by one."""
+        for comparison in _comparisons(value):
+            if type(comparison.comparisons[0].operator) not in SHIFTED or mentions(comparison, OTHER_MASKS):
+                continue
+            if not mentions(comparison, FORMAT):
+                yield Site("boundary-shifted", _shifted(comparison))
 
     def examples(self):
         branches = (
@@ -142,7 +219,20 @@ class MaskBranch(Operator):
             # a literal flag that no branch chooses, a branch that builds no mask, a triangle with no diagonal
             Example("is-causal-flipped", "y = sdpa(q, k, v, is_causal=True)\n", None),
             Example("branch-inverted", "if kv_cache is not None:\n    k, v = kv_cache.insert_kv(i, k, v)\n", None),
-            Example("diagonal-plus-one", "m = torch.tril(torch.ones(T, T))\n", None),
+            Example(
+                "diagonal-plus-one",
+                "m = torch.tril(torch.ones(T, T))\n",
+                "m = torch.tril(torch.ones(T, T), diagonal=1)\n",
+            ),
+            Example("boundary-shifted", "causal_mask = q_idx >= kv_idx\n", "causal_mask = q_idx > kv_idx\n"),
+            Example("boundary-shifted", "mask &= linds < rinds + window\n", "mask &= linds <= rinds + window\n"),
+            Example(
+                "branch-inverted",
+                "if exists(mask):\n    sim = sim.masked_fill(~mask, -1e9)\n",
+                "if not exists(mask):\n    sim = sim.masked_fill(~mask, -1e9)\n",
+            ),
+            # a mask's format is not which mask: dtype and rank checks
+            Example("branch-inverted", "if attn_mask.dtype == torch.bool:\n    attn_mask = attn_mask.float()\n", None),
         )
 
 

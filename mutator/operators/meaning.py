@@ -59,8 +59,11 @@ def body_of(node: cst.CSTNode, scope) -> cst.CSTNode:
 
 @functools.lru_cache(maxsize=256)
 def bindings(body: cst.CSTNode) -> dict[str, tuple[cst.BaseExpression, ...]]:
-    """name -> the values assigned to it in `body` (plain `x = ...` and `x: T = ...`)."""
+    """name -> the values assigned to it in `body` (`x = ...`, `x: T = ...`, and a loop variable to what it
+    iterates over: `for c in channels`, `[... for c in channels]`)."""
     found: dict[str, list] = {}
+    for loop in m.findall(body, m.CompFor(target=m.Name()) | m.For(target=m.Name())):
+        found.setdefault(loop.target.value, []).append(loop.iter)
     for assign in m.findall(body, m.Assign() | m.AnnAssign()):
         if assign.value is None:
             continue
@@ -87,14 +90,15 @@ def reaches(expr: cst.CSTNode, body: cst.CSTNode, predicate, depth: int = 3) -> 
     )
 
 
-def class_attributes(cls: cst.ClassDef) -> set[str]:
+@functools.lru_cache(maxsize=256)
+def class_attributes(cls: cst.ClassDef) -> frozenset[str]:
     """The attributes the class's methods keep on `self` (`self.k_cache`, or a buffer registered by name)."""
     names = {a.attr.value for a in m.findall(cls, m.Attribute(value=m.Name("self")))}
     registered = m.findall(
         cls,
         m.Call(func=m.Attribute(attr=m.Name("register_buffer")), args=[m.Arg(value=m.SimpleString()), m.ZeroOrMore()]),
     )
-    return names | {str(call.args[0].value.evaluated_value) for call in registered}
+    return frozenset(names | {str(call.args[0].value.evaluated_value) for call in registered})
 
 
 # --- the words that carry a quantity's meaning in ML code -----------------------------------------
@@ -102,11 +106,14 @@ def class_attributes(cls: cst.ClassDef) -> set[str]:
 # shows in the names it is computed from or assigned to: `loss / grad_accum_steps` normalises gradient
 # accumulation, `tokens[1:]` shifts targets, `round(warmup_ratio * n)` is a warmup length.
 
-BOS = re.compile(r"(?i)(^|_)(bos|sot)(_|$)|begin_of_text|prepend")
+BOS = re.compile(r"(?i)(^|_)(bos|sot)(_|$)|begin_of_text|^prepend(_id|_token)?$")
 ACCUM = re.compile(r"(?i)accum|num_items_in_batch|valid_tokens")
 SCHEDULE = re.compile(r"(?i)warm|decay|cooldown|anneal|num_iterations|total_steps|max_steps|max_iters|training_steps")
 TOKENS = re.compile(r"(?i)tok|(^|_)ids?$|^idx$|target|label|prompt|^inputs?$|^batch")
-NOT_TOKENS = re.compile(r"(?i)pos|arange|mask|len|count|offset|lengths|step")
-SHIFTED = re.compile(r"(?i)tok|(^|_)ids?($|_)|target|label|logit|input|^batch|buffer|shift|pred|^x$")
-MASKS = re.compile(r"(?i)mask|ignore|train_on_input|assistant")
+NOT_TOKENS = re.compile(r"(?i)pos|arange|mask|len|count|offset|lengths|step|doc|segment|seq_id")
+SHIFTED = re.compile(r"(?i)tokens?$|token_ids|(^|_)ids?($|_)|target|label|logit|input|^batch|buffer|pred|^x$")
+# the fine-tuning loss mask, as opposed to attention's: what it is about is the labels and who spoke
+MASKS = re.compile(r"(?i)ignore|label|target|loss_mask|assistant|train_on_input|^masked$")
+LOSS_MASK = re.compile(r"(?i)^(loss_|label_|target_|sft_)?masks?$")  # a mask that is not attention's
+ANY_MASK = re.compile(r"(?i)mask")
 OPTIMIZERS = re.compile(r"(?i)adam|muon|sgd|lion|optim|(^|_)opt($|_)|param|decay")

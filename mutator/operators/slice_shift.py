@@ -21,7 +21,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, binop
-from mutator.operators.meaning import MASKS, SHIFTED, identifiers
+from mutator.operators.meaning import ANY_MASK, SHIFTED, enclosing, identifiers, mentions
 
 K = m.Integer(m.MatchIfTrue(lambda text: int(text, 0) >= 1))
 FROM_K = m.Slice(lower=K, upper=None, step=None)  # x[k:]
@@ -47,6 +47,8 @@ def _about(node, scope) -> set[str]:
         parent = scope.parent(parent)
     if parent is None:
         return set()
+    if m.matches(parent.value, m.Attribute(attr=m.Name("shape")) | m.Call(func=m.Attribute(attr=m.Name("size")))):
+        return set()  # x.shape[:-1] cuts dimensions, not a sequence
     names = identifiers(parent.value)
     result = parent
     while True:
@@ -57,24 +59,34 @@ def _about(node, scope) -> set[str]:
             break
     assign = scope.parent(result)
     if isinstance(assign, cst.Assign) and assign.value is result:
-        names |= set().union(*(identifiers(t.target) for t in assign.targets))
+        targets = [t.target for t in assign.targets]
+        if any(t.deep_equals(parent.value) for t in targets):
+            return set()  # tokens = tokens[1:] trims a sequence in place (a BOS stripped), it shifts nothing
+        names |= set().union(*(identifiers(t) for t in targets))
     return names
 
 
+SFT = "def masked(targets, mask):\n    m = {}\n"  # the examples' function about targets
+
+
 class SliceShift(Operator):
-    """Made once per meaning: `words` that a site must name, `unless` words that give it to another class."""
+    """Made once per meaning: `words` that a site must name, `unless` words that give it to another class,
+    and `context` words the enclosing function must mention (a mask slice is the loss mask's only in a
+    function about targets or labels)."""
 
     # mirrored-start: x[k:] -> x[:-k]; mirrored-end: x[:-k] -> x[k:]; unshifted: x[1 : n + 1] -> x[0 : n]
     variants = ("mirrored-start", "mirrored-end", "cut-one-more", "cut-one-less", "unshifted")
 
-    def __init__(self, name: str = "slice-shift", words: re.Pattern = SHIFTED, unless: re.Pattern | None = MASKS):
-        self.name, self.words, self.unless = name, words, unless
+    def __init__(self, name="slice-shift", words=SHIFTED, unless=ANY_MASK, context: re.Pattern | None = None):
+        self.name, self.words, self.unless, self.context = name, words, unless, context
 
     def sites(self, node, scope):
         if not isinstance(node, cst.Slice):
             return
         names = _about(node, scope)
         if not any(self.words.search(n) for n in names) or (self.unless and any(self.unless.search(n) for n in names)):
+            return
+        if self.context is not None and not mentions(enclosing(node, scope, cst.FunctionDef) or node, self.context):
             return
         if m.matches(node, WINDOW):
             lower = cst.Integer("0") if isinstance(node.lower, cst.Integer) else node.lower.left
@@ -101,12 +113,14 @@ class SliceShift(Operator):
     def examples(self):
         if self.name != "slice-shift":
             return (
-                Example("mirrored-start", "predicted = mask[:, 1:]\n", "predicted = mask[:, :-1]\n"),
-                Example("cut-one-more", "predicted = mask[:, 1:]\n", "predicted = mask[:, 2:]\n"),
-                Example("cut-one-less", "predicted = mask[:, 1:]\n", "predicted = mask[:, :]\n"),
-                Example("mirrored-end", "m = loss_mask[..., :-1]\n", "m = loss_mask[..., 1:]\n"),
-                Example("unshifted", "keep = mask[:, 1 : T + 1]\n", "keep = mask[:, 0 : T]\n"),
-                Example("mirrored-start", "targets = tokens[1:]\n", None),  # tokens, not a mask
+                Example("mirrored-start", SFT.format("mask[:, 1:]"), SFT.format("mask[:, :-1]")),
+                Example("cut-one-more", SFT.format("mask[:, 1:]"), SFT.format("mask[:, 2:]")),
+                Example("cut-one-less", SFT.format("mask[:, 1:]"), SFT.format("mask[:, :]")),
+                Example("mirrored-end", SFT.format("loss_mask[..., :-1]"), SFT.format("loss_mask[..., 1:]")),
+                Example("unshifted", SFT.format("mask[:, 1 : T + 1]"), SFT.format("mask[:, 0 : T]")),
+                Example("mirrored-start", SFT.format("tokens[1:]"), None),  # tokens, not a mask
+                # an attention mask, in a function that is not about the loss's targets
+                Example("mirrored-start", "def attend(q, mask):\n    m = mask[:, 1:]\n", None),
             )
         batch = "inputs = tokens[:-1]\ntargets = tokens[1:]\n"
         return (

@@ -26,8 +26,11 @@ SIDES = {"start": "start", "begin": "start", "open": "start", "b": "start", "end
 WORDS = "start|begin|open|end|close"
 SUFFIXED = re.compile(rf"^(?P<stem>\w+?)_(?P<side>{WORDS})(?:_(?:id|token|tok|idx))?$", re.I)  # user_start
 PREFIXED = re.compile(rf"^(?P<side>{WORDS}|b|e)_(?P<stem>\w+)$", re.I)  # start_header_id, B_INST
-# markers inside text: <|...|>, [INST] / [/INST], <<SYS>> / <</SYS>>
-IN_TEXT = re.compile(r"<\|[^|<>\s]+\|>|\[/?[A-Z_]{2,}\]|<</?[A-Z_]{2,}>>")
+# markers inside text: <|...|>, [INST] / [/INST], <<SYS>> / <</SYS>>, <start_of_turn> / </think>
+IN_TEXT = re.compile(r"<\|[^|<>\s]+\|>|\[/?[A-Z_]{2,}\]|<</?[A-Z_]{2,}>>|</?[A-Za-z_]{2,}>")
+# a turn opened by its role's tag and closed by a generic end of turn: <|user|> ... <|end|>
+ROLE = re.compile(r"(?i)^(system|user|assistant|model|human|bot|tool|ipython)$")
+END_OF_TURN = re.compile(r"(?i)^(end|eot|eot_id|endoftext|/s|eos)$")
 EMITS = m.SimpleStatementLine(body=[m.Expr(value=m.Call()) | m.AugAssign(value=m.List() | m.Tuple())])
 SILENT = (cst.Raise, cst.Assert)  # what sits in an error message is not emitted
 SILENT_CALLS = re.compile(r"(?i)^(print|warn|warning|info|debug|error|exception|log|format_exc)$")
@@ -36,12 +39,15 @@ SILENT_CALLS = re.compile(r"(?i)^(print|warn|warning|info|debug|error|exception|
 def marker(text: str) -> tuple[str, str] | None:
     """(stem, "start"|"end") when text is one marker, else None."""
     text = text.strip()
-    closing = False
-    for opener, closer in (("<|", "|>"), ("<<", ">>"), ("[", "]")):
+    for opener, closer in (("<|", "|>"), ("<<", ">>"), ("[", "]"), ("<", ">")):
         if text.startswith(opener) and text.endswith(closer) and len(text) > len(opener) + len(closer):
             text = text[len(opener) : -len(closer)]
-            if opener != "<|":  # a tag: [INST] opens, [/INST] closes
-                closing = text.startswith("/")
+            if ROLE.match(text):
+                return "turn", "start"
+            if END_OF_TURN.match(text):
+                return "turn", "end"
+            if opener != "<|" and not SUFFIXED.match(text) and not PREFIXED.match(text):
+                closing = text.startswith("/")  # a tag: [INST] opens, [/INST] closes
                 return (text.lstrip("/").lower(), "end" if closing else "start")
             break
     for pattern in (SUFFIXED, PREFIXED):
@@ -65,6 +71,8 @@ def token_of(expr: cst.CSTNode) -> tuple[str, str] | None:
         return marker(str(expr.evaluated_value))
     if isinstance(expr, cst.Call) and len(expr.args) == 1:
         return token_of(expr.args[0].value)
+    if isinstance(expr, cst.List) and len(expr.elements) == 1:  # [self.start_header_id] + ids + [...]
+        return token_of(expr.elements[0].value)
     if m.matches(expr, m.Subscript(slice=[m.SubscriptElement(slice=m.Index())])):
         return token_of(expr.slice[0].slice.value)
     return None
@@ -235,6 +243,21 @@ class SwappedTokenOrder(Operator):
             ),
             Example("sys-swapped", "p = B_SYS + system + E_SYS + prompt\n", "p = E_SYS + system + B_SYS + prompt\n"),
             Example("inst-swapped", 'b_inst, e_inst = "[INST]", "[/INST]"\n', 'b_inst, e_inst = "[/INST]", "[INST]"\n'),
+            Example(
+                "turn-swapped",
+                'p = f"<|user|>\\n{prompt}<|end|>\\n<|assistant|>\\n"\n',
+                'p = f"<|end|>\\n{prompt}<|user|>\\n<|assistant|>\\n"\n',
+            ),
+            Example(
+                "of_turn-swapped",
+                'p = f"<start_of_turn>user\\n{prompt}<end_of_turn>\\n"\n',
+                'p = f"<end_of_turn>user\\n{prompt}<start_of_turn>\\n"\n',
+            ),
+            Example(
+                "header_id-swapped",
+                "h = [self.start_header_id] + self.encode(role) + [self.end_header_id]\n",
+                "h = [self.end_header_id] + self.encode(role) + [self.start_header_id]\n",
+            ),
             # a docstring or an error message names the markers, it does not emit them
             Example("*-swapped", 'def f():\n    """<|python_start|>1+1<|python_end|>"""\n', None),
             Example("*-swapped", 'raise ValueError(f"<|user_start|> {x} <|user_end|>")\n', None),

@@ -52,7 +52,9 @@ def test_the_level_has_over_a_hundred_distinct_draws():
 def test_draws_depend_on_the_seed_alone(mutants):
     firsts = [[m.id for m in first_compatible_draw(mutants, seed)] for seed in range(10)]
     assert firsts == [[m.id for m in first_compatible_draw(mutants, seed)] for seed in range(10)]
-    assert len({tuple(ids) for ids in firsts}) == 10, "ten seeds should give ten different draws"
+    # Thousands of compatible draws, picked at random: ten seeds may share one by chance (seeds 0-9 do,
+    # once, with the level-3 catalogue of six classes), but a seed that ignored the RNG would share many.
+    assert len({tuple(ids) for ids in firsts}) >= 9, "ten seeds should give (nearly) ten different draws"
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -57,16 +57,19 @@ report(error < 1e-3, "rotary tables")
 # Generating with the KV cache must give exactly what one full forward pass gives.
 model = probe_model()
 ids = torch.randint(0, config.vocab_size, (1, 40), generator=torch.Generator().manual_seed(1))
-with torch.no_grad():
-    full = model(ids)
-    cache = KVCache(1, num_heads=config.n_kv_head, seq_len=40, head_dim=head_dim, num_layers=config.n_layer)
-    steps = [model(ids[:, :20], kv_cache=cache)]
-    steps += [model(ids[:, t : t + 1], kv_cache=cache) for t in range(20, 40)]
-cached = torch.cat(steps, dim=1)
-gap = (cached - full).abs().amax(dim=-1)[0]
-print("largest logit difference per position (prompt, then decode):")
-print(" ".join(f"{g:.0e}" for g in gap.tolist()))
-report(gap.max() < 1e-3, "cached decode equals the full forward")
+try:
+    with torch.no_grad():
+        full = model(ids)
+        cache = KVCache(1, num_heads=config.n_kv_head, seq_len=40, head_dim=head_dim, num_layers=config.n_layer)
+        steps = [model(ids[:, :20], kv_cache=cache)]
+        steps += [model(ids[:, t : t + 1], kv_cache=cache) for t in range(20, 40)]
+    cached = torch.cat(steps, dim=1)
+    gap = (cached - full).abs().amax(dim=-1)[0]
+    print("largest logit difference per position (prompt, then decode):")
+    print(" ".join(f"{g:.0e}" for g in gap.tolist()))
+    report(gap.max() < 1e-3, "cached decode equals the full forward")
+except Exception as error:  # a cache or mask that gets the shapes wrong fails outright
+    report(False, f"cached decode raised {type(error).__name__}: {error}")
 
 # %% gqa-predicate
 # With grouped-query attention each key/value head serves n_head / n_kv_head query heads. The same
@@ -85,6 +88,23 @@ try:
     report(difference < 1e-3, "grouped-query attention")
 except Exception as error:  # a wrong head layout can fail outright
     report(False, f"grouped-query attention raised {type(error).__name__}: {error}")
+
+# %% attention-mask
+# A chunk fed after a cached prefix must see the whole prefix and, within itself, only earlier tokens:
+# its logits equal those of one full forward pass at the same positions.
+model = probe_model()
+ids = torch.randint(0, config.vocab_size, (1, 32), generator=torch.Generator().manual_seed(3))
+try:
+    with torch.no_grad():
+        full = model(ids)
+        cache = KVCache(1, num_heads=config.n_kv_head, seq_len=32, head_dim=head_dim, num_layers=config.n_layer)
+        model(ids[:, :16], kv_cache=cache)
+        chunk = model(ids[:, 16:24], kv_cache=cache)
+    gap = (chunk - full[:, 16:24]).abs().amax(dim=-1)[0]
+    print("largest logit difference per position of the chunk:", " ".join(f"{g:.0e}" for g in gap.tolist()))
+    report(gap.max() < 1e-3, "a chunk after a cached prefix equals the full forward")
+except Exception as error:  # a wrong mask shape can fail outright
+    report(False, f"chunked forward raised {type(error).__name__}: {error}")
 
 # %% kv-reset-growth
 # A cache that grows keeps what it holds and grows to need + 1024 rounded up to whole 1024s;

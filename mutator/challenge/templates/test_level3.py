@@ -58,6 +58,22 @@ def test_cached_generation_matches_the_full_forward():
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-4, rtol=1e-4)
 
 
+def test_each_position_sees_exactly_the_tokens_before_it():
+    """Changing a later token leaves earlier logits alone, with and without a cache holding a prefix."""
+    model = make_model(vocab_size=300)
+    ids = torch.randint(0, 300, (1, 24), generator=torch.Generator().manual_seed(3))
+    changed = ids.clone()
+    changed[0, 16] = (ids[0, 16] + 1) % 300
+    with torch.no_grad():
+        full, full_changed = model(ids), model(changed)
+        cache = KVCache(batch_size=1, num_heads=2, seq_len=24, head_dim=8, num_layers=CONFIG["n_layer"])
+        model(ids[:, :12], kv_cache=cache)
+        chunk = model(ids[:, 12:20], kv_cache=cache)
+    torch.testing.assert_close(full[:, :16], full_changed[:, :16], atol=1e-5, rtol=0)
+    assert (full[:, 16:] - full_changed[:, 16:]).abs().max() > 1e-4  # the change is seen from where it is
+    torch.testing.assert_close(chunk, full[:, 12:20], atol=1e-4, rtol=1e-4)
+
+
 def test_grouped_query_attention_shares_each_kv_head_with_its_group():
     """GQA equals multi-head attention whose key/value heads are copied for each query head."""
     gqa = make_model(vocab_size=300)
