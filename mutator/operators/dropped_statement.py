@@ -209,6 +209,10 @@ class DroppedStatement(Operator):
             # a rescaling that is not accumulation, a prefix that is not the BOS token
             Example("update-dropped", "def f(x, s):\n    x *= s\n    x = x / norm\n", None),
             Example("prefix-dropped", "ids = header + ids\n", None),
-            Example("prefix-dropped", "tokens = [x for x in bos_ids]\ntokens = tokens + body\ntokens = tokens + [eos]\n", None),
+            Example(
+                "prefix-dropped",
+                "tokens = [x for x in bos_ids]\ntokens = tokens + body\ntokens = tokens + [eos]\n",
+                None,
+            ),
             Example("keyword-dropped", "tok = Tokenizer(path, bos_id=self.bos_id)\n", None),
         )

@@ -7,8 +7,8 @@ relative position, so only a check of the frequencies themselves sees it.
 
 A site is recognised by what it computes, wherever it lives: a power (`**`, `pow`, `torch.pow`,
 `np.power`, `mx.power`) whose exponent is built from a step-2 `arange` or `range` (the even channel
-indices), inline or through names bound to it in the same function or module (loop variables included). Powers of anything else (`head_dim ** -0.5`,
-`x ** 2 / n`) are not frequency tables.
+indices), inline or through names bound to it in the same function or module (loop variables included).
+Powers of anything else (`head_dim ** -0.5`, `x ** 2 / n`) are not frequency tables.
 """
 
 import libcst as cst

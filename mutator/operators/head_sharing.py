@@ -42,7 +42,9 @@ INVERSE = {
 }
 REPEAT_INTERLEAVE = m.Call(func=m.Attribute(attr=m.Name("repeat_interleave")))
 # repeat_kv(x, n_rep), einops' repeat(k, "b h n d -> b (h g) n d", g=groups): a helper that shares kv heads
-REPEAT_HELPER = m.Call(func=m.Name(m.MatchRegex(r"(?i).*repeat.*")) | m.Attribute(attr=m.Name(m.MatchRegex(r"(?i)repeat_kv.*"))))
+REPEAT_HELPER = m.Call(
+    func=m.Name(m.MatchRegex(r"(?i).*repeat.*")) | m.Attribute(attr=m.Name(m.MatchRegex(r"(?i)repeat_kv.*")))
+)
 EINOPS_GROUP = re.compile(r"\((\w+) (\w+)\)")  # "(h g)" on the right of an einops pattern
 EXPAND = m.Call(func=m.Attribute(attr=m.Name("expand"), value=m.Subscript()))
 OTHER_DIM = {"1": "2", "2": "1", "-3": "-2", "-2": "-3"}  # heads <-> sequence in (B, H, T, D) and (B, T, H, D)
@@ -266,7 +268,11 @@ class HeadSharing(Operator):
                 "k = repeat(k, 'b h n d -> b (h g) n d', g = groups)\n",
                 "k = repeat(k, 'b h n d -> b (g h) n d', g = groups)\n",
             ),
-            Example("group-size-inverted", "off = off_h // (q_heads // kv_heads)\n", "off = off_h // (kv_heads // q_heads)\n"),
+            Example(
+                "group-size-inverted",
+                "off = off_h // (q_heads // kv_heads)\n",
+                "off = off_h // (kv_heads // q_heads)\n",
+            ),
             # comparisons of other things: optional arguments, head_dim, a mask
             Example("flag-inverted", "causal = mask is None\nif head_dim % 2 == 0:\n    pass\n", None),
             Example("if-inverted", "if n_kv_heads is None:\n    n_kv_heads = n_heads\n", None),

@@ -20,7 +20,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site
-from mutator.operators.meaning import MASKS, descendants, identifiers
+from mutator.operators.meaning import MASKS, identifiers
 
 INVERSE = {
     cst.Equal: cst.NotEqual,
