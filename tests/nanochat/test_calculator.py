@@ -63,6 +63,18 @@ def test_calculator_computes(expression, expected):
         pytest.param("", id="empty"),
         pytest.param("1 +", id="syntax-error"),
         pytest.param("1" * 2000, id="too-long"),
+        pytest.param("(1+1).count('a')", id="count-of-a-number"),
+        pytest.param("9**4600", id="too-many-digits-to-print"),
+        pytest.param("(10**4000)*(10**4000)", id="product-too-many-digits"),
+        pytest.param("-(10**4500)", id="sign-of-a-huge-literal-power"),
+        pytest.param("'\\ud800'", id="lone-surrogate"),
+        pytest.param("'a'*9999+'b'*9999", id="sum-of-long-strings"),
+        pytest.param("(10**100)**(10**5)", id="power-of-a-power"),
+        pytest.param("2**(10**8)", id="power-huge-exponent"),
+        pytest.param("(10**400)**-2", id="negative-power-of-a-huge-base"),
+        pytest.param("2.0**(10**400)", id="float-power-huge-int-exponent"),
+        pytest.param("(-8)**(1/3)", id="complex-power"),
+        pytest.param("-" * 200 + "1", id="deep-nesting"),
     ],
 )
 def test_calculator_refuses(expression):
@@ -167,3 +179,146 @@ def test_calculator_runs_no_code_and_returns_quickly(canary_dir, expression):
     assert result is None or type(result) in (int, float, str), repr(result)
     assert SECRET not in str(result)
     assert sorted(p.name for p in canary_dir.iterdir()) == ["canary.txt"]
+
+
+# --- results the engine can use, work bounded before it is done ------------------------------------
+
+HOSTILE = [
+    "9**4600", "-(9**4300)", "(10**3999)*(10**3999)", "(9**2000)*(9**2000)", "10**3999+10**3999",
+    "2**(10**8)", "(10**100)**(10**5)", "7**-9999999999", "(10**300)**-1000", "2.0**-100000",
+    "0.5**-10**9", "2**0.5**-100", "(-8)**(1/3)", "1e308*10", "10**999/3", "(10**999)//7%5",
+    "'ab'*4999+'c'", "'a'*10000+'a'", "('x'*5000).count('')", "(1+1).count('a')", "'\\ud800'",
+    "'<|python_start|>'", "'é'*3", "1**(10**999)", "(-1)**(10**999+1)", "0**(10**999)",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("expression", HOSTILE)
+def test_every_result_renders_with_str_and_tokenises(tokenizer, expression):
+    result = use_calculator(expression)  # must not raise either
+    if result is not None:
+        text = str(result)  # the engine forces str(result) into the sequence
+        assert tokenizer.decode(tokenizer.encode(text)) == text
+
+
+def _digits(n: int) -> float:
+    """Decimal digits of |n| (an upper bound), from its bit length: no conversion, no big arithmetic."""
+    return abs(n).bit_length() * 0.30103 + 1
+
+
+def _result_size(op, a, b=None) -> float:
+    """The size (digits of an int, characters of a string) the operation would produce, from its
+    operands alone: the test's own bound, computed without doing the operation."""
+    operands = [x for x in (a, b) if x is not None]
+    sizes = [len(x) if isinstance(x, str) else 1 if isinstance(x, float) else _digits(x) for x in operands]
+    if op in ("pos", "neg", "truediv", "floordiv", "mod") or any(isinstance(x, float) for x in (a, b)):
+        return max(sizes)
+    if op == "add":
+        return sum(sizes) if isinstance(a, str) else max(sizes) + 1
+    if op == "sub":
+        return max(sizes) + 1
+    if op == "mul":
+        if isinstance(a, str) or isinstance(b, str):
+            text, count = (a, b) if isinstance(a, str) else (b, a)
+            return len(text) * max(count, 0)
+        return sizes[0] + sizes[1]
+    if op == "pow":
+        return 1 if b < 0 or abs(a) <= 1 else b * (abs(a).bit_length() * 0.30103)
+    raise AssertionError(op)
+
+
+@pytest.fixture
+def watched(monkeypatch):
+    """Every arithmetic operation the calculator does, checked before it runs: its operands are
+    bounded and so is the result they imply. Returns the list of operations seen."""
+    from nanochat import tools
+
+    seen = []
+
+    def watch(name, real):
+        def operation(*operands):
+            size = _result_size(name, *operands)
+            limit = tools.MAX_STRING_CHARS if any(isinstance(x, str) for x in operands) else tools.MAX_RESULT_DIGITS
+            assert size <= limit + 1, f"{name} of operands of sizes {[_result_size('pos', x) for x in operands]}"
+            seen.append(name)
+            return real(*operands)
+
+        return operation
+
+    binary = {op: watch(real.__name__.strip("_"), real) for op, real in tools._BINARY.items()}
+    unary = {op: watch(real.__name__.strip("_"), real) for op, real in tools._UNARY.items()}
+    monkeypatch.setattr(tools, "_BINARY", binary)
+    monkeypatch.setattr(tools, "_UNARY", unary)
+    return seen
+
+
+@pytest.mark.parametrize("expression", HOSTILE)
+def test_every_operation_is_bounded_before_it_runs(watched, expression):
+    use_calculator(expression)
+
+
+def test_the_watch_sees_the_operations_of_valid_expressions(watched):
+    assert use_calculator("2**10 + 3*4 - -1") == 1037
+    assert sorted(watched) == ["add", "mul", "neg", "pow", "sub"]
+    assert use_calculator("'ab' * 3") == "ababab"
+
+
+# --- the engine: no calculator input crashes generation -------------------------------------------
+
+
+class ScriptedModel:
+    """Wraps a GPT (so the KV cache really fills) and makes it "sample" a script, one token per step."""
+
+    def __init__(self, model, script):
+        self.model, self.config, self.script, self.step = model, model.config, script, 0
+
+    def get_device(self):
+        return self.model.get_device()
+
+    def forward(self, ids, targets=None, kv_cache=None):
+        import torch
+
+        logits = self.model.forward(ids, kv_cache=kv_cache)
+        scripted = torch.full_like(logits, -1e4)
+        scripted[:, :, self.script[min(self.step, len(self.script) - 1)]] = 0.0
+        self.step += 1
+        return scripted
+
+
+ENGINE_ATOMS = [
+    "1", "7", "2.5", "1e308", "9**4600", "10**3999", "2**(10**8)", "'a'", "'\\ud800'", "'ab'*4999",
+    "(1+1)", "x", "__import__('os')", "(-8)", "0",
+]  # fmt: skip
+
+engine_expressions = st.recursive(
+    st.sampled_from(ENGINE_ATOMS),
+    lambda inner: st.one_of(
+        st.builds(lambda a, op, b: f"({a}){op}({b})", inner, st.sampled_from(BINARY), inner),
+        st.builds(lambda a, b: f"{a}.count({b})", inner, inner),
+        st.builds(lambda a: f"-{a}", inner),
+    ),
+    max_leaves=4,
+) | st.text(alphabet="0123456789+-*/%().,'e ", max_size=24)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@given(expression=engine_expressions)
+@example(expression="9**4600")
+@example(expression="'\\ud800'")
+@example(expression="(10**3999)*(10**3999)")
+@example(expression="(1+1).count('a')")
+def test_no_calculator_input_crashes_generation(model, tokenizer, expression):
+    from nanochat.engine import Engine
+
+    special = tokenizer.encode_special
+    head = [special("<|python_start|>"), *tokenizer.encode(expression), special("<|python_end|>")]
+    script = head + tokenizer.encode("Z") * 3
+    engine = Engine(ScriptedModel(model, script), tokenizer)
+    start = time.perf_counter()
+    # up to the first forced token: the tool runs when <|python_end|> is emitted
+    tokens = [column[0] for column, _ in engine.generate([tokenizer.get_bos_token_id()], max_tokens=len(head) + 1)]
+    elapsed = time.perf_counter() - start
+    assert tokens[: len(head)] == head
+    if use_calculator(expression) is not None:
+        assert tokens[len(head)] == special("<|output_start|>")
+    # a generous bound on a loaded machine: unbounded sizes take seconds to minutes (9.4 s seen)
+    assert elapsed < 2.0, f"{expression!r} took {elapsed:.2f}s"
