@@ -306,9 +306,9 @@ def report(json_path, html_path, junit_path, store_dir):
         last = store.last_run()
         if last is None:
             raise UserError(f"the session store {store_dir} holds no run yet")
-        params = last[1]
-        mutants = store.mutants()
-        results = store.results(params["devices"])
+        run_id, params = last
+        mutants = store.mutants(run_id)
+        results = store.results(run_id, params["devices"])
     _write_reports(
         _table_console(), mutants, results, params["devices"], params["target"], json_path, html_path, junit_path
     )

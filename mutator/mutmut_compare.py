@@ -373,7 +373,7 @@ def ours_from_store(store_dir) -> Ours | None:
         if last is None:
             return None
         run_id, params = last
-        results = store.results(params.get("devices"))
+        results = store.results(run_id, params.get("devices"))
         wall_s = store.timings(run_id).get("wall_s")
     return Ours(str(params.get("level", "?")), str(params.get("target", "?")), results, wall_s)
 

@@ -255,6 +255,11 @@ def run(
     device_list = resolve_devices(devices)
 
     store = Store(store_dir)
+    try:
+        store.lock()  # one writer: a second run on this store stops here, naming the first
+    except UserError:
+        store.close()
+        raise
     run_params = {
         **(params or {}),
         "target": str(target_root),
@@ -286,7 +291,7 @@ def run(
         status=on_status or (lambda message: None),
         on_warning=on_warning or (lambda line: None),
     )
-    store.set_mutants(mutants)
+    store.set_mutants(run_id, mutants)
     timings = session.timings
     try:
         tasks = [task for device in device_list for task in _plan_device(session, mutants, device)]
@@ -299,7 +304,7 @@ def run(
         timings["executed"] = len(tasks)
         store.finish_run(session.run_id, timings)
         shutil.rmtree(session.logs, ignore_errors=True)  # nothing failed: nothing to read there
-        return RunReport(mutants, store.results(device_list), device_list, timings)
+        return RunReport(mutants, store.results(run_id, device_list), device_list, timings)
     finally:
         shutil.rmtree(session.scratch, ignore_errors=True)
         store.close()
@@ -433,6 +438,7 @@ def _plan_device(session: _Session, mutants: list[Mutant], device: str) -> list[
         fingerprint = fingerprints(mutant, device, selected)
         old = previous.get(mutant.id)
         if old is not None and old[1] == fingerprint:
+            session.store.reuse_result(session.run_id, old[0])
             session.on_result(mutant, old[0])
             continue
         fixtures = {f for t in selected for f in base["tests"][t]["fixtures"]}
