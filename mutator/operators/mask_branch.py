@@ -39,7 +39,7 @@ TRIANGLE = m.Call(func=TRIANGLES | m.Attribute(attr=TRIANGLES))
 # a mask's format or size, not which mask: dtype and rank checks, a cached mask's length
 FORMAT = re.compile(r"(?i)^(dtype|ndim|dim|device|size|shape)$|isinstance|hasattr")
 # masks that are not attention's: the prompt's loss mask, sampling's top-p mask, padding, dropout, images
-OTHER_MASKS = re.compile(r"(?i)prompt|prob|top_?[pk]|dropout|pad|vision|image|sum_mask|^masked$")
+OTHER_MASKS = re.compile(r"(?i)prompt|prob|top_?[pk]|dropout|pad|vision|image|sum_mask|masked|ignore|target|label")
 # a boundary moved by one: a query that sees itself no longer does, or one more key is seen
 SHIFTED = {
     cst.GreaterThanEqual: cst.GreaterThan,
