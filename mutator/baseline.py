@@ -84,6 +84,7 @@ def measure(
         logs.mkdir(parents=True, exist_ok=True)
         Path(tmp, "weights.json").write_text(json.dumps(weights or {}))
         env = subprocess_env(target_root)
+        env["TMPDIR"] = tmp  # the suite's own temp dirs go with this one
         if shards > 1:  # one thread per shard: the shards already fill the cores, as the workers will
             env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         procs, log_paths = [], []

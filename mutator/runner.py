@@ -8,6 +8,11 @@ fastest first; skip mutants whose stored result has the same fingerprint; run th
 (see mutator.worker) and commit each result as it arrives. Mutants that cannot be swapped into a live
 function (module-level code, decorators, class bodies) run in a fresh process instead.
 
+Every temporary directory of a run lives under its scratch directory, `<store>/scratch/<pid>/`: pytest's
+`--basetemp` of the baseline and every worker, and `TMPDIR` of each of those processes, so what a suite
+makes with `tempfile` goes there too, even when a worker is killed before its clean-up runs. The
+scratch directory is removed at the end of the run; after a `kill -9`, by the next run on the store.
+
 Every pytest process of a run gets the same suite, the user's pytest arguments and the same `--device`
 rule (mutator.baseline.suite_args). Their logs go to `<store>/logs/run-<id>/`: removed after a run that
 succeeds, kept after one that fails, whose error names the log to read.
@@ -285,7 +290,7 @@ def run(
         timeout_factor=timeout_factor,
         timeout_constant=timeout_constant,
         memory_limit_mb=memory_limit_mb,
-        scratch=_scratch(Path(store_dir)),
+        scratch=_scratch(Path(store_dir).resolve()),
         logs=_logs(Path(store_dir), run_id),
         on_result=on_result or (lambda mutant, result: None),
         status=on_status or (lambda message: None),
@@ -324,20 +329,15 @@ def _logs(store_dir: Path, run_id: int, keep: int = 4) -> Path:
 
 
 def _scratch(store_dir: Path) -> Path:
-    """This run's directory for pytest temp dirs, beside the store; removed at the end.
+    """This run's directory for every temporary directory of the run, beside the store; removed at the end.
 
-    Those of runs that were killed (their process is gone) are removed here, so none piles up.
+    The run holds the store's lock, so no other run is using the store: what is left under scratch/
+    belongs to runs that were killed, and goes now, so none piles up.
     """
     root = store_dir / "scratch"
     for old in root.glob("*") if root.is_dir() else ():
-        try:
-            os.kill(int(old.name), 0)
-        except (ValueError, ProcessLookupError):
-            shutil.rmtree(old, ignore_errors=True)
-        except PermissionError:
-            pass
+        shutil.rmtree(old, ignore_errors=True)
     scratch = root / str(os.getpid())
-    shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     return scratch
 
@@ -457,6 +457,9 @@ class _Execution:
     def __init__(self, session: _Session):
         self.session = session
         self.env = baseline_mod.subprocess_env(session.target_root)
+        tmp = session.scratch / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.env["TMPDIR"] = str(tmp)  # a suite's own temp dirs: a killed worker's stay under the scratch
         self.results: queue.Queue = queue.Queue()
         self.live: set[WorkerProcess] = set()  # for the calling thread to kill on Ctrl-C
         self.lock = threading.Lock()

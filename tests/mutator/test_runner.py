@@ -245,3 +245,70 @@ def test_cli_run_reports_and_fails_under_the_score_then_report_rerenders(fork_ru
     result = CliRunner().invoke(main, ["report", "--store", str(tmp_path / "none")])
     assert result.exit_code == 2
     assert "no session store" in result.output
+
+
+LEAKY_CONFTEST = """
+
+import shutil as _shutil
+import tempfile as _tempfile
+
+
+def pytest_configure(config):
+    # what tests/conftest.py does: a temp dir made at start, removed only if pytest ends cleanly
+    config._leaky_dir = _tempfile.mkdtemp(prefix="nanochat-tests-")
+
+
+def pytest_unconfigure(config):
+    _shutil.rmtree(config._leaky_dir, ignore_errors=True)
+"""
+
+
+def test_no_temporary_directory_outside_the_scratch_survives_a_run_or_its_kill_9(tmp_path, monkeypatch):
+    target = torch_free_copy(tmp_path)
+    with open(target / "tests" / "conftest.py", "a") as conftest:
+        conftest.write(LEAKY_CONFTEST)
+    watched = tmp_path / "tmp"  # the machine's temp dir, as every process of the run sees it
+    watched.mkdir()
+    monkeypatch.setenv("TMPDIR", str(watched))
+    monkeypatch.setattr("tempfile.tempdir", None)  # this process reads TMPDIR again
+    store = tmp_path / "store"
+    chosen = [PLANTED[name][2] for name in ("killed", "method", "hang")]
+    options = dict(OPTIONS, workers=2, store_dir=str(store))
+    runner.run(chosen, target=target, tests=target / "tests", **options)
+    assert sorted(p.name for p in watched.iterdir()) == []
+    assert list((store / "scratch").iterdir()) == []
+
+    with sqlite3.connect(store / "session.sqlite") as db:  # so that the killed run has work to do
+        db.execute("DELETE FROM results")
+    db.close()
+    script = textwrap.dedent(
+        f"""
+        import importlib.util
+        from mutator import runner
+        spec = importlib.util.spec_from_file_location("toy_planted", {str(TOY / "planted.py")!r})
+        planted = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(planted)
+        chosen = [planted.PLANTED[name][2] for name in ("killed", "method", "hang")]
+        runner.run(chosen, target={str(target)!r}, tests={str(target / "tests")!r}, **{options!r})
+        """
+    )
+    env = dict(os.environ, TMPDIR=str(watched))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline, landed = time.monotonic() + 120, 0
+    while landed < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        with sqlite3.connect(store / "session.sqlite") as db:
+            landed = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        db.close()
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.5)  # its workers die with it (PDEATHSIG)
+    assert sorted(p.name for p in watched.iterdir()) == []
+    left = store / "scratch" / str(proc.pid)
+    assert any(p.name.startswith("nanochat-tests-") for p in left.rglob("*")), "the leak landed in the scratch"
+    runner.run(chosen[:1], target=target, tests=target / "tests", **options)
+    assert not left.exists()  # the next run on the store removed the killed run's scratch
+    assert sorted(p.name for p in watched.iterdir()) == []
