@@ -161,6 +161,34 @@ def _report_options(command):
     return command
 
 
+def _preflight(target=None, store_dir=None, **reports):
+    """Check, before any slow work, what a run needs from the file system: the target exists, the store
+    directory can be created or written, every report path can be written. Each failure is one line."""
+    import os
+    from pathlib import Path
+
+    if target is not None and not Path(target).is_dir():
+        raise UserError(f"target directory not found: {target}")
+    if store_dir is not None:
+        store = Path(store_dir)
+        if store.exists() and not store.is_dir():
+            raise UserError(f"--store {store_dir} is a file, not a directory")
+        existing = next(p for p in [store, *store.absolute().parents] if p.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise UserError(f"--store {store_dir}: cannot write in {existing}")
+    for option, path in reports.items():
+        if not path:
+            continue
+        report, flag = Path(path), f"--{option.removesuffix('_path')}"
+        parent = report.absolute().parent
+        if report.is_dir():
+            raise UserError(f"{flag} {path} is a directory, not a file")
+        if not parent.is_dir():
+            raise UserError(f"{flag} {path}: the directory {parent} does not exist")
+        if not os.access(parent, os.W_OK | os.X_OK) or (report.exists() and not os.access(report, os.W_OK)):
+            raise UserError(f"{flag} {path}: cannot write there")
+
+
 def _write_reports(console, mutants, results, devices, target, json_path, html_path, junit_path):
     from mutator import reports
 
@@ -232,6 +260,7 @@ def run(
 
     console = _table_console()
     target = target or catalog.default_target()
+    _preflight(target, store_dir, json_path=json_path, html_path=html_path, junit_path=junit_path)
     try:
         passed = [*shlex.split(pytest_args), *extra_args]
     except ValueError as error:
@@ -302,6 +331,7 @@ def report(json_path, html_path, junit_path, store_dir):
     """Re-render the reports of the last run from the session store."""
     from mutator.store import Store
 
+    _preflight(json_path=json_path, html_path=html_path, junit_path=junit_path)
     with Store(store_dir, create=False) as store:
         last = store.last_run()
         if last is None:
