@@ -377,13 +377,20 @@ def challenge(level, seed, out, bugs, key_path, target, count_only, verbose):
 @main.command()
 @click.argument("workspace", type=click.Path(exists=True, file_okay=False))
 @click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False), help="The workspace's answer key.")
-def check(workspace, key_path):
-    """Grade a bug-hunt workspace against its answer key (exit 0 only when solved)."""
+@click.option("--force", is_flag=True, help="Grade against a --key that was written for another workspace.")
+def check(workspace, key_path, force):
+    """Grade a bug-hunt workspace against its answer key (exit 0 only when solved).
+
+    A --key written for another workspace (another path, another level) is refused unless --force.
+    """
     from rich.console import Console
     from rich.table import Table
 
     from mutator import challenge as challenges
+    from mutator.challenge import grading
 
+    if key_path and not force:
+        grading.check_key_matches(workspace, key_path)
     console = Console()
     with console.status("running the visible and hidden tests"):
         grade = challenges.check(workspace, key_path)

@@ -1,10 +1,11 @@
-"""Running a challenge's tests, and the validation rules for a draw.
+"""Running a challenge's tests, the validation rules for a draw, and which key belongs to a workspace.
 
 Validation plants bugs into the known clean code, so it uses the runner's fast path (Grader). Grading
 an attempt runs arbitrary edited code, so `run_tests` materialises it in a temporary directory and
 runs pytest there in a fresh interpreter.
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from mutator import baseline
 from mutator.challenge.compose import plant
+from mutator.errors import UserError
 from mutator.mutants import Mutant
 from mutator.runner import STARTUP_TIMEOUT_S, select_tests
 from mutator.worker import WorkerProcess
@@ -68,6 +70,31 @@ def run_tests(files: dict[str, str], test_paths: list[str]) -> Outcomes:  # test
             return Outcomes({"<run>": "failed"}, {"<run>": f"pytest did not finish: {tail[0]}"})
         data = json.loads(out.read_text(encoding="utf-8"))
         return Outcomes(data["outcomes"], data["reasons"])
+
+
+def workspace_fingerprint(workspace: Path, level: str) -> str:
+    """What identifies a workspace across the solver's edits: where it was written and its level.
+
+    Its code is what the solver changes, so it cannot be part of it; the key records the workspace's
+    path and level when the workspace is written, which is all a grade needs to tell keys apart.
+    """
+    return hashlib.sha256(f"{Path(workspace).resolve()}\0{level}".encode()).hexdigest()[:16]
+
+
+def check_key_matches(workspace: Path, key_path: Path) -> None:
+    """Refuse (UserError) a key written for another workspace: its grade would be meaningless."""
+    try:
+        key = json.loads(Path(key_path).read_text(encoding="utf-8"))
+        written_for, level = key["workspace"], str(key["level"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserError(f"cannot read the key {key_path}: {error}") from None
+    here = [p.stem.removeprefix("test_level") for p in sorted(Path(workspace).glob("tests/test_level*.py"))]
+    levels = here or [level]  # a workspace whose level file was removed is judged by its path alone
+    if level not in levels or workspace_fingerprint(workspace, level) != workspace_fingerprint(written_for, level):
+        raise UserError(
+            f"the key {key_path} was written for the level-{level} workspace {written_for}, not for"
+            f" {Path(workspace).resolve()} (level {', '.join(levels)}): pass its own key, or --force"
+        )
 
 
 class Grader:

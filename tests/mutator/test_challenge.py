@@ -138,3 +138,32 @@ def test_cli_counts_and_refuses_bad_input(tmp_path):
         result = runner.invoke(main, args)
         assert result.exit_code == 2, (args, result.output)
         assert "Traceback" not in result.output
+
+
+def test_check_refuses_another_workspaces_key_unless_forced(tmp_path, monkeypatch):
+    graded = []
+    grade = challenge.Grade(fixed={}, collateral=[], failing=[], reasons={}, bug_reasons={})
+    monkeypatch.setattr(challenge, "check", lambda workspace, key_path: graded.append(workspace) or grade)
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    for workspace in (mine, other):
+        (workspace / "nanochat").mkdir(parents=True)
+        (workspace / "tests").mkdir()
+        (workspace / "tests" / "test_level3.py").write_text("")
+        key = {"level": "3", "seed": 1, "workspace": str(workspace.resolve()), "bugs": [], "tests": {}}
+        (tmp_path / f"{workspace.name}.json").write_text(json.dumps(key))
+    runner = CliRunner()
+
+    refused = runner.invoke(main, ["check", str(mine), "--key", str(tmp_path / "other.json")])
+    assert refused.exit_code == 2, refused.output
+    assert len(refused.output.strip().splitlines()) == 1 and "Traceback" not in refused.output
+    assert str(other.resolve()) in refused.output and "--force" in refused.output
+    assert graded == []
+
+    assert runner.invoke(main, ["check", str(mine), "--key", str(tmp_path / "mine.json")]).exit_code == 0
+    forced = runner.invoke(main, ["check", str(mine), "--key", str(tmp_path / "other.json"), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert len(graded) == 2
+
+    (tmp_path / "level4.json").write_text(json.dumps({"level": "4", "workspace": str(mine.resolve())}))
+    wrong_level = runner.invoke(main, ["check", str(mine), "--key", str(tmp_path / "level4.json")])
+    assert wrong_level.exit_code == 2 and "level-4" in wrong_level.output
