@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import tomllib
@@ -149,6 +150,14 @@ def prepare(target: Path, tests: Path, scratch: Path) -> str:
 # --- running mutmut ------------------------------------------------------------------------------------
 
 
+def mutmut_command() -> str | None:
+    """The `mutmut` beside this interpreter first (a venv used without activating it), else on PATH."""
+    beside = Path(sys.executable).parent / "mutmut"  # not resolved: a venv's python is a symlink
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("mutmut")
+
+
 def _mutmut() -> tuple[str, str]:
     """(path of the mutmut command, its version), or a UserError saying why it cannot run."""
     try:
@@ -157,7 +166,7 @@ def _mutmut() -> tuple[str, str]:
         raise UserError("mutmut is not installed: pip install 'mutmut>=3.3,<4' (in mutator's dev extras)") from None
     if not installed.startswith("3."):
         raise UserError(f"mutmut {installed} is installed; this comparison drives mutmut 3's command line")
-    command = shutil.which("mutmut")
+    command = mutmut_command()
     if command is None:
         raise UserError(f"mutmut {installed} is installed but its `mutmut` command is not on PATH")
     return command, installed

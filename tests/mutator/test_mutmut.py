@@ -1,7 +1,7 @@
 """`mutator mutmut`: the scratch copy, reading mutmut's diffs, and one real run on a toy target."""
 
 import re
-import shutil
+import sys
 import textwrap
 import tomllib
 
@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from mutator.cli import main
 from mutator.mutants import Mutant
-from mutator.mutmut_compare import apply_show, original_unit_text, our_changed_unit, prepare, unit_of
+from mutator.mutmut_compare import apply_show, mutmut_command, original_unit_text, our_changed_unit, prepare, unit_of
 
 GPT = '''\
 class CausalSelfAttention:
@@ -115,7 +115,7 @@ def test_missing_package_is_a_one_line_error(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("mutmut") is None, reason="needs mutmut 3 (pip install -e '.[dev]')")
+@pytest.mark.skipif(mutmut_command() is None, reason="needs mutmut 3 (pip install -e '.[dev]')")
 def test_mutmut_runs_on_a_toy_target_beside_our_level_3(toy):
     result = CliRunner().invoke(
         main,
@@ -130,3 +130,18 @@ def test_mutmut_runs_on_a_toy_target_beside_our_level_3(toy):
     assert "1 of 5" in result.output
     assert "repeats_kv__mutmut_" in result.output
     assert "No mutator run in the session store" in result.output
+
+
+def test_mutmut_is_found_beside_the_interpreter_without_an_activated_venv(tmp_path, monkeypatch):
+    """`venv/bin/mutator mutmut` with the venv not on PATH: the venv's own mutmut is the one to run."""
+    from mutator import mutmut_compare
+
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").symlink_to(sys.executable)
+    (bin_dir / "mutmut").write_text("#!/bin/sh\n")
+    (bin_dir / "mutmut").chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(mutmut_compare, "version", lambda name: "3.3.1")
+    assert mutmut_compare._mutmut() == (str(bin_dir / "mutmut"), "3.3.1")
