@@ -28,10 +28,11 @@ def mutator_run(store: Path, *extra, target: Path = FOREIGN):
 
 
 def verdicts(store: Path) -> dict[tuple[str, str], tuple[str, str | None]]:
-    """(qualname, variant) -> (outcome, killing test) of the store's results."""
+    """(qualname, variant) -> (outcome, killing test) of the store's latest run."""
     with Store(store, create=False) as opened:
-        mutants = {m.id: m for m in opened.mutants()}
-        results = opened.results(["cpu"])
+        run_id, _ = opened.last_run()
+        mutants = {m.id: m for m in opened.mutants(run_id)}
+        results = opened.results(run_id, ["cpu"])
     return {(mutants[r.mutant_id].qualname, mutants[r.mutant_id].variant): (r.outcome, r.killing_test) for r in results}
 
 
