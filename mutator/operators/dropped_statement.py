@@ -45,9 +45,8 @@ APPEND_FRONT = m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("append")), args
 BOS_SWITCH = re.compile(r"^(add_)?bos(_token)?$|^add_special_tokens$")
 OFF = m.Name("False") | m.Name("None")
 DIVISION = m.BinaryOperation(operator=m.Divide() | m.FloorDivide())
-STARTS_WITH_BOS = m.Assign(
-    targets=[m.AssignTarget(target=m.Name())], value=m.List(elements=[m.Element(), m.ZeroOrMore()])
-)
+# tokens = [self.bos_id]: a sequence that starts with the BOS alone (a vocabulary lists more than one)
+STARTS_WITH_BOS = m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.List(elements=[m.Element()]))
 ENCODES = re.compile(
     r"(?i)encode|(^|_)tokeni[sz]e($|_)|render"
 )  # a call that asks for a BOS, not one that configures it
@@ -122,8 +121,7 @@ class DroppedStatement(Operator):
         elif m.matches(node, PREFIXED) and _names_bos(node.left, scope):
             yield Site("prefix-dropped", {node: node.right})
         elif m.matches(node, STARTS_WITH_BOS) and _names_bos(node.value.elements[0].value):
-            first = node.value.elements  # tokens = [self.bos_id]: the sequence starts empty instead
-            yield Site("prefix-dropped", {node.value: node.value.with_changes(elements=first[1:])})
+            yield Site("prefix-dropped", {node.value: node.value.with_changes(elements=[])})  # starts empty
         elif m.matches(node, DIVISION) and mentions(node.right, ACCUM) and not _is_update(scope.parent(node)):
             yield Site("divisor-dropped", {node: node.left})
 

@@ -64,11 +64,31 @@ def _about_tokens(call: cst.Call, scope) -> bool:
             parent = scope.parent(parent)
     targets = [t.target for t in parent.targets] if isinstance(parent, cst.Assign) else []
     named = set().union(*(identifiers(t) for t in targets)) if targets else set()
-    if any(NOT_TOKENS.search(name) for name in named):
-        return False
-    if data is not None and mentions(data, NOT_TOKENS):
-        return False
-    return any(TOKENS.search(name) for name in named) or (data is not None and mentions(data, TOKENS))
+    named |= _data_words(data) if data is not None else set()
+    return any(TOKENS.search(w) for w in named) and not any(NOT_TOKENS.search(w) for w in named)
+
+
+def _data_words(expr) -> set[str]:
+    """What a value is called, not what indexes it: `train_data[:, 0:n].contiguous()` -> {"train_data"},
+    `[s["token_counts"] for s in samples]` -> {"token_counts"}."""
+    if isinstance(expr, cst.Subscript):
+        keys = {
+            str(e.slice.value.evaluated_value)
+            for e in expr.slice
+            if m.matches(e.slice, m.Index(value=m.SimpleString()))
+        }
+        return _data_words(expr.value) | keys
+    if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+        return _data_words(expr.func.value)  # ids.contiguous()
+    if isinstance(expr, cst.Attribute):
+        return {expr.attr.value}
+    if isinstance(expr, cst.Name):
+        return {expr.value}
+    if isinstance(expr, (cst.ListComp, cst.GeneratorExp)):
+        return _data_words(expr.elt)
+    if isinstance(expr, (cst.List, cst.Tuple)):
+        return set().union(set(), *(_data_words(e.value) for e in expr.elements))
+    return identifiers(expr)
 
 
 def _variant(width) -> str:

@@ -39,6 +39,7 @@ SINGLE = m.Comparison(comparisons=[m.ComparisonTarget()])  # a op b (not a chain
 FLAG = m.Assign(value=SINGLE) | m.AnnAssign(value=SINGLE)  # masked = role != "assistant"
 # a branch decides about the loss mask only where it says ignore or masked; `if labels is not None:` does not
 BRANCH_WORDS = re.compile(r"(?i)ignore|loss_mask|train_on_input|masked")
+FLAG_WORDS = re.compile(r"(?i)loss_mask|train_on_input|^masked$|assistant")
 IGNORE_VALUE = m.UnaryOperation(operator=m.Minus(), expression=m.Integer("1") | m.Integer("100"))
 KEYWORD = m.Arg(keyword=m.Name(), value=SINGLE)  # f(..., enable_gqa=a != b)
 BRANCH = m.If(test=SINGLE)  # if Tq == Tk:  /  elif Tq == 1:
@@ -118,9 +119,11 @@ class InvertedPredicate(Operator):
 
     def sites(self, node, scope):
         if isinstance(node, (cst.Assign, cst.AnnAssign)) and node.value is not None:
-            about = _about_masks(_target(node))
+            # a flag that decides who is trained (masked = role != "assistant"); reading the ignore index
+            # back (`mask = labels != ignore_index`) decides nothing
+            about = _about_masks(_target(node), FLAG_WORDS)
             for comparison in _comparisons(node.value):
-                if about or _about_masks(comparison):
+                if about or _about_masks(comparison, FLAG_WORDS):
                     yield Site("flag-inverted", _inverted(comparison))
         elif m.matches(node, m.Arg(keyword=m.Name())) and _about_masks(node.keyword):
             if m.matches(node.value, SINGLE) and type(node.value.comparisons[0].operator) in INVERSE:
@@ -168,11 +171,7 @@ class InvertedPredicate(Operator):
             ),
             Example("if-inverted", branches, branches.replace("mask is None", "mask is not None")),
             Example("elif-inverted", branches, branches.replace("mask.sum() == 0", "mask.sum() != 0")),
-            Example(
-                "flag-inverted",
-                "mask = (labels != self.ignore_index).int()\n",
-                "mask = (labels == self.ignore_index).int()\n",
-            ),
+            Example("flag-inverted", "mask = (labels != self.ignore_index).int()\n", None),
             Example(
                 "keyword-flipped",
                 "m = Message(role='system', masked=True)\n",

@@ -39,7 +39,7 @@ TRIANGLE = m.Call(func=TRIANGLES | m.Attribute(attr=TRIANGLES))
 # a mask's format or size, not which mask: dtype and rank checks, a cached mask's length
 FORMAT = re.compile(r"(?i)^(dtype|ndim|dim|device|size|shape)$|isinstance|hasattr")
 # masks that are not attention's: the prompt's loss mask, sampling's top-p mask, padding, dropout, images
-OTHER_MASKS = re.compile(r"(?i)prompt|prob|top_?[pk]|dropout|pad|vision|image|sum_mask|masked|ignore|target|label")
+OTHER_MASKS = re.compile(r"(?i)prompt|prob|top_?[pk]|dropout|pad|vision|image|sum_mask|masked|ignore|target|label|pos_")
 # a boundary moved by one: a query that sees itself no longer does, or one more key is seen
 SHIFTED = {
     cst.GreaterThanEqual: cst.GreaterThan,
@@ -91,6 +91,17 @@ def _conditions(test: cst.BaseExpression) -> list[cst.BaseExpression]:
     if isinstance(test, cst.BooleanOperation) and not test.lpar:
         return _conditions(test.left) + _conditions(test.right)
     return [test]
+
+
+def _operands(expr) -> list[cst.Comparison]:
+    """The single comparisons an expression is combined from, outside any call's arguments."""
+    if _invertible(expr):
+        return [expr]
+    if isinstance(expr, (cst.BinaryOperation, cst.BooleanOperation)):
+        return _operands(expr.left) + _operands(expr.right)
+    if isinstance(expr, cst.UnaryOperation):
+        return _operands(expr.expression)
+    return []
 
 
 def _in_mask_function(node, scope) -> bool:
@@ -181,8 +192,9 @@ class MaskBranch(Operator):
                     yield Site(variant, {node: node.with_changes(args=[*node.args, arg])})
 
     def _mask_values(self, value):
-        """The comparisons that build a mask, each with its boundary moved by one."""
-        for comparison in _comparisons(value):
+        """The comparisons that build a mask, each with its boundary moved by one: those the value is made
+        of (through &, |, ~, not), not bounds passed to a call inside it (`tl.load(p, mask=offs < n)`)."""
+        for comparison in _operands(value):
             if type(comparison.comparisons[0].operator) not in SHIFTED or mentions(comparison, OTHER_MASKS):
                 continue
             if not mentions(comparison, FORMAT):

@@ -26,6 +26,7 @@ CACHE_STATE = re.compile(
     r"|^(k|v|kv|key|value)_?cache|cache_[kv]$"
 )
 CACHE = re.compile(r"(?i)cache")
+KV_HOLDER = re.compile(r"(?i)self|kv|key|value|layer|attn|block")  # `mx.clear_cache()` frees an allocator
 RESET_CALL = m.Call(func=m.Attribute(attr=m.Name(m.MatchIfTrue(lambda name: bool(RESET_LIKE.search(name))))))
 
 STATE = m.Attribute() | m.Subscript()  # self.pos, self.cache[i]
@@ -70,7 +71,7 @@ class MissingReset(Operator):
         for statement in node.body:
             if m.matches(statement, m.SimpleStatementLine(body=[RESTORES])):
                 small = statement.body[0]
-                hands_on = m.findall(small, RESET_CALL) and mentions(small, CACHE)
+                hands_on = m.findall(small, RESET_CALL) and mentions(small, CACHE) and mentions(small, KV_HOLDER)
                 if holds_cache or hands_on:
                     yield Site(f"drop-{_label(small)}", {statement: drop_statement(node, statement)})
             elif m.matches(statement, DELEGATES) and (holds_cache or mentions(statement, CACHE)):
