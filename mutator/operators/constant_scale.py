@@ -19,7 +19,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, binop, parens
-from mutator.operators.meaning import SCHEDULE, identifiers, mentions
+from mutator.operators.meaning import SCHEDULE, enclosing, identifiers, mentions
 
 ROUNDING = m.Name("round") | m.Name("int") | m.Attribute(attr=m.Name("ceil") | m.Name("floor"))
 LENGTH = m.Call(func=ROUNDING, args=[m.Arg(keyword=None, value=m.BinaryOperation(operator=m.Multiply()))])
@@ -34,6 +34,9 @@ PHASE_TEST = m.If(
             m.ComparisonTarget(operator=m.LessThan() | m.LessThanEqual() | m.GreaterThan() | m.GreaterThanEqual())
         ]
     )
+)
+COSINE = m.Call(
+    func=m.Attribute(attr=m.Name("cos")), args=[m.Arg(value=m.BinaryOperation(left=m.Attribute(attr=m.Name("pi"))))]
 )
 SCALES = (("x100", cst.Multiply(), 100), ("x10", cst.Multiply(), 10), ("div10", cst.Divide(), 10))
 
@@ -54,8 +57,8 @@ class ConstantScale(Operator):
 
     def __init__(self, name: str = "constant-scale", words: re.Pattern = SCHEDULE):
         self.name, self.words = name, words
-        if words is SCHEDULE:  # a schedule's phases also end at a comparison
-            self.variants = (*ConstantScale.variants, "*-boundary")
+        if words is SCHEDULE:  # a schedule's phases also end at a comparison, and decay along a cosine
+            self.variants = (*ConstantScale.variants, "*-boundary", "cosine-x2")
 
     def sites(self, node, scope):
         if m.matches(node, LENGTH):
@@ -74,6 +77,13 @@ class ConstantScale(Operator):
                 whitespace_before=operator.whitespace_before, whitespace_after=operator.whitespace_after
             )
             yield Site(f"{_named(node.test, self.words)}-boundary", {operator: moved})
+        elif (
+            m.matches(node, COSINE)
+            and self.words is SCHEDULE
+            and mentions(enclosing(node, scope, cst.FunctionDef) or node, self.words)
+        ):
+            angle = node.args[0].value  # cos(pi * progress): half a period over the decay phase
+            yield Site("cosine-x2", {angle: binop(cst.Integer("2"), cst.Multiply(), parens(angle))})
         elif m.matches(node, RATIO) and mentions(node.right, self.words):
             divisor = node.right
             label = _label(divisor) if isinstance(divisor, (cst.Name, cst.Attribute)) else _named(divisor, self.words)
@@ -115,6 +125,11 @@ class ConstantScale(Operator):
             ),
             Example("warmup-x100", "self.warmup = int(0.05 * steps)\n", "self.warmup = int(0.05 * steps * 100)\n"),
             Example("warmup_iters-boundary", ramp, ramp.replace("step < warmup_iters", "step <= warmup_iters")),
+            Example(
+                "cosine-x2",
+                "def get_lr(it, warmup_iters):\n    return 0.5 * (1.0 + math.cos(math.pi * decay_ratio))\n",
+                "def get_lr(it, warmup_iters):\n    return 0.5 * (1.0 + math.cos(2 * (math.pi * decay_ratio)))\n",
+            ),
             # lengths and divisors that are not a schedule's
             Example("*-x100", "n = round(frac * total)\nmean = total / count\n", None),
             # literals and rounding of a single value are neither a fraction of a length nor a count

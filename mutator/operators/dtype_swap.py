@@ -63,7 +63,7 @@ def _about_tokens(call: cst.Call, scope) -> bool:
         while parent is not None and not isinstance(parent, (cst.Assign, cst.BaseSmallStatement)):
             parent = scope.parent(parent)
     targets = [t.target for t in parent.targets] if isinstance(parent, cst.Assign) else []
-    named = set().union(*(identifiers(t) for t in targets)) if targets else set()
+    named = set().union(*(_data_words(t) for t in targets)) if targets else set()
     named |= _data_words(data) if data is not None else set()
     return any(TOKENS.search(w) for w in named) and not any(NOT_TOKENS.search(w) for w in named)
 

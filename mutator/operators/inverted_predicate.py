@@ -19,7 +19,7 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
-from mutator.operators.base import Example, Operator, Site
+from mutator.operators.base import Example, Operator, Site, drop_statement
 from mutator.operators.meaning import MASKS, identifiers
 
 INVERSE = {
@@ -43,6 +43,10 @@ FLAG_WORDS = re.compile(r"(?i)loss_mask|train_on_input|^masked$|assistant")
 IGNORE_VALUE = m.UnaryOperation(operator=m.Minus(), expression=m.Integer("1") | m.Integer("100"))
 KEYWORD = m.Arg(keyword=m.Name(), value=SINGLE)  # f(..., enable_gqa=a != b)
 BRANCH = m.If(test=SINGLE)  # if Tq == Tk:  /  elif Tq == 1:
+# labels[: len(prompt)] = ignore_index, targets[mask == 0] = -1: the ignore value written over labels
+IGNORES_TARGETS = m.SimpleStatementLine(
+    body=[m.Assign(targets=[m.AssignTarget(target=m.Subscript(value=m.Name(m.MatchRegex(r"(?i).*(label|target).*"))))])]
+)
 INDEX = m.SubscriptElement(slice=m.Index(value=SINGLE))  # targets[mask == 0] = -1
 ARGUMENT = m.Arg(keyword=None, star="", value=SINGLE)  # masked_fill(mask == 0, -1), where(mask == 1, ...)
 
@@ -115,6 +119,7 @@ class InvertedPredicate(Operator):
         "argument-inverted",
         "keyword-flipped",
         "literal-flipped",
+        "ignore-dropped",
     )
 
     def sites(self, node, scope):
@@ -135,6 +140,10 @@ class InvertedPredicate(Operator):
         elif m.matches(node, BRANCH) and _about_masks(node.test, BRANCH_WORDS):
             is_elif = isinstance(scope.parent(node), cst.If)  # an elif is the orelse of its if
             yield Site("elif-inverted" if is_elif else "if-inverted", _inverted(node.test))
+        elif isinstance(node, cst.IndentedBlock | cst.Module):
+            for statement in node.body:
+                if m.matches(statement, IGNORES_TARGETS) and _ignores(statement):
+                    yield Site("ignore-dropped", {statement: drop_statement(node, statement)})
         elif m.matches(node, INDEX) and (_about_masks(node.slice.value) or _ignores(_statement(node, scope))):
             yield Site("index-inverted", _inverted(node.slice.value))
         elif m.matches(node, ARGUMENT) and (_about_masks(node.value) or _ignores(scope.parent(node))):
@@ -183,6 +192,11 @@ class InvertedPredicate(Operator):
                 "m = Message(role='user', masked=self.train_on_input)\n",
             ),
             Example("literal-flipped", "mask = [True] + body_mask\n", "mask = [False] + body_mask\n"),
+            Example(
+                "ignore-dropped",
+                "labels = ids.clone()\nlabels[: len(prompt)] = self.ignore_index\n",
+                "labels = ids.clone()\n",
+            ),
             Example(
                 "index-inverted",
                 "targets[predicted == 0] = -1\n",

@@ -17,7 +17,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, binop, drop_statement, parens
-from mutator.operators.meaning import class_attributes, enclosing
+from mutator.operators.meaning import bindings, body_of, class_attributes, enclosing
 from mutator.operators.missing_reset import CACHE_STATE
 
 GROWING_FUNCTION = re.compile(r"(?i)cache|grow|alloc|reserve")
@@ -118,6 +118,19 @@ def rounded_operand(node: cst.CSTNode) -> cst.BaseExpression | None:
     return None
 
 
+def _whole_steps(node: cst.CSTNode, scope) -> cst.Name | None:
+    """The step count of `n_steps * step` when n_steps is bound once, in the function, to ceil(x / step)."""
+    if not m.matches(node, m.BinaryOperation(operator=m.Multiply())):
+        return None
+    for count, step in ((node.left, node.right), (node.right, node.left)):
+        if isinstance(count, cst.Name):
+            values = bindings(body_of(node, scope)).get(count.value, ())
+            division = ceil_division(values[0]) if len(values) == 1 else None
+            if division is not None and division[1].deep_equals(step):
+                return count
+    return None
+
+
 def _is_rounded(node: cst.CSTNode | None) -> bool:
     return node is not None and rounded_operand(node) is not None
 
@@ -161,6 +174,9 @@ class OverAllocation(Operator):
                 total = headroom.body[0].value  # needed + headroom
                 yield Site("needed-doubled", {total.left: binop(cst.Integer("2"), cst.Multiply(), total.left)})
                 yield Site("capacity-doubled", {total: binop(parens(total), cst.Multiply(), 2)})
+        steps = _whole_steps(node, scope)
+        if steps is not None:  # n_steps * step, with n_steps = ceil(needed / step) earlier in the function
+            yield Site("capacity-doubled", {steps: binop(cst.Integer("2"), cst.Multiply(), steps)})
         x = rounded_operand(node)
         if x is not None:
             yield Site("rounding-dropped", _without_rounding(node, x, scope))
@@ -197,6 +213,15 @@ class OverAllocation(Operator):
                 "class KVCache:\n    def update(self, keys):\n"
                 "        n_steps = 2 * ((self.step + keys.shape[2] - 1) // self.step)\n"
                 "        self.keys = zeros((n_steps * self.step,))\n",
+            ),
+            Example(
+                "capacity-doubled",
+                "class KVCache:\n    def update(self, keys):\n"
+                "        n_steps = (self.step + keys.shape[2] - 1) // self.step\n"
+                "        self.keys = zeros((n_steps * self.step,))\n",
+                "class KVCache:\n    def update(self, keys):\n"
+                "        n_steps = (self.step + keys.shape[2] - 1) // self.step\n"
+                "        self.keys = zeros((2 * n_steps * self.step,))\n",
             ),
             Example(
                 "steps-floored",
