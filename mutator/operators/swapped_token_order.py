@@ -103,10 +103,11 @@ def _pairs(items, need_content, judge=token_of):
                 break
 
 
-def _additions(node: cst.BinaryOperation) -> list[cst.BaseExpression]:
-    """The operands of a `+` chain, left to right (`a + b + c` -> [a, b, c])."""
-    if m.matches(node, m.BinaryOperation(operator=m.Add())) and not node.lpar:
-        return [*_additions(node.left), node.right]
+def _additions(node: cst.BinaryOperation, outermost: bool = True) -> list[cst.BaseExpression]:
+    """The operands of a `+` chain, left to right (`a + b + c` -> [a, b, c]); the chain itself may be
+    parenthesised, an operand in parentheses is one operand."""
+    if m.matches(node, m.BinaryOperation(operator=m.Add())) and (outermost or not node.lpar):
+        return [*_additions(node.left, outermost=False), node.right]
     return [node]
 
 
