@@ -34,12 +34,15 @@ MASKING_CALL = m.Call(
 )
 MASK_NAME = re.compile(r"(?i)mask|causal")
 MASK_FUNCTION = re.compile(r"(?i)mask")
+CHOICE = re.compile(r"(?i)mask|causal|sliding|window")  # a flag or a helper that decides which mask
 TRIANGLES = m.Name("tril") | m.Name("triu") | m.Name("tril_") | m.Name("triu_")
 TRIANGLE = m.Call(func=TRIANGLES | m.Attribute(attr=TRIANGLES))
 # a mask's format or size, not which mask: dtype and rank checks, a cached mask's length
 FORMAT = re.compile(r"(?i)^(dtype|ndim|dim|device|size|shape)$|isinstance|hasattr")
 # masks that are not attention's: the prompt's loss mask, sampling's top-p mask, padding, dropout, images
-OTHER_MASKS = re.compile(r"(?i)prompt|prob|top_?[pk]|dropout|pad|vision|image|sum_mask|masked|ignore|target|label|pos_")
+OTHER_MASKS = re.compile(
+    r"(?i)prompt|prob|top_?[pk]|dropout|pad|vision|image|sum_mask|masked|ignore|target|label|pos_|eos|keep|mem_"
+)
 # a boundary moved by one: a query that sees itself no longer does, or one more key is seen
 SHIFTED = {
     cst.GreaterThanEqual: cst.GreaterThan,
@@ -105,8 +108,21 @@ def _operands(expr) -> list[cst.Comparison]:
 
 
 def _in_mask_function(node, scope) -> bool:
+    """node sits in a function (or a function nested in one) whose name says it builds masks."""
     function = enclosing(node, scope, cst.FunctionDef)
-    return function is not None and bool(MASK_FUNCTION.search(function.name.value))
+    while function is not None:
+        if MASK_FUNCTION.search(function.name.value):
+            return True
+        function = enclosing(function, scope, cst.FunctionDef)
+    return False
+
+
+def _checks_format(node) -> bool:
+    """A check of a mask's format (`mask.dtype == torch.bool`, `mask.dim() == 4`, `isinstance(mask, str)`),
+    judged by the attributes and functions it uses, not by keyword arguments such as `device=`."""
+    names = {a.attr.value for a in m.findall(node, m.Attribute())}
+    names |= {c.func.value for c in m.findall(node, m.Call(func=m.Name()))}
+    return any(FORMAT.search(name) for name in names)
 
 
 def _chooses_mask(branch: cst.If, scope) -> bool:
@@ -162,6 +178,15 @@ class MaskBranch(Operator):
                 for comparison in _comparisons(node.value):
                     yield Site("is-causal-inverted", _invert(comparison))
             elif mentions(target, MASK_NAME) and not mentions(target, OTHER_MASKS):
+                test = node.value.test if isinstance(node.value, cst.IfExp) else None
+                if (
+                    test is not None
+                    and mentions(test, CHOICE)
+                    and not _checks_format(test)
+                    and not mentions(test, OTHER_MASKS)
+                ):
+                    # mask = swa_mask if layer.use_sliding else fa_mask
+                    yield Site("branch-inverted", _invert(test) if _invertible(test) else {test: _negated(test)})
                 yield from self._mask_values(node.value)
         elif m.matches(node, m.AugAssign(target=m.Name() | m.Attribute())) and mentions(node.target, MASK_NAME):
             yield from self._mask_values(node.value)  # mask &= linds < rinds + window_size
@@ -170,12 +195,12 @@ class MaskBranch(Operator):
         elif isinstance(node, cst.If) and (_chooses_mask(node, scope) or mentions(node.test, MASK_NAME)):
             anywhere = _in_mask_function(node, scope)
             for condition in _conditions(node.test):
-                if mentions(condition, FORMAT) or mentions(condition, OTHER_MASKS):
+                if _checks_format(condition) or mentions(condition, OTHER_MASKS):
                     continue
                 if _invertible(condition):
                     if anywhere or mentions(condition, SHAPES):
                         yield Site("branch-inverted", _invert(condition))
-                elif mentions(condition, MASK_NAME):  # if is_causal:, if exists(mask):, if not exists(mask):
+                elif mentions(condition, CHOICE):  # if is_causal:, if exists(mask):, if use_sliding_window:
                     yield Site("branch-inverted", {condition: _negated(condition)})
         elif m.matches(node, TRIANGLE):
             diagonal = _diagonal(node)
@@ -197,7 +222,7 @@ class MaskBranch(Operator):
         for comparison in _operands(value):
             if type(comparison.comparisons[0].operator) not in SHIFTED or mentions(comparison, OTHER_MASKS):
                 continue
-            if not mentions(comparison, FORMAT):
+            if not _checks_format(comparison):
                 yield Site("boundary-shifted", _shifted(comparison))
 
     def examples(self):
@@ -242,6 +267,18 @@ class MaskBranch(Operator):
                 "branch-inverted",
                 "if exists(mask):\n    sim = sim.masked_fill(~mask, -1e9)\n",
                 "if not exists(mask):\n    sim = sim.masked_fill(~mask, -1e9)\n",
+            ),
+            Example(
+                "branch-inverted",
+                "mask = swa_mask if layer.use_sliding else fa_mask\n",
+                "mask = swa_mask if not layer.use_sliding else fa_mask\n",
+            ),
+            Example(
+                "boundary-shifted",
+                "def get_sliding_window_mask_mod(w):\n    def mod(b, h, q_idx, kv_idx):\n"
+                "        return (kv_idx <= q_idx) & (q_idx - kv_idx < w)\n",
+                "def get_sliding_window_mask_mod(w):\n    def mod(b, h, q_idx, kv_idx):\n"
+                "        return (kv_idx < q_idx) & (q_idx - kv_idx < w)\n",
             ),
             # a mask's format is not which mask: dtype and rank checks
             Example("branch-inverted", "if attn_mask.dtype == torch.bool:\n    attn_mask = attn_mask.float()\n", None),
