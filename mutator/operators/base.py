@@ -109,6 +109,48 @@ def binop(left: cst.BaseExpression, operator: cst.BaseBinaryOp, right: cst.BaseE
     return cst.BinaryOperation(left=left, operator=operator, right=right)
 
 
+# A comparison's operator negated (`==` -> `!=`, `<` -> `>=`, `is` -> `is not`), or its boundary moved by
+# one (`<` -> `<=`: one more or one fewer position, step or key on that side).
+INVERSE = {
+    cst.Equal: cst.NotEqual,
+    cst.NotEqual: cst.Equal,
+    cst.LessThan: cst.GreaterThanEqual,
+    cst.GreaterThanEqual: cst.LessThan,
+    cst.GreaterThan: cst.LessThanEqual,
+    cst.LessThanEqual: cst.GreaterThan,
+    cst.Is: cst.IsNot,
+    cst.IsNot: cst.Is,
+    cst.In: cst.NotIn,
+    cst.NotIn: cst.In,
+}
+BOUNDARY = {
+    cst.LessThan: cst.LessThanEqual,
+    cst.LessThanEqual: cst.LessThan,
+    cst.GreaterThan: cst.GreaterThanEqual,
+    cst.GreaterThanEqual: cst.GreaterThan,
+    cst.Equal: cst.NotEqual,
+    cst.NotEqual: cst.Equal,
+}
+
+
+def rewritable(comparison: cst.CSTNode, table: dict = INVERSE) -> bool:
+    """A single comparison (`a op b`, not a chain like `a < b < c`) whose operator `table` rewrites."""
+    return (
+        isinstance(comparison, cst.Comparison)
+        and len(comparison.comparisons) == 1
+        and type(comparison.comparisons[0].operator) in table
+    )
+
+
+def rewritten(comparison: cst.Comparison, table: dict = INVERSE) -> dict:
+    """The edit that gives a single comparison the operator `table` maps its own to (spacing kept)."""
+    operator = comparison.comparisons[0].operator
+    new = table[type(operator)](
+        whitespace_before=operator.whitespace_before, whitespace_after=operator.whitespace_after
+    )
+    return {operator: new}
+
+
 def drop_statement(block: cst.BaseSuite, statement: cst.BaseStatement) -> Replacement:
     """Delete `statement` from `block`, or make it `pass` where the block would otherwise be empty."""
     if isinstance(block, (cst.IndentedBlock, cst.Module)) and len(block.body) > 1:

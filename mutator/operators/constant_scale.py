@@ -18,7 +18,7 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
-from mutator.operators.base import Example, Operator, Site, binop, parens
+from mutator.operators.base import BOUNDARY, Example, Operator, Site, binop, parens, rewritten
 from mutator.operators.meaning import SCHEDULE, enclosing, identifiers, mentions
 
 ROUNDING = m.Name("round") | m.Name("int") | m.Attribute(attr=m.Name("ceil") | m.Name("floor"))
@@ -26,8 +26,6 @@ LENGTH = m.Call(func=ROUNDING, args=[m.Arg(keyword=None, value=m.BinaryOperation
 RATIO = m.BinaryOperation(
     operator=m.Divide(), right=m.Name() | m.Attribute() | m.Call() | m.BinaryOperation(operator=m.Subtract())
 )
-BOUNDARY = {cst.LessThan: cst.LessThanEqual, cst.LessThanEqual: cst.LessThan, cst.GreaterThan: cst.GreaterThanEqual}
-BOUNDARY[cst.GreaterThanEqual] = cst.GreaterThan
 PHASE_TEST = m.If(
     test=m.Comparison(
         comparisons=[
@@ -72,11 +70,7 @@ class ConstantScale(Operator):
                 yield Site(f"{label}-{suffix}", {product: binop(product, operator, factor)})
         elif m.matches(node, PHASE_TEST) and self.words is SCHEDULE and mentions(node.test, self.words):
             # if step < warmup_iters: the phase ends one step early or late
-            operator = node.test.comparisons[0].operator
-            moved = BOUNDARY[type(operator)](
-                whitespace_before=operator.whitespace_before, whitespace_after=operator.whitespace_after
-            )
-            yield Site(f"{_named(node.test, self.words)}-boundary", {operator: moved})
+            yield Site(f"{_named(node.test, self.words)}-boundary", rewritten(node.test, BOUNDARY))
         elif (
             m.matches(node, COSINE)
             and self.words is SCHEDULE

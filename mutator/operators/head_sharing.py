@@ -19,7 +19,7 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
-from mutator.operators.base import Example, Operator, Site, parens
+from mutator.operators.base import INVERSE, Example, Operator, Site, parens, rewritten
 from mutator.operators.meaning import body_of, mentions
 
 HEAD_COUNT = re.compile(
@@ -32,14 +32,6 @@ SINGLE = m.Comparison(comparisons=[m.ComparisonTarget()])
 HEAD_AXIS = m.Call(func=m.Attribute(attr=m.Name("size")), args=[m.Arg(value=m.Integer("1"))]) | m.Subscript(
     value=m.Attribute(attr=m.Name("shape")), slice=[m.SubscriptElement(slice=m.Index(value=m.Integer("1")))]
 )
-INVERSE = {
-    cst.Equal: cst.NotEqual,
-    cst.NotEqual: cst.Equal,
-    cst.LessThan: cst.GreaterThanEqual,
-    cst.GreaterThanEqual: cst.LessThan,
-    cst.GreaterThan: cst.LessThanEqual,
-    cst.LessThanEqual: cst.GreaterThan,
-}
 REPEAT_INTERLEAVE = m.Call(func=m.Attribute(attr=m.Name("repeat_interleave")))
 # repeat_kv(x, n_rep), einops' repeat(k, "b h n d -> b (h g) n d", g=groups): a helper that shares kv heads
 REPEAT_HELPER = m.Call(
@@ -68,14 +60,6 @@ def compares_heads(comparison: cst.Comparison) -> bool:
         and (counts_heads(right) or m.matches(right, ONE))
         or (counts_heads(right) and m.matches(left, ONE))
     )
-
-
-def inverted(comparison: cst.Comparison) -> dict:
-    operator = comparison.comparisons[0].operator
-    inverse = INVERSE[type(operator)](
-        whitespace_before=operator.whitespace_before, whitespace_after=operator.whitespace_after
-    )
-    return {operator: inverse}
 
 
 def _gqa_flags(body: cst.CSTNode) -> set[str]:
@@ -171,7 +155,7 @@ class HeadSharing(Operator):
             m.matches(node, m.Arg(keyword=m.Name("enable_gqa"), value=SINGLE))
             and type(node.value.comparisons[0].operator) in INVERSE
         ):
-            yield Site("keyword-inverted", inverted(node.value))
+            yield Site("keyword-inverted", rewritten(node.value))
         elif m.matches(node, m.Arg(keyword=m.Name("enable_gqa"), value=m.Name() | m.Attribute())):
             # whatever the flag holds, this one call gets the opposite (True/False flipped, a flag negated)
             value = node.value
@@ -186,7 +170,7 @@ class HeadSharing(Operator):
             target = node.targets[0].target if isinstance(node, cst.Assign) else node.target
             named_flag = isinstance(target, cst.Name) and target.value in _gqa_flags(body_of(node, scope))
             if compares_heads(node.value) or (named_flag and type(node.value.comparisons[0].operator) in INVERSE):
-                yield Site("flag-inverted", inverted(node.value))
+                yield Site("flag-inverted", rewritten(node.value))
         elif isinstance(node, cst.If):
             tests = (
                 [node.test, *m.findall(node.test, SINGLE)]
@@ -195,7 +179,7 @@ class HeadSharing(Operator):
             )
             for test in tests:
                 if isinstance(test, cst.Comparison) and compares_heads(test):
-                    yield Site("if-inverted", inverted(test))
+                    yield Site("if-inverted", rewritten(test))
         elif m.matches(node, m.BinaryOperation(operator=m.FloorDivide() | m.Divide())):
             if counts_heads(node.left) and counts_heads(node.right) and mentions(node, KV_SHARED):
                 yield Site("group-size-inverted", {node.left: node.right, node.right: node.left})

@@ -19,21 +19,8 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
-from mutator.operators.base import Example, Operator, Site, drop_statement
+from mutator.operators.base import INVERSE, Example, Operator, Site, drop_statement, rewritten
 from mutator.operators.meaning import MASKS, identifiers
-
-INVERSE = {
-    cst.Equal: cst.NotEqual,
-    cst.NotEqual: cst.Equal,
-    cst.LessThan: cst.GreaterThanEqual,
-    cst.GreaterThanEqual: cst.LessThan,
-    cst.GreaterThan: cst.LessThanEqual,
-    cst.LessThanEqual: cst.GreaterThan,
-    cst.Is: cst.IsNot,
-    cst.IsNot: cst.Is,
-    cst.In: cst.NotIn,
-    cst.NotIn: cst.In,
-}
 
 SINGLE = m.Comparison(comparisons=[m.ComparisonTarget()])  # a op b (not a chain like a < b < c)
 FLAG = m.Assign(value=SINGLE) | m.AnnAssign(value=SINGLE)  # masked = role != "assistant"
@@ -100,14 +87,6 @@ def _statement(node, scope):
     return parent
 
 
-def _inverted(comparison: cst.Comparison) -> dict:
-    operator = comparison.comparisons[0].operator
-    inverse = INVERSE[type(operator)](
-        whitespace_before=operator.whitespace_before, whitespace_after=operator.whitespace_after
-    )
-    return {operator: inverse}
-
-
 class InvertedPredicate(Operator):
     name = "inverted-predicate"
     variants = (
@@ -129,25 +108,25 @@ class InvertedPredicate(Operator):
             about = _about_masks(_target(node), FLAG_WORDS)
             for comparison in _comparisons(node.value):
                 if about or _about_masks(comparison, FLAG_WORDS):
-                    yield Site("flag-inverted", _inverted(comparison))
+                    yield Site("flag-inverted", rewritten(comparison))
         elif m.matches(node, m.Arg(keyword=m.Name())) and _about_masks(node.keyword):
             if m.matches(node.value, SINGLE) and type(node.value.comparisons[0].operator) in INVERSE:
-                yield Site("keyword-inverted", _inverted(node.value))
+                yield Site("keyword-inverted", rewritten(node.value))
             elif m.matches(node.value, m.Name("True") | m.Name("False")):
                 yield Site("keyword-flipped", {node.value: cst.Name("False" if node.value.value == "True" else "True")})
             elif m.matches(node.value, m.UnaryOperation(operator=m.Not())):
                 yield Site("keyword-flipped", {node.value: node.value.expression})
         elif m.matches(node, BRANCH) and _about_masks(node.test, BRANCH_WORDS):
             is_elif = isinstance(scope.parent(node), cst.If)  # an elif is the orelse of its if
-            yield Site("elif-inverted" if is_elif else "if-inverted", _inverted(node.test))
+            yield Site("elif-inverted" if is_elif else "if-inverted", rewritten(node.test))
         elif isinstance(node, cst.IndentedBlock | cst.Module):
             for statement in node.body:
                 if m.matches(statement, IGNORES_TARGETS) and _ignores(statement):
                     yield Site("ignore-dropped", {statement: drop_statement(node, statement)})
         elif m.matches(node, INDEX) and (_about_masks(node.slice.value) or _ignores(_statement(node, scope))):
-            yield Site("index-inverted", _inverted(node.slice.value))
+            yield Site("index-inverted", rewritten(node.slice.value))
         elif m.matches(node, ARGUMENT) and (_about_masks(node.value) or _ignores(scope.parent(node))):
-            yield Site("argument-inverted", _inverted(node.value))
+            yield Site("argument-inverted", rewritten(node.value))
         elif m.matches(node, m.List(elements=[m.AtLeastN(m.Element(value=m.Name("True") | m.Name("False")), n=1)])):
             # mask = [True] + ...: the per-token mask of a special token written out
             assign = scope.parent(node)

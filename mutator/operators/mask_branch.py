@@ -18,8 +18,7 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
-from mutator.operators.base import Example, Operator, Site, binop, parens
-from mutator.operators.head_sharing import INVERSE, inverted
+from mutator.operators.base import BOUNDARY, Example, Operator, Site, binop, parens, rewritable, rewritten
 from mutator.operators.meaning import descendants, enclosing, mentions
 
 SINGLE = m.Comparison(comparisons=[m.ComparisonTarget()])
@@ -43,43 +42,12 @@ FORMAT = re.compile(r"(?i)^(dtype|ndim|dim|device|size|shape)$|isinstance|hasatt
 OTHER_MASKS = re.compile(
     r"(?i)prompt|prob|top_?[pk]|dropout|pad|vision|image|sum_mask|masked|ignore|target|label|pos_|eos|keep|mem_"
 )
-# a boundary moved by one: a query that sees itself no longer does, or one more key is seen
-SHIFTED = {
-    cst.GreaterThanEqual: cst.GreaterThan,
-    cst.GreaterThan: cst.GreaterThanEqual,
-    cst.LessThanEqual: cst.LessThan,
-    cst.LessThan: cst.LessThanEqual,
-    cst.Equal: cst.NotEqual,
-    cst.NotEqual: cst.Equal,
-}
 FLAG = re.compile(r"(?i)^(is_)?causal$|^has_.*mask|^use_.*mask")  # a flag that says which mask, not a mask
-
-
-def _invertible(node) -> bool:
-    return m.matches(node, SINGLE) and type(node.comparisons[0].operator) in INVERSE | {cst.Is: 0, cst.IsNot: 0}
 
 
 def _comparisons(expr):
     """The single comparisons in a condition (itself, or the operands of and/or/not)."""
-    return [node for node in descendants(expr) if _invertible(node)]
-
-
-def _invert(comparison: cst.Comparison) -> dict:
-    operator = comparison.comparisons[0].operator
-    if isinstance(operator, (cst.Is, cst.IsNot)):
-        flipped = (cst.IsNot if isinstance(operator, cst.Is) else cst.Is)(
-            whitespace_before=operator.whitespace_before, whitespace_after=operator.whitespace_after
-        )
-        return {operator: flipped}
-    return inverted(comparison)
-
-
-def _shifted(comparison: cst.Comparison) -> dict:
-    operator = comparison.comparisons[0].operator
-    moved = SHIFTED[type(operator)](
-        whitespace_before=operator.whitespace_before, whitespace_after=operator.whitespace_after
-    )
-    return {operator: moved}
+    return [node for node in descendants(expr) if rewritable(node)]
 
 
 def _negated(test: cst.BaseExpression) -> cst.BaseExpression:
@@ -98,7 +66,7 @@ def _conditions(test: cst.BaseExpression) -> list[cst.BaseExpression]:
 
 def _operands(expr) -> list[cst.Comparison]:
     """The single comparisons an expression is combined from, outside any call's arguments."""
-    if _invertible(expr):
+    if rewritable(expr):
         return [expr]
     if isinstance(expr, (cst.BinaryOperation, cst.BooleanOperation)):
         return _operands(expr.left) + _operands(expr.right)
@@ -171,12 +139,12 @@ class MaskBranch(Operator):
                     yield Site("is-causal-flipped", {node.value: flipped})
             else:
                 for comparison in _comparisons(node.value):
-                    yield Site("is-causal-inverted", _invert(comparison))
+                    yield Site("is-causal-inverted", rewritten(comparison))
         elif m.matches(node, m.Assign(targets=[m.AssignTarget(target=m.Name() | m.Attribute())])):
             target = node.targets[0].target
             if mentions(target, FLAG) or (mentions(target, CAUSAL) and not mentions(target, MASK_FUNCTION)):
                 for comparison in _comparisons(node.value):
-                    yield Site("is-causal-inverted", _invert(comparison))
+                    yield Site("is-causal-inverted", rewritten(comparison))
             elif mentions(target, MASK_NAME) and not mentions(target, OTHER_MASKS):
                 test = node.value.test if isinstance(node.value, cst.IfExp) else None
                 if (
@@ -186,7 +154,7 @@ class MaskBranch(Operator):
                     and not mentions(test, OTHER_MASKS)
                 ):
                     # mask = swa_mask if layer.use_sliding else fa_mask
-                    yield Site("branch-inverted", _invert(test) if _invertible(test) else {test: _negated(test)})
+                    yield Site("branch-inverted", rewritten(test) if rewritable(test) else {test: _negated(test)})
                 yield from self._mask_values(node.value)
         elif m.matches(node, m.AugAssign(target=m.Name() | m.Attribute())) and mentions(node.target, MASK_NAME):
             yield from self._mask_values(node.value)  # mask &= linds < rinds + window_size
@@ -197,9 +165,9 @@ class MaskBranch(Operator):
             for condition in _conditions(node.test):
                 if _checks_format(condition) or mentions(condition, OTHER_MASKS):
                     continue
-                if _invertible(condition):
+                if rewritable(condition):
                     if anywhere or mentions(condition, SHAPES):
-                        yield Site("branch-inverted", _invert(condition))
+                        yield Site("branch-inverted", rewritten(condition))
                 elif mentions(condition, CHOICE):  # if is_causal:, if exists(mask):, if use_sliding_window:
                     yield Site("branch-inverted", {condition: _negated(condition)})
         elif m.matches(node, TRIANGLE):
@@ -220,10 +188,10 @@ class MaskBranch(Operator):
         """The comparisons that build a mask, each with its boundary moved by one: those the value is made
         of (through &, |, ~, not), not bounds passed to a call inside it (`tl.load(p, mask=offs < n)`)."""
         for comparison in _operands(value):
-            if type(comparison.comparisons[0].operator) not in SHIFTED or mentions(comparison, OTHER_MASKS):
+            if not rewritable(comparison, BOUNDARY) or mentions(comparison, OTHER_MASKS):
                 continue
             if not _checks_format(comparison):
-                yield Site("boundary-shifted", _shifted(comparison))
+                yield Site("boundary-shifted", rewritten(comparison, BOUNDARY))
 
     def examples(self):
         branches = (
