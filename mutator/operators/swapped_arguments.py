@@ -19,12 +19,15 @@ Sites, by shape, where the things swapped are optimizers or parameters (their ca
 """
 
 import itertools
+import re
 
 import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site
 from mutator.operators.meaning import OPTIMIZERS, mentions
+
+OPTIMIZER_CLASSES = re.compile(r"(?i)adam|muon|sgd|lion|optim|(^|_)opt($|_)")
 
 FIRST_POSITIONAL = m.Arg(keyword=None, star="")
 CALL_ASSIGNMENT = m.SimpleStatementLine(
@@ -63,7 +66,10 @@ def _look_alike(first: cst.SimpleStatementLine, second: cst.SimpleStatementLine)
 def _optimizer_call(statement: cst.SimpleStatementLine) -> bool:
     """An optimizer built, or a parameter list gathered: `AdamW(groups, ...)`, `list(m.parameters())`."""
     call = statement.body[0].value
-    return mentions(call.func, OPTIMIZERS) or mentions(call.args[0].value, OPTIMIZERS)
+    first = call.args[0].value
+    gathers = m.findall(first, m.Call(func=m.Attribute(attr=m.Name("parameters") | m.Name("named_parameters"))))
+    named = isinstance(first, (cst.Name, cst.Attribute)) and mentions(first, OPTIMIZERS)
+    return mentions(call.func, OPTIMIZER_CLASSES) or bool(gathers) or named
 
 
 def _group_params(expr: cst.BaseExpression) -> cst.BaseExpression | None:
@@ -155,4 +161,5 @@ class SwappedArguments(Operator):
             Example("args-embedding_params-adamw", groups, None),
             Example("items-*", "a, b = f(x)\nbetas = (0.9, 0.95)\npair = (a, b)\n", None),
             Example("args-*", "x = f(a, 1)\ny = g(b, 2)\n", None),
+            Example("args-*", "a = param_name.replace(x, y)\nb = meta_sd.get(param_name, z)\n", None),
         )
