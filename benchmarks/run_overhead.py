@@ -25,7 +25,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from mutator import baseline, catalog, mutmut_compare, runner
+from mutator import baseline, catalog, mutmut_compare, runner, selection
 from mutator.store import Store
 
 
@@ -38,7 +38,7 @@ def measure_mutator(mutants, target: Path, tests: Path, workdir: Path):
         base, coverage = store.baseline("cpu")
     walls = [stored[m.id][0].duration_s for m in mutants]
     overheads = [stored[m.id][0].duration_s - stored[m.id][2] for m in mutants]
-    selected = {m.id: runner.select_tests(m, base, coverage) for m in mutants}
+    selected = {m.id: selection.select_tests(m, base, coverage) for m in mutants}
     return walls, overheads, selected, base["rootdir"], report.timings
 
 

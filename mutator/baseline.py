@@ -167,12 +167,17 @@ def module_weights(data: dict) -> dict[str, float]:
 # --- fingerprints ---------------------------------------------------------------------------------
 
 
-def digest_files(paths, root: Path) -> str:
-    """A hash of these files' names (relative to root) and contents; missing files hash as absent."""
+def digest_sources(paths, root: Path) -> str:
+    """A hash of these files' names (relative to root) and normalised contents; missing files hash as
+    absent. A .py file counts by its AST, so a comment or a reformat leaves the digest (and the baseline
+    measured on it) standing. Its coverage moves with the lines
+    (mutator.selection.remap_coverage)."""
+    from mutator.selection import normalised_digest
+
     digest = hashlib.sha256()
     for path in sorted(set(map(Path, paths))):
         digest.update(os.path.relpath(path, root).encode() + b"\0")
-        digest.update(path.read_bytes() if path.is_file() else b"<absent>")
+        digest.update(normalised_digest(path).encode() if path.is_file() else b"<absent>")
         digest.update(b"\0")
     return digest.hexdigest()
 
@@ -212,8 +217,8 @@ def fingerprint(target_root: Path, tests: list[Path], device: str, packages: lis
         *map(str, tests),
         "\0".join(pytest_args),
         sys.version,
-        digest_files(target_files(target_root, packages), target_root),
-        digest_files(suite_files(tests), suite_root(tests)),
+        digest_sources(target_files(target_root, packages), target_root),
+        digest_sources(suite_files(tests), suite_root(tests)),
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 

@@ -4,7 +4,8 @@
     report.results, report.timings
 
 Per device: measure (or reuse) the baseline; for each mutant select the tests that cover its lines,
-fastest first; skip mutants whose stored result has the same fingerprint; run the rest on workers
+fastest first, and reuse a stored result with the same fingerprint (both in mutator.selection); with
+`since`, leave out mutants that no change since that git revision touches; run the rest on workers
 (see mutator.worker) and commit each result as it arrives. Mutants that cannot be swapped into a live
 function (module-level code, decorators, class bodies) run in a fresh process instead.
 
@@ -19,7 +20,6 @@ succeeds, kept after one that fails, whose error names the log to read.
 """
 
 import ast
-import hashlib
 import os
 import queue
 import shutil
@@ -34,6 +34,7 @@ from mutator import baseline as baseline_mod
 from mutator.errors import UserError
 from mutator.mutants import Mutant
 from mutator.outcomes import CRASHED, ERROR, NO_COVERAGE, OUTCOMES, TIMEOUT, Result
+from mutator.selection import Fingerprints, changed_since, find_def, remap_coverage, select_tests, touched
 from mutator.store import Store
 from mutator.worker import FALLBACK, WorkerDied, WorkerProcess
 
@@ -63,13 +64,14 @@ class Task:
     rootdir: str  # the baseline's pytest rootdir: node ids are relative to it
 
 
-# --- choosing devices and tests -------------------------------------------------------------------
+# --- choosing devices, and how a mutant can run --------------------------------------------------
 
 
 def resolve_devices(requested: str | list[str] | None) -> list[str]:
     """`--device cpu,cuda`; by default cpu, plus cuda when torch sees a GPU."""
     if requested is None:
-        return ["cpu", "cuda"] if _cuda_available() else ["cpu"]
+        # no NVIDIA device node, no CUDA: said without importing torch (1 s of every CPU-only run)
+        return ["cpu", "cuda"] if _nvidia_device_present() and _cuda_available() else ["cpu"]
     names = requested.split(",") if isinstance(requested, str) else list(requested)
     names = list(dict.fromkeys(name.strip() for name in names if name.strip()))
     unknown = [name for name in names if name not in DEVICES]
@@ -80,77 +82,19 @@ def resolve_devices(requested: str | list[str] | None) -> list[str]:
     return names
 
 
+def _nvidia_device_present() -> bool:
+    """Whether this machine could have a CUDA device at all: a driver's device node, and a
+    CUDA_VISIBLE_DEVICES that does not hide every GPU."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    nodes = any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/dxg").exists()  # dxg: WSL2
+    return nodes or Path("/proc/driver/nvidia/gpus").is_dir()
+
+
 def _cuda_available() -> bool:
     import torch  # only asked when CUDA is in question (1 s); this process never runs a torch op
 
     return torch.cuda.is_available()
-
-
-def _find(tree: ast.Module, qualname: str) -> ast.AST | None:
-    """The def or class node at a qualname ("A.f.<locals>.g"); None if absent or defined twice."""
-    node = tree
-    for part in qualname.replace("<locals>.", "").split("."):
-        found = [child for child in _direct_defs(node) if child.name == part]
-        if len(found) != 1:
-            return None
-        node = found[0]
-    return node
-
-
-def _direct_defs(node: ast.AST) -> list[ast.AST]:
-    """Defs whose nearest enclosing def or class is `node` (those inside if/try/with blocks included)."""
-    defs, todo = [], list(ast.iter_child_nodes(node))
-    while todo:
-        child = todo.pop()
-        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            defs.append(child)
-        else:
-            todo += ast.iter_child_nodes(child)
-    return defs
-
-
-def _statement_lines(tree: ast.Module, start: int, end: int) -> set[int]:
-    """The first lines of the statements a line range touches.
-
-    coverage.py records a multi-line statement at the lines it executes, not necessarily the one a
-    mutant changed (say, the third line of a call); a compound statement counts only by its header.
-    """
-    lines = set()
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.stmt):
-            continue
-        body = getattr(node, "body", None)
-        last = body[0].lineno - 1 if isinstance(body, list) and body else node.end_lineno
-        if node.lineno <= end and last >= start:
-            lines.add(node.lineno)
-    return lines
-
-
-def select_tests(mutant: Mutant, base: dict, coverage: dict[str, dict[str, set[int]]]) -> list[str]:
-    """The tests that can see this mutant, fastest first; [] when none executes its code."""
-    tree = ast.parse(mutant.original)
-    lines = set(range(mutant.start_line, mutant.end_line + 1))
-    lines |= _statement_lines(tree, mutant.start_line, mutant.end_line)
-    tests = base["tests"]
-
-    def covering(wanted: set[int]) -> set[str]:
-        return {t for t in tests if wanted & coverage.get(t, {}).get(mutant.file, set())}
-
-    if not mutant.qualname:
-        # Module-level code runs when the module is imported, so every test that imports the module
-        # depends on it. We approximate "imports the module" by every test of the suite, if the
-        # lines ran at all (import time included).
-        ran = any(lines & files.get(mutant.file, set()) for files in coverage.values())
-        return sorted(tests, key=lambda t: tests[t]["duration"]) if ran else []
-    selected = covering(lines)
-    node = _find(tree, mutant.qualname)
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-        if lines & set(range(first, node.body[0].lineno)):
-            # The header (decorators, signature, defaults) runs once at import; every call uses it,
-            # and every call executes the body.
-            selected |= covering(set(range(node.body[0].lineno, node.end_lineno + 1)))
-    return sorted(selected, key=lambda t: (tests[t]["duration"], t))
 
 
 def swap_obstacle(mutant: Mutant) -> str | None:
@@ -165,7 +109,7 @@ def swap_obstacle(mutant: Mutant) -> str | None:
     outermost = mutant.qualname.split(".<locals>.")[0]
     trees = [ast.parse(mutant.original), ast.parse(mutant.mutated)]
     for tree in trees:
-        node = _find(tree, outermost)
+        node = find_def(tree, outermost)
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             return f"{outermost} is not a single function definition"
         node.body, node.args, node.returns = [ast.Pass()], ast.arguments([], [], None, [], [], None, []), None
@@ -180,38 +124,6 @@ def compile_error(mutant: Mutant) -> str | None:
     except (SyntaxError, ValueError) as error:
         return f"does not compile: {type(error).__name__}: {error}"
     return None
-
-
-# --- fingerprints ---------------------------------------------------------------------------------
-
-
-class Fingerprints:
-    """What a mutant's result depends on beyond its own id: the selected tests and their modules, every
-    suite file that is not a test module (conftest, ini, helpers, data), the user's pytest arguments (a
-    plugin or an option can change an outcome), and every target file those tests execute. A change to
-    another test module leaves the mutant's result standing."""
-
-    def __init__(self, target_root: Path, tests: list[Path], pytest_args: list[str], base: dict, coverage: dict):
-        self.target_root = target_root
-        self.base = base
-        self.coverage = coverage
-        test_modules = {Path(test["file"]) for test in base["tests"].values()}
-        shared = [f for f in baseline_mod.suite_files(tests) if f not in test_modules]
-        self.suite_common = baseline_mod.digest_files(shared, baseline_mod.suite_root(tests))
-        self.pytest_args = "\0".join(pytest_args)
-        self._file_digests: dict[Path, str] = {}
-
-    def _digest(self, path: Path) -> str:
-        if path not in self._file_digests:
-            self._file_digests[path] = baseline_mod.digest_files([path], path.parent)
-        return self._file_digests[path]
-
-    def __call__(self, mutant: Mutant, device: str, tests: list[str]) -> str:
-        files = {Path(self.base["tests"][t]["file"]) for t in tests}
-        files |= {self.target_root / f for t in tests for f in self.coverage.get(t, {})}
-        parts = [mutant.id, device, self.suite_common, self.pytest_args, *tests]
-        parts += [f"{path}:{self._digest(path)}" for path in sorted(files)]
-        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -230,6 +142,7 @@ def run(
     timeout_constant: float = 5.0,
     memory_limit_mb: int | None = None,
     isolation: str = "fork",
+    since: str | None = None,
     params: dict | None = None,
     on_result=None,
     on_status=None,
@@ -239,6 +152,8 @@ def run(
 
     tests: one or more paths (default: `default_tests(target)`); pytest_args: passed to every pytest
     process of the run (`-k`, `-m`, `-p`, `--deselect`, the suite's own options).
+    since: a git revision: run only the mutants on lines changed since then and those whose tests
+    changed; the others keep an earlier result with the same fingerprint, or are not run (no result).
     on_result(mutant, result) is called for each result as it is known (reused ones included);
     on_status(message) for each phase; on_warning(line) once for each thing the user should know, such
     as a test module that fails to import. Returns the results in mutant order and the run's timings.
@@ -258,6 +173,7 @@ def run(
     if workers < 1:
         raise UserError("--workers must be at least 1")
     device_list = resolve_devices(devices)
+    changes = changed_since(target_root, since, [target_root, *tests_paths]) if since else None
 
     store = Store(store_dir)
     try:
@@ -276,6 +192,7 @@ def run(
         "timeout_constant": timeout_constant,
         "memory_limit_mb": memory_limit_mb,
         "isolation": isolation,
+        "since": since,
     }
     run_id = store.begin_run(run_params)
     session = _Session(
@@ -295,6 +212,7 @@ def run(
         on_result=on_result or (lambda mutant, result: None),
         status=on_status or (lambda message: None),
         on_warning=on_warning or (lambda line: None),
+        changes=changes,
     )
     store.set_mutants(run_id, mutants)
     timings = session.timings
@@ -307,6 +225,7 @@ def run(
             timings["mutants_s"] = time.perf_counter() - start
         timings["wall_s"] = time.perf_counter() - started
         timings["executed"] = len(tasks)
+        timings["not_run"] = session.not_run
         store.finish_run(session.run_id, timings)
         shutil.rmtree(session.logs, ignore_errors=True)  # nothing failed: nothing to read there
         return RunReport(mutants, store.results(run_id, device_list), device_list, timings)
@@ -368,6 +287,8 @@ class _Session:
     on_result: Callable[[Mutant, Result], None]
     status: Callable[[str], None]
     on_warning: Callable[[str], None]
+    changes: dict[Path, set[int] | None] | None = None  # --since: what changed, else None
+    not_run: int = 0  # --since: mutants left without a result
     timings: dict[str, float] = field(default_factory=dict)
     known_collect_errors: dict[str, list[str]] = field(default_factory=dict)  # device -> modules left out
     warned: set[str] = field(default_factory=set)
@@ -399,10 +320,18 @@ def _measured_baseline(session: _Session, device: str) -> tuple[dict, dict]:
     stored = store.baseline(device, fingerprint)
     if stored is not None:
         session.status(f"baseline on {device}: unchanged, reused")
-        return stored
+        base, coverage = stored
+        # the same code by AST; where a comment or a reformat moved lines, the coverage follows them
+        return base, remap_coverage(coverage, base.get("sources", {}), session.target_root)
     session.status(f"baseline on {device}: running the suite on the clean target")
     start = time.perf_counter()
     previous = store.baseline(device)  # measured on other code, but its times still balance the shards
+    sources = {}  # the text measured on: a later comment-only change remaps the coverage from it
+    for path in baseline_mod.target_files(session.target_root, session.packages):
+        try:
+            sources[path.relative_to(session.target_root).as_posix()] = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            pass
     data = baseline_mod.measure(
         session.target_root,
         session.tests_paths,
@@ -415,6 +344,7 @@ def _measured_baseline(session: _Session, device: str) -> tuple[dict, dict]:
         weights=baseline_mod.module_weights(previous[0]) if previous else None,
     )
     coverage = data.pop("coverage")
+    data["sources"] = {file: text for file, text in sources.items() if any(file in f for f in coverage.values())}
     store.save_baseline(device, fingerprint, data, coverage)
     session.timings[f"baseline_{device}_s"] = time.perf_counter() - start
     return store.baseline(device, fingerprint)
@@ -423,23 +353,29 @@ def _measured_baseline(session: _Session, device: str) -> tuple[dict, dict]:
 def _plan_device(session: _Session, mutants: list[Mutant], device: str) -> list[Task]:
     """Baseline, selection and reuse for one device: record what needs no run, return the rest."""
     base, coverage = _baseline(session, device)
-    fingerprints = Fingerprints(session.target_root, session.tests_paths, session.pytest_args, base, coverage)
+    known_keys = session.store.mutant_keys()
+    keys = dict(known_keys)
+    fingerprints = Fingerprints(session.target_root, session.tests_paths, session.pytest_args, base, coverage, keys)
     startup_s = max(1.0, base["startup_s"])  # a fresh process's imports and collection
-    previous = session.store.stored_results(device)
     tasks = []
     for mutant in mutants:
+        selected = select_tests(mutant, base, coverage)
+        fingerprint = fingerprints(mutant, device, selected) if selected else ""
+        # A result is only ever stored under a fingerprint once its mutant compiled and ran, so a
+        # reusable one needs no compile check (which costs more than the look-up).
+        old = session.store.reusable(fingerprint, mutant.id, device) if fingerprint else None
+        if old is not None:  # measured before, maybe under another id (a comment moved the file's text)
+            session.store.save_result(old[0], fingerprint, old[1], session.run_id)
+            session.on_result(mutant, old[0])
+            continue
         broken = compile_error(mutant)
-        selected = [] if broken else select_tests(mutant, base, coverage)
         if broken or not selected:
             result = Result(mutant.id, device, ERROR if broken else NO_COVERAGE, reason=broken or "")
             session.store.save_result(result, "", 0.0, session.run_id)
             session.on_result(mutant, result)
             continue
-        fingerprint = fingerprints(mutant, device, selected)
-        old = previous.get(mutant.id)
-        if old is not None and old[1] == fingerprint:
-            session.store.reuse_result(session.run_id, old[0])
-            session.on_result(mutant, old[0])
+        if session.changes is not None and not _changed(session, mutant, selected, base):
+            session.not_run += 1  # --since: not on a changed line, its tests unchanged, no earlier result
             continue
         fixtures = {f for t in selected for f in base["tests"][t]["fixtures"]}
         expected = sum(base["tests"][t]["duration"] for t in selected)
@@ -448,7 +384,19 @@ def _plan_device(session: _Session, mutants: list[Mutant], device: str) -> list[
         timeout = session.timeout_factor * expected + session.timeout_constant
         task = Task(mutant, device, tuple(selected), timeout, timeout + startup_s, fingerprint, False, base["rootdir"])
         tasks.append(replace(task, timeout=task.fresh_timeout, fallback=True) if fallback else task)
+    if keys.keys() != known_keys.keys():
+        session.store.save_mutant_keys({k: v for k, v in keys.items() if k not in known_keys})
     return tasks
+
+
+def _changed(session: _Session, mutant: Mutant, selected: list[str], base: dict) -> bool:
+    """--since: a change touches the mutant's lines, its tests' modules, or the suite's shared files."""
+    if touched(mutant, session.changes, session.target_root):
+        return True
+    test_modules = {Path(test["file"]).resolve() for test in base["tests"].values()}
+    mine = {Path(base["tests"][t]["file"]).resolve() for t in selected}
+    suite = [path for path in session.changes if any(path.is_relative_to(p) for p in session.tests_paths)]
+    return any(path in mine or (path not in test_modules and path.suffix != ".pyc") for path in suite)
 
 
 class _Execution:

@@ -3,9 +3,9 @@
 Everything a run learns is committed the moment it is known (WAL journal, one transaction per
 result), so a run stopped by Ctrl-C or `kill -9` loses at most the mutants that were in flight, and
 the same command run again finds the rest. Results are keyed by (mutant, device) and carry a
-fingerprint of the code that produced them (the mutant's id already hashes its own file; the
-fingerprint hashes the selected tests and every file they depend on), so a re-run re-tests exactly
-the mutants whose fingerprint moved.
+fingerprint of what produced them (mutator.selection: the mutant by meaning, the normalised code of
+the functions its tests execute, its tests), and are also kept by fingerprint alone, so a re-run
+re-tests exactly the mutants whose fingerprint moved, whatever their ids.
 
 One writer at a time: `lock()` takes an exclusive `flock` on `session.lock` beside the database for as
 long as the store is open. A second `mutator run` on the same store does not wait: it stops at once
@@ -28,6 +28,12 @@ Tables:
   baselines    per device: the fingerprint of the target and suite it was measured on, and its data
   coverage     per device, test and target file: the lines that test executed ("" = import time)
   results      per mutant and device, across runs: the latest Result, its fingerprint, the tests' time
+  reusable     per fingerprint (which hashes the device, and the mutant by meaning, not by id): every
+               result measured, so one survives a comment that moves every id, and a reverted change
+               finds its earlier results again
+  mutant_cache generated mutants per (level, file, file digest, generator digest): no LibCST work
+               for a file that did not change
+  mutant_keys  per mutant id: its key by meaning (mutator.selection.mutant_key), which takes a parse
   timings      named wall-clock figures of each run (baseline, worker start-up, mutants, total)
 """
 
@@ -96,6 +102,23 @@ CREATE TABLE IF NOT EXISTS results (
     run_id INTEGER,
     PRIMARY KEY (mutant_id, device)
 );
+CREATE TABLE IF NOT EXISTS reusable (
+    fingerprint TEXT PRIMARY KEY,
+    outcome TEXT NOT NULL,
+    killing_test TEXT,
+    reason TEXT NOT NULL,
+    tests_run INTEGER NOT NULL,
+    duration_s REAL NOT NULL,
+    tests_s REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mutant_cache (
+    key TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mutant_keys (
+    mutant_id TEXT PRIMARY KEY,
+    key TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS timings (
     run_id INTEGER NOT NULL,
     name TEXT NOT NULL,
@@ -108,7 +131,7 @@ CREATE TABLE IF NOT EXISTS timings (
 # The tables a store may hold: ours, sqlite's own, and those of earlier versions of the store.
 KNOWN_TABLES = {
     "runs", "run_mutants", "run_results", "baselines", "coverage", "results", "timings",
-    "sqlite_sequence", "mutants",
+    "reusable", "mutant_cache", "mutant_keys", "sqlite_sequence", "mutants",
 }  # fmt: skip
 
 
@@ -285,8 +308,23 @@ class Store:
                 " duration_s, tests_s, fingerprint, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*row, tests_s, fingerprint, run_id),
             )
+            if fingerprint:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO reusable (fingerprint, outcome, killing_test, reason, tests_run,"
+                    " duration_s, tests_s) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (fingerprint, *row[2:], tests_s),
+                )
             if run_id is not None:
                 self._run_result(run_id, row)
+
+    def reusable(self, fingerprint: str, mutant_id: str, device: str) -> tuple[Result, float] | None:
+        """The result measured under this fingerprint (by whichever mutant id), as this mutant's, and
+        its tests' time; None if there is none."""
+        row = self.db.execute(
+            "SELECT outcome, killing_test, reason, tests_run, duration_s, tests_s FROM reusable WHERE fingerprint = ?",
+            (fingerprint,),
+        ).fetchone()
+        return (Result(mutant_id, device, *row[:5]), row[5]) if row else None
 
     def reuse_result(self, run_id: int, result: Result):
         """A cached result counts for this run too: it is part of what the run reports."""
@@ -311,6 +349,23 @@ class Store:
             mid: (Result(mid, device, outcome, test, reason, n, dur), fp, tests_s)
             for mid, outcome, test, reason, n, dur, fp, tests_s in rows
         }
+
+    # --- generated mutants ------------------------------------------------------------------------
+
+    def cached_mutants(self, key: str) -> list[Mutant] | None:
+        row = self.db.execute("SELECT data FROM mutant_cache WHERE key = ?", (key,)).fetchone()
+        return [Mutant.from_dict(d) for d in json.loads(row[0])] if row else None
+
+    def cache_mutants(self, key: str, mutants: list[Mutant]):
+        data = json.dumps([m.to_dict() for m in mutants])
+        self.db.execute("INSERT OR REPLACE INTO mutant_cache (key, data) VALUES (?, ?)", (key, data))
+
+    def mutant_keys(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT mutant_id, key FROM mutant_keys").fetchall())
+
+    def save_mutant_keys(self, keys: dict[str, str]):
+        with self._transaction():
+            self.db.executemany("INSERT OR REPLACE INTO mutant_keys (mutant_id, key) VALUES (?, ?)", keys.items())
 
     def results(self, run_id: int, devices: list[str] | None = None) -> list[Result]:
         """The run's results, in its mutant order, then device order."""

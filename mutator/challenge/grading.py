@@ -18,7 +18,8 @@ from mutator import baseline
 from mutator.challenge.compose import plant
 from mutator.errors import UserError
 from mutator.mutants import Mutant
-from mutator.runner import STARTUP_TIMEOUT_S, select_tests
+from mutator.runner import STARTUP_TIMEOUT_S
+from mutator.selection import select_tests
 from mutator.worker import WorkerProcess
 
 RUN_TIMEOUT_S = 900

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mutator import runner
+from mutator import runner, selection
 from mutator.cli import main
 from mutator.errors import UserError
 from mutator.mutants import Mutant
@@ -71,6 +71,7 @@ def copy_store(source: Path, destination: Path, keep_results: bool = False) -> P
     if not keep_results:
         with sqlite3.connect(destination / "session.sqlite") as db:
             db.execute("DELETE FROM results")
+            db.execute("DELETE FROM reusable")
     return destination
 
 
@@ -171,6 +172,58 @@ def test_a_changed_test_file_retests_only_the_mutants_its_tests_cover(tmp_path):
     assert [r.outcome for r in second.results] == ["killed", "killed"]
 
 
+def plant_in(target: Path, name: str, file: str, qualname: str, old: str, new: str) -> Mutant:
+    """A mutant of the file as it is now in `target` (its id moves with every edit of the file)."""
+    original = (target / file).read_text()
+    start = original[: original.index(old)].count("\n") + 1
+    mutated = original.replace(old, new, 1)
+    return Mutant("toy", "planted", name, file, qualname, start, start + old.count("\n"), original, mutated)
+
+
+def toy_mutants(target: Path) -> list[Mutant]:
+    core = "toypkg/core.py"
+    return [
+        plant_in(target, "killed", core, "add", "return a + b", "return a - b"),
+        plant_in(target, "survived", core, "is_even", "n % 2 == 0", "n % 4 == 0"),
+        plant_in(target, "method", core, "Counter.bump", "self.count += by", "self.count -= by"),
+        plant_in(target, "total", core, "total", "result += value", "result -= value"),
+    ]
+
+
+def test_comments_and_formatting_rerun_nothing_one_function_reruns_its_own_and_a_revert_reuses(tmp_path):
+    target = torch_free_copy(tmp_path)
+    options = dict(OPTIONS, workers=1, store_dir=tmp_path / "store")
+    core = target / "toypkg" / "core.py"
+    clean = core.read_text()
+    first = runner.run(toy_mutants(target), target=target, tests=target / "tests", **options)
+    assert first.timings["executed"] == 4
+    verdicts = [r.outcome for r in first.results]
+
+    # a comment above everything (every line moves, every mutant id changes) and a reformatted def
+    core.write_text(
+        "# a comment that moves every line\n" + clean.replace("def add(a, b):", "def add(a,\n        b):  # hi")
+    )
+    again = runner.run(toy_mutants(target), target=target, tests=target / "tests", **options)
+    assert again.timings["executed"] == 0
+    assert "baseline_cpu_s" not in again.timings  # the same AST: the baseline stands, its lines remapped
+    assert [r.outcome for r in again.results] == verdicts
+    # the remapped coverage still selects the right test for a mutant on the moved lines
+    with Store(tmp_path / "store") as store:
+        base, coverage = store.baseline("cpu")
+    coverage = selection.remap_coverage(coverage, base["sources"], target)
+    assert selection.select_tests(toy_mutants(target)[0], base, coverage) == ["tests/test_core.py::test_add"]
+
+    # one function's body: its own mutant, and those whose tests execute it (none other here)
+    core.write_text(clean.replace("result = 0", "result = 0 * 1"))
+    total = runner.run(toy_mutants(target), target=target, tests=target / "tests", **options)
+    assert total.timings["executed"] == 1  # the mutant of total; add, is_even and bump stand
+
+    core.write_text(clean)  # reverted: every result is found again
+    reverted = runner.run(toy_mutants(target), target=target, tests=target / "tests", **options)
+    assert reverted.timings["executed"] == 0
+    assert [r.outcome for r in reverted.results] == verdicts
+
+
 def test_a_suite_that_fails_on_the_clean_target_stops_the_run_with_the_failing_tests(tmp_path):
     target = torch_free_copy(tmp_path)
     tests_file = target / "tests" / "test_core.py"
@@ -197,16 +250,16 @@ def test_a_requested_but_missing_device_is_a_user_error():
 def test_selection_follows_coverage_headers_shared_fixtures_and_import_time(fork_run):
     with Store(fork_run[1]) as store:
         base, coverage = store.baseline("cpu")
-    assert runner.select_tests(PLANTED["killed"][2], base, coverage) == ["tests/test_core.py::test_add"]
+    assert selection.select_tests(PLANTED["killed"][2], base, coverage) == ["tests/test_core.py::test_add"]
     # a default argument lives on the def line, which runs at import: the tests calling the function
-    assert runner.select_tests(PLANTED["default"][2], base, coverage) == ["tests/test_core.py::test_clamp"]
+    assert selection.select_tests(PLANTED["default"][2], base, coverage) == ["tests/test_core.py::test_clamp"]
     # Counter.__init__ runs once, in a module fixture built inside the first test that asks for it
-    assert "tests/test_counter.py::test_counter_starts_at_zero" in runner.select_tests(
+    assert "tests/test_counter.py::test_counter_starts_at_zero" in selection.select_tests(
         PLANTED["fixture"][2], base, coverage
     )
-    assert runner.select_tests(PLANTED["uncovered"][2], base, coverage) == []
-    assert len(runner.select_tests(PLANTED["module"][2], base, coverage)) == len(base["tests"])
-    durations = [base["tests"][t]["duration"] for t in runner.select_tests(PLANTED["module"][2], base, coverage)]
+    assert selection.select_tests(PLANTED["uncovered"][2], base, coverage) == []
+    assert len(selection.select_tests(PLANTED["module"][2], base, coverage)) == len(base["tests"])
+    durations = [base["tests"][t]["duration"] for t in selection.select_tests(PLANTED["module"][2], base, coverage)]
     assert durations == sorted(durations)
 
 
@@ -228,7 +281,10 @@ def test_cli_run_reports_and_fails_under_the_score_then_report_rerenders(fork_ru
     from mutator import catalog
 
     store = copy_store(fork_run[1], tmp_path / "store", keep_results=True)
-    monkeypatch.setattr(catalog, "generate_mutants", lambda level, target, scope=None: MUTANTS)
+    # asked one file at a time (the store caches each file's mutants)
+    monkeypatch.setattr(
+        catalog, "generate_mutants", lambda level, target, scope: [m for m in MUTANTS if scope.accepts(m.file)]
+    )
     args = ["run", "--level", "3", "--target", str(TOY), "--tests", str(TOY / "tests"), "--device", "cpu"]
     args += ["--store", str(store), "--timeout-constant", "1", "--memory-limit", "256", "--workers", "2"]
     result = CliRunner().invoke(main, [*args, "--json", str(tmp_path / "r.json"), "--fail-under", "95"])
@@ -280,6 +336,7 @@ def test_no_temporary_directory_outside_the_scratch_survives_a_run_or_its_kill_9
 
     with sqlite3.connect(store / "session.sqlite") as db:  # so that the killed run has work to do
         db.execute("DELETE FROM results")
+        db.execute("DELETE FROM reusable")
     db.close()
     script = textwrap.dedent(
         f"""
