@@ -1,9 +1,13 @@
 """The `mutator` command line. Each command parses its options and hands over to one module."""
 
-import click
+import time
 
-from mutator import __version__
-from mutator.errors import UserError
+STARTED = time.perf_counter()  # the command's own wall time starts here, before its imports
+
+import click  # noqa: E402
+
+from mutator import __version__  # noqa: E402
+from mutator.errors import UserError  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,6 +68,43 @@ def _mutants(level, target, include=(), exclude=()):
     target = target or catalog.default_target()
     mutants = catalog.generate_mutants(level, target, catalog.target_scope(target, include, exclude))
     for lvl in [level] if isinstance(level, catalog.Level) else catalog.select_levels(level):
+        for name in catalog.classes_without_sites(lvl, mutants):
+            click.echo(f"level {lvl.name}: no site of class {name} in {target}", err=True)
+    return mutants
+
+
+def _cached_mutants(level, target, include, exclude, store_dir):
+    """`_mutants`, from the store's cache for every file whose bytes (and the generator: catalogue,
+    operators) did not change since the mutants were cached: a re-run does no LibCST work there."""
+    import hashlib
+    from pathlib import Path
+
+    from mutator import catalog
+    from mutator.store import Store
+
+    target = Path(target or catalog.default_target())
+    levels = catalog.select_levels(level)  # an unknown level is an error before anything else
+    if not Path(target).is_dir():
+        raise UserError(f"target directory not found: {target}")
+    scope = catalog.target_scope(target, include, exclude)
+    generator = hashlib.sha256(str(level).encode())  # and the code and data that make mutants:
+    code = Path(catalog.__file__).parent
+    for path in [*sorted(catalog.catalog_dir().glob("*.toml")), code / "catalog.py", code / "mutants.py"]:
+        generator.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in sorted((code / "operators").glob("*.py")):
+        generator.update(path.name.encode() + b"\0" + path.read_bytes())
+    mutants = []
+    with Store(store_dir) as store:
+        for file in (f for f in catalog.python_files(target) if scope.accepts(f)):
+            data = (target / file).read_bytes()
+            key = hashlib.sha256(f"{generator.hexdigest()}\0{file}\0".encode() + data).hexdigest()
+            cached = store.cached_mutants(key)
+            if cached is None:  # a glob that matches this one file only, brackets and stars escaped
+                only = catalog.Scope(include=("".join(f"[{c}]" if c in "*?[]" else c for c in file),))
+                cached = catalog.generate_mutants(level, target, only)
+                store.cache_mutants(key, cached)
+            mutants += cached
+    for lvl in levels:
         for name in catalog.classes_without_sites(lvl, mutants):
             click.echo(f"level {lvl.name}: no site of class {name} in {target}", err=True)
     return mutants
@@ -202,6 +243,57 @@ def _write_reports(console, mutants, results, devices, target, json_path, html_p
         console.print(f"wrote {junit_path}")
 
 
+SINCE_HELP = (
+    "Pull-request mode: run only the mutants on lines changed since this git revision (and those whose"
+    " tests changed); the others keep an earlier result or are not run."
+)
+PROGRESS_EVERY_S = 5.0  # without a terminal: a progress line this often, and every PROGRESS_EVERY_N results
+PROGRESS_EVERY_N = 10
+
+
+class _PlainProgress:
+    """The progress bar's interface, as plain lines on stderr: one per phase, then one every few seconds
+    (a thread, so a long baseline or mutant still shows a line) or every few results."""
+
+    def __init__(self, console):
+        import threading
+
+        self.console = console
+        self.description, self.total, self.done, self.shown = "starting", None, 0, 0
+        self.started = time.perf_counter()
+        self.stop = threading.Event()
+        self.ticker = threading.Thread(target=self._tick, daemon=True)
+
+    def add_task(self, description, total=None):
+        self.description, self.total = description, total
+        return 0
+
+    def update(self, task, description=None, advance=0, total=None):
+        self.total = total if total is not None else self.total
+        self.done += advance
+        phase = description is not None and not advance and description != self.description
+        self.description = description if description is not None else self.description
+        if phase or (advance and (self.done - self.shown >= PROGRESS_EVERY_N or self.done == self.total)):
+            self._line()
+
+    def _line(self):
+        self.shown = self.done
+        of = f"/{self.total}" if self.total else ""
+        elapsed = time.perf_counter() - self.started
+        self.console.print(f"mutator: {self.done}{of} done, {self.description} ({elapsed:.0f} s)", highlight=False)
+
+    def _tick(self):
+        while not self.stop.wait(PROGRESS_EVERY_S):
+            self._line()
+
+    def __enter__(self):
+        self.ticker.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+
+
 TESTS_HELP = "A path of the pytest suite; repeat for several (default: TARGET/tests/nanochat or TARGET/tests)."
 PYTEST_ARGS_HELP = "Arguments for every pytest run (-k, -m, -p, --deselect, the suite's options), shell-quoted."
 
@@ -220,6 +312,7 @@ PYTEST_ARGS_HELP = "Arguments for every pytest run (-k, -m, -p, --deselect, the 
 @click.option("--timeout-constant", type=click.FloatRange(min=0), default=5.0, show_default=True, help="See above.")
 @click.option("--memory-limit", type=click.IntRange(min=0), default=4096, show_default=True, help=MEMORY_HELP)
 @click.option("--isolation", type=click.Choice(["fork", "inprocess"]), default="fork", show_default=True, help=ISO_HELP)
+@click.option("--since", metavar="REV", help=SINCE_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="Print each result as it is known.")
 @click.argument("extra_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- PYTEST_ARGS]")
 def run(
@@ -240,6 +333,7 @@ def run(
     timeout_constant,
     memory_limit,
     isolation,
+    since,
     verbose,
     extra_args,
 ):
@@ -265,10 +359,14 @@ def run(
         passed = [*shlex.split(pytest_args), *extra_args]
     except ValueError as error:
         raise UserError(f"--pytest-args: {error}") from None
-    mutants = _mutants(level, target, include, exclude)
-    columns = TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
-    progress = Progress(*columns, console=Console(stderr=True), transient=True)
+    mutants = _cached_mutants(level, target, include, exclude, store_dir)
     counts = Counter()
+    stderr = Console(stderr=True)
+    if stderr.is_terminal:
+        columns = TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+        progress = Progress(*columns, console=stderr, transient=True)
+    else:  # a CI log: rich would print nothing until the end, so plain lines as it goes
+        progress = _PlainProgress(stderr)
     bar = progress.add_task("starting", total=None)
 
     def on_status(message):
@@ -302,6 +400,7 @@ def run(
                 timeout_constant=timeout_constant,
                 memory_limit_mb=memory_limit or None,
                 isolation=isolation,
+                since=since,
                 params={"level": str(level)},
                 on_result=on_result,
                 on_status=on_status,
@@ -312,9 +411,12 @@ def run(
         raise SystemExit(130) from None
     _write_reports(console, outcome.mutants, outcome.results, outcome.devices, target, json_path, html_path, junit_path)
     timings = outcome.timings
+    executed, not_run = timings["executed"], timings.get("not_run", 0)
+    skipped = f", {not_run:.0f} not run (unchanged since {since})" if since else ""
     console.print(
-        f"{timings['executed']:.0f} mutants run, {len(mutants) * len(device_list) - timings['executed']:.0f} reused"
-        f" or needing no run, in {timings['wall_s']:.1f} s (store: {store_dir})",
+        f"{executed:.0f} mutants run, {len(mutants) * len(device_list) - executed - not_run:.0f} reused or needing"
+        f" no run{skipped}; in {time.perf_counter() - STARTED:.1f} s, of which mutants"
+        f" {timings.get('mutants_s', 0.0):.1f} s (store: {store_dir})",
         highlight=False,
     )
     if fail_under is not None:
