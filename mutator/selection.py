@@ -239,7 +239,9 @@ class Fingerprints:
         test_files = sorted({Path(self.base["tests"][t]["file"]) for t in tests})
         if mutant.id not in self.keys:
             self.keys[mutant.id] = mutant_key(mutant)
-        parts = [self.keys[mutant.id], device, self.suite_common, self.pytest_args, *tests]
+        # the tests as a set: their order follows the baseline's durations, which move from one
+        # measurement to the next, and changes only which killing test is named first
+        parts = [self.keys[mutant.id], device, self.suite_common, self.pytest_args, *sorted(tests)]
         parts += [f"{path}:{self._digest(path)}" for path in test_files]
         parts += self.imported + self.executed(tests)
         return _digest("\n".join(parts))

@@ -147,3 +147,30 @@ def test_the_cli_process_does_not_import_torch_on_a_cpu_run(toy, tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert "torch imported: False" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_a_fingerprint_follows_the_functions_the_tests_execute_not_comments_nor_test_order(tmp_path):
+    from mutator.selection import Fingerprints
+
+    source = "X = 1\n\n\ndef f():\n    return X\n\n\ndef g():\n    return 2\n"
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "m.py").write_text(source)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_m.py").write_text("def test_f(): ...\ndef test_g(): ...\n")
+    test = {"file": str(tmp_path / "tests" / "test_m.py"), "duration": 0.1, "fixtures": []}
+    base = {"tests": {"t::f": test, "t::g": test}}
+    coverage = {"": {"pkg/m.py": {1, 4, 8}}, "t::f": {"pkg/m.py": {5}}, "t::g": {"pkg/m.py": {9}}}
+    mutant = Mutant("c", "o", "v", "pkg/m.py", "f", 5, 5, source, source.replace("return X", "return -X"))
+
+    def fingerprint(tests):
+        return Fingerprints(tmp_path, [tmp_path / "tests"], [], base, coverage)(mutant, "cpu", tests)
+
+    both, only_f = fingerprint(["t::f", "t::g"]), fingerprint(["t::f"])
+    assert fingerprint(["t::g", "t::f"]) == both  # durations reorder tests between baselines
+    (tmp_path / "pkg" / "m.py").write_text("# moved\n" + source.replace("return 2", "return 2  # two"))
+    assert (fingerprint(["t::f", "t::g"]), fingerprint(["t::f"])) == (both, only_f)
+    (tmp_path / "pkg" / "m.py").write_text(source.replace("return 2", "return 3"))  # g, which test_g runs
+    assert fingerprint(["t::f"]) == only_f
+    assert fingerprint(["t::f", "t::g"]) != both
+    (tmp_path / "pkg" / "m.py").write_text(source.replace("X = 1", "X = 2"))  # module-level code
+    assert fingerprint(["t::f"]) != only_f
