@@ -1,5 +1,5 @@
-"""mask-branch: attention gets the wrong mask: a causal flag or a mask-choosing branch inverted, or a
-causal / prefix mask's diagonal off by one.
+"""mask-branch: attention gets the wrong mask: a causal flag or a mask-choosing branch inverted, a mask
+rule's boundary moved by one, or a causal / prefix mask's diagonal off by one.
 
 Attention picks its mask by the shapes it sees: plain causal when queries and keys have the same length,
 no mask for a single decoded token, a prefix-plus-causal mask for a chunk after a cache. Inverting one of
@@ -8,9 +8,17 @@ those choices (`if Tq == Tk:` -> `!=`, `is_causal=mask is None` -> `is not None`
 too many, or misses itself) keeps every shape, so only a comparison against a reference forward (full vs
 cached vs chunked) sees it.
 
-Sites, by meaning: an `is_causal=` argument or an `is_causal`-like flag computed from a comparison; an
-`if`/`elif` comparing lengths, shapes or a mask whose branches call attention or build a mask; a
-`tril`/`triu` call's diagonal.
+Sites, by meaning:
+- an `is_causal=` argument or an `is_causal` / `has_*_mask` flag computed from a comparison;
+- a choice of mask: an `if`/`elif` (or a conditional expression assigned to a mask) whose branches call
+  attention or build a mask, or that sits in a function that builds masks; its comparisons are inverted,
+  and its flags and helpers (`if causal:`, `if exists(mask):`) negated;
+- the comparisons a mask is built from (`mask = q_idx >= kv_idx`, `mask &= linds < rinds + window`, the
+  `return` of a mask function): `>=` becomes `>` and so on, a query that no longer sees itself or sees one
+  key more;
+- a `tril`/`triu` call's diagonal, given or not.
+Not sites: checks of a mask's format (dtype, rank, device, size) and masks that are not attention's (the
+loss mask, padding, top-p, dropout, images), whose names say so.
 """
 
 import re
@@ -21,7 +29,6 @@ import libcst.matchers as m
 from mutator.operators.base import BOUNDARY, Example, Operator, Site, binop, parens, rewritable, rewritten
 from mutator.operators.meaning import descendants, enclosing, mentions
 
-SINGLE = m.Comparison(comparisons=[m.ComparisonTarget()])
 CAUSAL = re.compile(r"(?i)causal")
 # what a mask choice compares: query/key lengths, shapes, the mask itself
 SHAPES = re.compile(r"(?i)(mask|causal|^t[qk]?$|^[qk]_?len|len$|^len|seq|window|shape|size)")
