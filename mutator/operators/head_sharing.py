@@ -10,8 +10,10 @@ slips, all silent when n_kv_head is 1 or n_head (so a suite that tests only thos
   repeated along the sequence instead of the heads, or skipped.
 
 Sites are recognised by what they compare and repeat: head counts (`n_kv_head`, `num_key_value_heads`,
-`n_query_groups`, `n_rep`, `q_per_kv`, ...; not `head_dim`), an `enable_gqa=` argument, a
-`repeat_interleave` by a head count, and the `x[:, :, None].expand(..., n_kv, n_rep, ...)` idiom.
+`n_query_groups`, `n_rep`, `q_per_kv`, ...; not `head_dim`), where a predicate must name the shared side
+(kv / groups / n_rep: `num_output_heads > 1` shares nothing); an `enable_gqa=` argument; a
+`repeat_interleave` by a head count; calls of a `repeat_kv`-like helper or einops' `repeat` with a head
+count; and the `x[:, :, None].expand(..., n_kv, n_rep, ...)` idiom.
 """
 
 import re
