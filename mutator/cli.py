@@ -74,40 +74,48 @@ def _mutants(level, target, include=(), exclude=()):
 
 
 def _cached_mutants(level, target, include, exclude, store_dir):
-    """`_mutants`, from the store's cache for every file whose bytes (and the generator: catalogue,
-    operators) did not change since the mutants were cached: a re-run does no LibCST work there."""
+    """(the target's top-level packages in scope, a function that returns `_mutants`): the function takes
+    them from the store's cache for every file whose bytes (and the generator: catalogue, operators) did
+    not change since they were cached, so a re-run does no LibCST work there. Checks (the level, the
+    scope) are made at once; the function can run later, while the baseline does."""
     import hashlib
-    from pathlib import Path
+    from pathlib import Path, PurePosixPath
 
     from mutator import catalog
-    from mutator.store import Store
 
     target = Path(target or catalog.default_target())
     levels = catalog.select_levels(level)  # an unknown level is an error before anything else
     if not Path(target).is_dir():
         raise UserError(f"target directory not found: {target}")
     scope = catalog.target_scope(target, include, exclude)
-    generator = hashlib.sha256(str(level).encode())  # and the code and data that make mutants:
-    code = Path(catalog.__file__).parent
-    for path in [*sorted(catalog.catalog_dir().glob("*.toml")), code / "catalog.py", code / "mutants.py"]:
-        generator.update(path.name.encode() + b"\0" + path.read_bytes())
-    for path in sorted((code / "operators").glob("*.py")):
-        generator.update(path.name.encode() + b"\0" + path.read_bytes())
-    mutants = []
-    with Store(store_dir) as store:
-        for file in (f for f in catalog.python_files(target) if scope.accepts(f)):
-            data = (target / file).read_bytes()
-            key = hashlib.sha256(f"{generator.hexdigest()}\0{file}\0".encode() + data).hexdigest()
-            cached = store.cached_mutants(key)
-            if cached is None:  # a glob that matches this one file only, brackets and stars escaped
-                only = catalog.Scope(include=("".join(f"[{c}]" if c in "*?[]" else c for c in file),))
-                cached = catalog.generate_mutants(level, target, only)
-                store.cache_mutants(key, cached)
-            mutants += cached
-    for lvl in levels:
-        for name in catalog.classes_without_sites(lvl, mutants):
-            click.echo(f"level {lvl.name}: no site of class {name} in {target}", err=True)
-    return mutants
+    files = [f for f in catalog.python_files(target) if scope.accepts(f)]
+
+    def generate():
+        from mutator.store import Store
+
+        generator = hashlib.sha256(str(level).encode())  # and the code and data that make mutants:
+        code = Path(catalog.__file__).parent
+        for path in [*sorted(catalog.catalog_dir().glob("*.toml")), code / "catalog.py", code / "mutants.py"]:
+            generator.update(path.name.encode() + b"\0" + path.read_bytes())
+        for path in sorted((code / "operators").glob("*.py")):
+            generator.update(path.name.encode() + b"\0" + path.read_bytes())
+        mutants = []
+        with Store(store_dir) as store:
+            for file in files:
+                data = (target / file).read_bytes()
+                key = hashlib.sha256(f"{generator.hexdigest()}\0{file}\0".encode() + data).hexdigest()
+                cached = store.cached_mutants(key)
+                if cached is None:  # a glob that matches this one file only, brackets and stars escaped
+                    only = catalog.Scope(include=("".join(f"[{c}]" if c in "*?[]" else c for c in file),))
+                    cached = catalog.generate_mutants(level, target, only)
+                    store.cache_mutants(key, cached)
+                mutants += cached
+        for lvl in levels:
+            for name in catalog.classes_without_sites(lvl, mutants):
+                click.echo(f"level {lvl.name}: no site of class {name} in {target}", err=True)
+        return mutants
+
+    return sorted({PurePosixPath(f).parts[0] for f in files}), generate
 
 
 def _find_mutant(mutant_id, target, include=(), exclude=()):
@@ -359,7 +367,7 @@ def run(
         passed = [*shlex.split(pytest_args), *extra_args]
     except ValueError as error:
         raise UserError(f"--pytest-args: {error}") from None
-    mutants = _cached_mutants(level, target, include, exclude, store_dir)
+    packages, generate = _cached_mutants(level, target, include, exclude, store_dir)
     counts = Counter()
     stderr = Console(stderr=True)
     if stderr.is_terminal:
@@ -384,12 +392,17 @@ def run(
             line = f"{mutant.id} {result.device} {result.outcome}{killer} ({result.duration_s:.2f} s)"
             progress.console.print(f"{line} {mutant.location} {result.reason}", markup=False, highlight=False)
 
+    def generated():  # while the baseline runs
+        made = generate()
+        progress.update(bar, total=len(made) * len(device_list))
+        return made
+
     try:
         with progress:
             device_list = runner.resolve_devices(devices)
-            progress.update(bar, total=len(mutants) * len(device_list))
             outcome = runner.run(
-                mutants,
+                generated,
+                packages=packages,
                 target=target,
                 tests=list(tests),
                 pytest_args=passed,
@@ -414,7 +427,7 @@ def run(
     executed, not_run = timings["executed"], timings.get("not_run", 0)
     skipped = f", {not_run:.0f} not run (unchanged since {since})" if since else ""
     console.print(
-        f"{executed:.0f} mutants run, {len(mutants) * len(device_list) - executed - not_run:.0f} reused or needing"
+        f"{executed:.0f} mutants run, {len(outcome.results) - executed:.0f} reused or needing"
         f" no run{skipped}; in {time.perf_counter() - STARTED:.1f} s, of which mutants"
         f" {timings.get('mutants_s', 0.0):.1f} s (store: {store_dir})",
         highlight=False,

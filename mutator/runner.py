@@ -130,7 +130,7 @@ def compile_error(mutant: Mutant) -> str | None:
 
 
 def run(
-    mutants: list[Mutant],
+    mutants: list[Mutant] | Callable[[], list[Mutant]],
     *,
     target: str | Path,
     tests: str | Path | list[str | Path] | None = None,
@@ -143,6 +143,7 @@ def run(
     memory_limit_mb: int | None = None,
     isolation: str = "fork",
     since: str | None = None,
+    packages: list[str] | None = None,
     params: dict | None = None,
     on_result=None,
     on_status=None,
@@ -152,6 +153,8 @@ def run(
 
     tests: one or more paths (default: `default_tests(target)`); pytest_args: passed to every pytest
     process of the run (`-k`, `-m`, `-p`, `--deselect`, the suite's own options).
+    mutants: the list, or a function that makes it, called while the baselines run; then `packages`
+    (the target's top-level packages or modules to measure coverage in) must be given.
     since: a git revision: run only the mutants on lines changed since then and those whose tests
     changed; the others keep an earlier result with the same fingerprint, or are not run (no result).
     on_result(mutant, result) is called for each result as it is known (reused ones included);
@@ -169,6 +172,8 @@ def run(
             raise UserError(f"tests not found: {path}")
     if isolation not in ISOLATIONS:
         raise UserError(f"--isolation takes one of {', '.join(ISOLATIONS)}, got {isolation}")
+    if callable(mutants) and not packages:
+        mutants = mutants()  # the packages to measure come from the mutants
     workers = workers or os.cpu_count() or 1
     if workers < 1:
         raise UserError("--workers must be at least 1")
@@ -201,7 +206,7 @@ def run(
         target_root=target_root,
         tests_paths=tests_paths,
         pytest_args=list(pytest_args or []),
-        packages=sorted({Path(m.file).parts[0] for m in mutants}),
+        packages=packages or sorted({Path(m.file).parts[0] for m in mutants}),
         workers=workers,
         isolation=isolation,
         timeout_factor=timeout_factor,
@@ -214,10 +219,12 @@ def run(
         on_warning=on_warning or (lambda line: None),
         changes=changes,
     )
-    store.set_mutants(run_id, mutants)
     timings = session.timings
     try:
-        tasks = [task for device in device_list for task in _plan_device(session, mutants, device)]
+        baselines, generated = _baselines(session, device_list, mutants if callable(mutants) else lambda: None)
+        mutants = generated if callable(mutants) else mutants
+        store.set_mutants(run_id, mutants)
+        tasks = [task for d in device_list for task in _plan_device(session, mutants, d, *baselines[d])]
         if tasks:
             session.status(f"running {len(tasks)} mutants on {workers} workers")
             start = time.perf_counter()
@@ -299,20 +306,46 @@ class _Session:
             self.on_warning(line)
 
 
-def _baseline(session: _Session, device: str) -> tuple[dict, dict]:
-    """The device's baseline (reused from the store if the target, suite and arguments are unchanged,
-    else measured); what it could not collect is reported, and left out of the workers' collection too."""
-    base, coverage = _measured_baseline(session, device)
-    collect_errors = base.get("collect_errors", {})
-    for module, line in collect_errors.items():
-        session.warn(f"{module}: {line}")
-    if base.get("missing_packages"):
-        session.warn(f"the suite needs packages that are not installed: {', '.join(base['missing_packages'])}")
-    session.known_collect_errors[device] = sorted(collect_errors)
-    return base, coverage
+def _baselines(session: _Session, devices: list[str], meanwhile: Callable[[], object] = lambda: None):
+    """Each device's baseline (reused from the store if the target, suite and arguments are unchanged by
+    AST, else measured), and the result of `meanwhile()`, called while the suite runs (mutant
+    generation, single-threaded, would otherwise leave a core idle before the baseline starts).
+    What a baseline could not collect is reported, and left out of the workers' collection too."""
+    plans = {device: _baseline_plan(session, device) for device in devices}
+    measured: dict[str, object] = {}
+
+    def measure():
+        for device, (_, _, job) in plans.items():
+            if job is not None:
+                try:
+                    measured[device] = job()
+                except BaseException as error:  # re-raised by the calling thread
+                    measured[device] = error
+                    return
+
+    # The store's connection belongs to the calling thread: the thread only runs the subprocesses.
+    thread = threading.Thread(target=measure, name="baseline", daemon=True)
+    thread.start()
+    produced = meanwhile()
+    thread.join()
+    baselines = {}
+    for device, (fingerprint, stored, _) in plans.items():
+        if isinstance(measured.get(device), BaseException):
+            raise measured[device]
+        if stored is None:
+            stored = _save_baseline(session, device, fingerprint, *measured[device])
+        base, coverage = stored
+        for module, line in base.get("collect_errors", {}).items():
+            session.warn(f"{module}: {line}")
+        if base.get("missing_packages"):
+            session.warn(f"the suite needs packages that are not installed: {', '.join(base['missing_packages'])}")
+        session.known_collect_errors[device] = sorted(base.get("collect_errors", {}))
+        baselines[device] = (base, coverage)
+    return baselines, produced
 
 
-def _measured_baseline(session: _Session, device: str) -> tuple[dict, dict]:
+def _baseline_plan(session: _Session, device: str):
+    """(fingerprint, the stored baseline or None, None or the job that measures it)."""
     store = session.store
     fingerprint = baseline_mod.fingerprint(
         session.target_root, session.tests_paths, device, session.packages, session.pytest_args
@@ -322,37 +355,45 @@ def _measured_baseline(session: _Session, device: str) -> tuple[dict, dict]:
         session.status(f"baseline on {device}: unchanged, reused")
         base, coverage = stored
         # the same code by AST; where a comment or a reformat moved lines, the coverage follows them
-        return base, remap_coverage(coverage, base.get("sources", {}), session.target_root)
+        return fingerprint, (base, remap_coverage(coverage, base.get("sources", {}), session.target_root)), None
     session.status(f"baseline on {device}: running the suite on the clean target")
-    start = time.perf_counter()
     previous = store.baseline(device)  # measured on other code, but its times still balance the shards
+    weights = baseline_mod.module_weights(previous[0]) if previous else None
     sources = {}  # the text measured on: a later comment-only change remaps the coverage from it
     for path in baseline_mod.target_files(session.target_root, session.packages):
         try:
             sources[path.relative_to(session.target_root).as_posix()] = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             pass
-    data = baseline_mod.measure(
-        session.target_root,
-        session.tests_paths,
-        device,
-        session.packages,
-        pytest_args=session.pytest_args,
-        workdir=session.scratch / f"baseline-{device}",
-        log_dir=session.logs,
-        shards=session.workers if device == "cpu" else 1,  # the baseline too runs on every core
-        weights=baseline_mod.module_weights(previous[0]) if previous else None,
-    )
+
+    def job():
+        start = time.perf_counter()
+        data = baseline_mod.measure(
+            session.target_root,
+            session.tests_paths,
+            device,
+            session.packages,
+            pytest_args=session.pytest_args,
+            workdir=session.scratch / f"baseline-{device}",
+            log_dir=session.logs,
+            shards=session.workers if device == "cpu" else 1,  # the baseline too runs on every core
+            weights=weights,
+        )
+        return data, sources, time.perf_counter() - start
+
+    return fingerprint, None, job
+
+
+def _save_baseline(session: _Session, device: str, fingerprint: str, data: dict, sources: dict, seconds: float):
     coverage = data.pop("coverage")
     data["sources"] = {file: text for file, text in sources.items() if any(file in f for f in coverage.values())}
-    store.save_baseline(device, fingerprint, data, coverage)
-    session.timings[f"baseline_{device}_s"] = time.perf_counter() - start
-    return store.baseline(device, fingerprint)
+    session.store.save_baseline(device, fingerprint, data, coverage)
+    session.timings[f"baseline_{device}_s"] = seconds
+    return session.store.baseline(device, fingerprint)
 
 
-def _plan_device(session: _Session, mutants: list[Mutant], device: str) -> list[Task]:
-    """Baseline, selection and reuse for one device: record what needs no run, return the rest."""
-    base, coverage = _baseline(session, device)
+def _plan_device(session: _Session, mutants: list[Mutant], device: str, base: dict, coverage: dict) -> list[Task]:
+    """Selection and reuse for one device: record what needs no run, return the rest."""
     known_keys = session.store.mutant_keys()
     keys = dict(known_keys)
     fingerprints = Fingerprints(session.target_root, session.tests_paths, session.pytest_args, base, coverage, keys)

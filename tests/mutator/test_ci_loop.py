@@ -105,7 +105,7 @@ def test_cli_without_a_terminal_prints_progress_lines_the_whole_wall_time_and_ca
     args += ["--store", str(tmp_path / "store"), "--timeout-constant", "1", "--memory-limit", "256", "--workers", "1"]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
-    assert "mutator: 0/4 done, baseline on cpu: running the suite" in first.stderr
+    assert "mutator: 0 done, baseline on cpu: running the suite" in first.stderr  # mutants still being made
     assert "mutator: 2/4 done" in first.stderr and "mutator: 4/4 done" in first.stderr
     closing = first.stdout.strip().splitlines()[-1]
     assert closing.startswith("4 mutants run, 0 reused or needing no run; in ")
@@ -174,3 +174,21 @@ def test_a_fingerprint_follows_the_functions_the_tests_execute_not_comments_nor_
     assert fingerprint(["t::f", "t::g"]) != both
     (tmp_path / "pkg" / "m.py").write_text(source.replace("X = 1", "X = 2"))  # module-level code
     assert fingerprint(["t::f"]) != only_f
+
+
+def test_mutants_are_made_while_the_baseline_runs(toy, tmp_path):
+    import time
+
+    store, seen = tmp_path / "store", []
+
+    def make():  # waits for the baseline's first log: it must have started without the mutants
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(store.glob("logs/run-*/baseline-cpu-*.log")):
+            time.sleep(0.02)
+        seen.append(bool(list(store.glob("logs/run-*/baseline-cpu-*.log"))))
+        return plant(toy)
+
+    report = runner.run(make, packages=["toypkg"], target=toy, tests=toy / "tests", store_dir=store, **OPTIONS)
+    assert seen == [True]
+    assert report.timings["executed"] == 4
+    assert len(report.results) == 4
