@@ -33,6 +33,7 @@ PHASE_TEST = m.If(
         ]
     )
 )
+PHASE = re.compile(r"(?i)warm|decay|cooldown|anneal")  # a phase's end; `k >= max_iters` ends a loop
 COSINE = m.Call(
     func=m.Attribute(attr=m.Name("cos")), args=[m.Arg(value=m.BinaryOperation(left=m.Attribute(attr=m.Name("pi"))))]
 )
@@ -68,7 +69,7 @@ class ConstantScale(Operator):
                 return
             for suffix, operator, factor in SCALES:
                 yield Site(f"{label}-{suffix}", {product: binop(product, operator, factor)})
-        elif m.matches(node, PHASE_TEST) and self.words is SCHEDULE and mentions(node.test, self.words):
+        elif m.matches(node, PHASE_TEST) and self.words is SCHEDULE and mentions(node.test, PHASE):
             # if step < warmup_iters: the phase ends one step early or late
             yield Site(f"{_named(node.test, self.words)}-boundary", rewritten(node.test, BOUNDARY))
         elif (

@@ -44,7 +44,7 @@ PREFIXED = m.BinaryOperation(operator=m.Add(), left=m.Name() | m.List(), right=~
 APPEND_FRONT = m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("append")), args=[m.Arg()]))  # first token
 BOS_SWITCH = re.compile(r"^(add_)?bos(_token)?$|^add_special_tokens$")
 OFF = m.Name("False") | m.Name("None")
-DIVISION = m.BinaryOperation(operator=m.Divide() | m.FloorDivide())
+DIVISION = m.BinaryOperation(operator=m.Divide())  # a loss is averaged; `n // accum` counts optimizer steps
 # tokens = [self.bos_id]: a sequence that starts with the BOS alone (a vocabulary lists more than one)
 STARTS_WITH_BOS = m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.List(elements=[m.Element()]))
 ENCODES = re.compile(

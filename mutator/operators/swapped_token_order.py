@@ -27,7 +27,7 @@ WORDS = "start|begin|open|end|close"
 SUFFIXED = re.compile(rf"^(?P<stem>\w+?)_(?P<side>{WORDS})(?:_(?:id|token|tok|idx))?$", re.I)  # user_start
 PREFIXED = re.compile(rf"^(?P<side>{WORDS}|b|e)_(?P<stem>\w+)$", re.I)  # start_header_id, B_INST
 # markers inside text: <|...|>, [INST] / [/INST], <<SYS>> / <</SYS>>, <start_of_turn> / </think>
-IN_TEXT = re.compile(r"<\|[^|<>\s]+\|>|\[/?[A-Z_]{2,}\]|<</?[A-Z_]{2,}>>|</?[A-Za-z_]{2,}>")
+IN_TEXT = re.compile(r"<\|[^|<>\s]+\|>|\[/?[A-Z_]{2,}\]|<</?[A-Z_]{2,}>>|</?[A-Za-z_]+>")
 # a turn opened by its role's tag and closed by a generic end of turn: <|user|> ... <|end|>
 ROLE = re.compile(r"(?i)^(system|user|assistant|model|human|bot|tool|ipython)$")
 END_OF_TURN = re.compile(r"(?i)^(end|eot|eot_id|endoftext|/s|eos)$")
