@@ -22,7 +22,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import INVERSE, Example, Operator, Site, parens, rewritten
-from mutator.operators.meaning import body_of, mentions
+from mutator.operators.meaning import body_of, mentions, reaches
 
 HEAD_COUNT = re.compile(
     r"(?i)^(?!.*(dim|size|lm_head|idx|index|mask|_ids?$)).*(heads?$|heads?_|n_rep|per_kv|query_groups|kv_groups"
@@ -39,6 +39,7 @@ REPEAT_INTERLEAVE = m.Call(func=m.Attribute(attr=m.Name("repeat_interleave")))
 REPEAT_HELPER = m.Call(
     func=m.Name(m.MatchRegex(r"(?i).*repeat.*")) | m.Attribute(attr=m.Name(m.MatchRegex(r"(?i)repeat_kv.*")))
 )
+KV_TENSOR = re.compile(r"(?i)^(k|v|kv|keys?|values?|(key|value)_states|x|hidden_states|t)$")
 EINOPS_GROUP = re.compile(r"\((\w+) (\w+)\)")  # "(h g)" on the right of an einops pattern
 EXPAND = m.Call(func=m.Attribute(attr=m.Name("expand"), value=m.Subscript()))
 OTHER_DIM = {"1": "2", "2": "1", "-3": "-2", "-2": "-3"}  # heads <-> sequence in (B, H, T, D) and (B, T, H, D)
@@ -121,7 +122,15 @@ def _repeat_sites(call: cst.Call):
 
 
 def _shares(expr) -> bool:
-    return counts_heads(expr) or mentions(expr, KV_SHARED)
+    """A count of heads to share: a head count, a group size, or the query's head axis (`q.shape[1]`)."""
+    return counts_heads(expr) or mentions(expr, KV_SHARED) or bool(m.findall(expr, HEAD_AXIS))
+
+
+def _keys_or_values(expr, scope) -> bool:
+    """The repeated tensor holds keys or values (`k`, `value_states`, or a loop over `(k, v)`)."""
+    return reaches(
+        expr, body_of(expr, scope), lambda node: isinstance(node, cst.Name) and bool(KV_TENSOR.match(node.value))
+    )
 
 
 def _helper_sites(call: cst.Call):
@@ -187,7 +196,12 @@ class HeadSharing(Operator):
                 yield Site("group-size-inverted", {node.left: node.right, node.right: node.left})
         elif m.matches(node, REPEAT_INTERLEAVE):
             yield from _repeat_sites(node)
-        elif m.matches(node, REPEAT_HELPER) and node.args and any(_shares(a.value) for a in node.args[1:]):
+        elif (
+            m.matches(node, REPEAT_HELPER)
+            and node.args
+            and any(_shares(a.value) for a in node.args[1:])
+            and _keys_or_values(node.args[0].value, scope)
+        ):
             yield from _helper_sites(node)
         elif m.matches(node, EXPAND):
             edits = _tiled_expand(node)
@@ -263,5 +277,7 @@ class HeadSharing(Operator):
             Example("flag-inverted", "causal = mask is None\nif head_dim % 2 == 0:\n    pass\n", None),
             Example("if-inverted", "if n_kv_heads is None:\n    n_kv_heads = n_heads\n", None),
             Example("repeat-tiled", "x = x.repeat_interleave(2, dim=1)\n", None),
+            Example("repeat-skipped", "k = repeat(k, 'b ... -> b h ...', h = q.shape[1])\n", "k = k\n"),
+            Example("repeat-skipped", "w = repeat(scale, 'h -> (h e)', e = qk_dim // heads)\n", None),
             Example("flag-inverted", "many = num_output_heads > 1\npartial = rotate_num_heads < heads\n", None),
         )
