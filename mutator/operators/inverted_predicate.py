@@ -25,7 +25,7 @@ from mutator.operators.meaning import MASKS, identifiers
 SINGLE = m.Comparison(comparisons=[m.ComparisonTarget()])  # a op b (not a chain like a < b < c)
 FLAG = m.Assign(value=SINGLE) | m.AnnAssign(value=SINGLE)  # masked = role != "assistant"
 # a branch decides about the loss mask only where it says ignore or masked; `if labels is not None:` does not
-BRANCH_WORDS = re.compile(r"(?i)ignore|loss_mask|train_on_input|masked")
+BRANCH_WORDS = re.compile(r"(?i)ignore_(index|id)|loss_mask|train_on_input|masked")
 FLAG_WORDS = re.compile(r"(?i)loss_mask|train_on_input|^masked$|assistant")
 IGNORE_VALUE = m.UnaryOperation(operator=m.Minus(), expression=m.Integer("1") | m.Integer("100"))
 KEYWORD = m.Arg(keyword=m.Name(), value=SINGLE)  # f(..., enable_gqa=a != b)
@@ -50,8 +50,8 @@ def _about_masks(node: cst.CSTNode | None, words: re.Pattern = MASKS) -> bool:
 
 def _ignores(node: cst.CSTNode | None) -> bool:
     """The statement or call puts an ignore value: -1, -100, or a name that says ignore."""
-    if isinstance(node, cst.Call):  # masked_fill(cond, -100), where(cond, labels, ignore_index)
-        values = [arg.value for arg in node.args]
+    if isinstance(node, cst.Call):  # masked_fill(cond, -100), where(cond, labels, ignore_index); not dim=-1
+        values = [arg.value for arg in node.args if arg.keyword is None]
     elif isinstance(node, cst.SimpleStatementLine) and m.matches(node.body[0], m.Assign()):
         values = [node.body[0].value]  # targets[cond] = -1
     else:
@@ -193,7 +193,12 @@ class InvertedPredicate(Operator):
             # attention's masks are not the loss mask
             Example("if-inverted", "if attention_mask is not None:\n    causal = attention_mask\n", None),
             Example("keyword-inverted", "x = tl.load(p, mask=offs_m < N)\n", None),
-            Example("if-inverted", "if labels is not None:\n    loss = f(labels)\n", None),
+            Example(
+                "if-inverted",
+                "if labels is not None:\n    loss = f(labels)\nif ignore_keys is not None:\n    pass\n",
+                None,
+            ),
+            Example("argument-inverted", "m = mask.mul(~torch.all(mask == lo, dim=-1))\n", None),
             Example("argument-inverted", "freqs = freqs.masked_fill(patch_idx.unsqueeze(-1) < 0, 0)\n", None),
             Example("if-inverted", "if t < n:\n    pass\nenable_gqa = a != b\n", None),
         )
