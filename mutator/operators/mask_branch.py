@@ -45,9 +45,10 @@ TRIANGLES = m.Name("tril") | m.Name("triu") | m.Name("tril_") | m.Name("triu_")
 TRIANGLE = m.Call(func=TRIANGLES | m.Attribute(attr=TRIANGLES))
 # a mask's format or size, not which mask: dtype and rank checks, a cached mask's length
 FORMAT = re.compile(r"(?i)^(dtype|ndim|dim|device|size|shape)$|isinstance|hasattr")
-# masks that are not attention's: the prompt's loss mask, sampling's top-p mask, padding, dropout, images
+# masks that are not attention's (the prompt's loss mask, sampling's top-p mask, padding, dropout, images),
+# and a cached mask's bookkeeping (`if self.mask_cache is None:` builds it lazily, it chooses nothing)
 OTHER_MASKS = re.compile(
-    r"(?i)prompt|prob|top_?[pk]|dropout|pad|vision|image|sum_mask|masked|ignore|target|label|pos_|eos|keep|mem_"
+    r"(?i)prompt|prob|top_?[pk]|dropout|pad|vision|image|sum_mask|masked|ignore|target|label|pos_|eos|keep|mem_|cache"
 )
 FLAG = re.compile(r"(?i)^(is_)?causal$|^has_.*mask|^use_.*mask")  # a flag that says which mask, not a mask
 
