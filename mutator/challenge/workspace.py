@@ -6,7 +6,7 @@ clean copy of a changed function, no git history, no answer key.
 """
 
 import re
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 
 import nbformat
@@ -20,6 +20,28 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 '''
+
+# At the workspace root, so that `pytest` from any of its directories finds it, takes the root as rootdir
+# and loads the root conftest: run from tests/ without it, an installed (clean) nanochat is imported.
+PYTEST_INI = """[pytest]
+testpaths = tests
+pythonpath = .
+"""
+
+# What the workspace imports (nanochat, its tests) and what runs its notebook.
+REQUIREMENTS = ("torch", "tiktoken", "rustbpe", "pytest", "nbclient", "ipykernel")
+
+
+def requirements() -> str:
+    """The workspace's requirements, pinned to the versions the workspace was validated with."""
+    lines = []
+    for name in REQUIREMENTS:
+        try:  # a local build tag (2.13.0+cpu) names a wheel index, not a version pip can find anywhere
+            lines.append(f"{name}=={metadata.version(name).split('+')[0]}")
+        except metadata.PackageNotFoundError:
+            lines.append(name)
+    return "\n".join(lines) + "\n"
+
 
 # Words that point at a planted change. Prose (README, notebook text) may talk about bugs in general;
 # code and code cells may not mention them at all.
@@ -43,6 +65,11 @@ def _symptoms(classes) -> str:
 
 def readme(level, planted_classes, minutes: int) -> str:
     return f"""# Level {level.name}: {level.title}
+
+**Set up** (Python 3.11 or later), in this directory:
+`python -m venv .venv && . .venv/bin/activate && pip install -r requirements.txt`.
+**Run the notebook:** open `challenge.ipynb` in Jupyter, or run it top to bottom with
+`jupyter execute --inplace challenge.ipynb` and read the outputs. **Run the tests:** `pytest`.
 
 **Objective.** This copy of nanochat has {len(planted_classes)} planted bug(s). Find and fix them.
 The code runs and produces plausible output; only careful checks reveal what is wrong.
@@ -89,6 +116,8 @@ def write_workspace(out: Path, level, code: dict[str, str], planted_classes, min
     files = {
         **code,
         "conftest.py": CONFTEST,
+        "pytest.ini": PYTEST_INI,
+        "requirements.txt": requirements(),
         f"tests/test_level{level.name}.py": template(f"test_level{level.name}.py"),
         "README.md": readme(level, planted_classes, minutes),
     }
@@ -114,7 +143,7 @@ def find_leaks(out: Path, mutants: list[Mutant], operator_names: list[str]) -> l
     code_words, prose_words = words(*CODE_WORDS), words(*PROSE_WORDS)
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         relative = path.relative_to(out).as_posix()
-        if path.suffix not in (".py", ".md", ".ipynb"):
+        if path.suffix not in (".py", ".md", ".ipynb") and relative not in ("pytest.ini", "requirements.txt"):
             leaks.append(f"{relative}: unexpected file")
             continue
         text = path.read_text(encoding="utf-8")

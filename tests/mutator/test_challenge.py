@@ -2,7 +2,10 @@
 
 import filecmp
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -36,12 +39,13 @@ def first_compatible_draw(mutants, seed):
     return next(d for d in draws(mutants, CLASSES, seed, len(CLASSES)) if compatible(d))
 
 
-def write_unvalidated(out: Path, mutants, seed):
+def write_unvalidated(out: Path, mutants, seed, level=LEVEL):
     """A workspace of a seed's first draw, without validation: what the leak scan must pass."""
-    draw = first_compatible_draw(mutants, seed)
-    suite = challenge.load_suite("3", catalog.default_target())
-    planted = [c for c in LEVEL.classes if c.name in {m.bug_class for m in draw}]
-    write_workspace(out, LEVEL, {**suite.code, **plant(draw)}, planted, minutes=150)
+    names = [c.name for c in level.classes]
+    draw = next(d for d in draws(mutants, names, seed, len(names)) if compatible(d))
+    suite = challenge.load_suite(level.name, catalog.default_target())
+    planted = [c for c in level.classes if c.name in {m.bug_class for m in draw}]
+    write_workspace(out, level, {**suite.code, **plant(draw)}, planted, minutes=150)
     return draw
 
 
@@ -121,6 +125,30 @@ def test_the_notebook_runs_top_to_bottom_and_points_at_the_bugs(workspace, tmp_p
     printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     assert str(out / "nanochat") in printed, "the notebook must import the workspace's own nanochat"
     assert printed.count("PROBLEM") >= 4, printed  # every planted class shows up in some probe
+
+
+def test_the_workspace_is_self_contained(workspace):
+    out, _ = workspace
+    pins = (out / "requirements.txt").read_text().split()
+    assert {p.split("==")[0] for p in pins} >= {"torch", "tiktoken", "rustbpe", "pytest", "nbclient", "ipykernel"}
+    assert all("==" in p for p in pins), pins
+    head = "\n".join((out / "README.md").read_text().splitlines()[:8])
+    assert "pip install -r requirements.txt" in head and "challenge.ipynb" in head
+    assert (out / "pytest.ini").is_file()
+
+
+def test_the_installed_clean_nanochat_cannot_make_an_unsolved_workspace_pass(workspace):
+    out, _ = workspace
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # the premise: from tests/, a plain import finds the repository's clean, installed copy
+    where = subprocess.run([sys.executable, "-c", "import nanochat; print(nanochat.__file__)"],
+                           cwd=out / "tests", env=env, capture_output=True, text=True, check=True)  # fmt: skip
+    assert not Path(where.stdout.strip()).is_relative_to(out.resolve())
+    for cwd, args in ((out / "tests", []), (out / "tests", ["."]), (out, [])):
+        run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                             cwd=cwd, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert run.returncode == 1, (cwd, args, run.stdout[-2000:])
+        assert "failed" in run.stdout.splitlines()[-1]
 
 
 def test_cli_counts_and_refuses_bad_input(tmp_path):
