@@ -3,6 +3,7 @@
 import filecmp
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 
 from mutator import catalog, challenge
 from mutator.challenge.compose import compatible, draws, plant
-from mutator.challenge.workspace import find_leaks, write_workspace
+from mutator.challenge.workspace import find_leaks, probe_cells, write_workspace
 from mutator.cli import main
 
 LEVEL = catalog.load_level("3")
@@ -47,6 +48,53 @@ def write_unvalidated(out: Path, mutants, seed, level=LEVEL):
     planted = [c for c in level.classes if c.name in {m.bug_class for m in draw}]
     write_workspace(out, level, {**suite.code, **plant(draw)}, planted, minutes=150)
     return draw
+
+
+# Runs probe cells in order in one namespace, as a kernel would, and reports each cell's output; a cell
+# that raises is recorded, not fatal, so one run shows every crashing probe.
+RUN_CELLS = """
+import contextlib, io, json, sys
+cells, printed = json.load(open(sys.argv[1])), {}
+namespace = {}
+for name, code in cells.items():
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, name, "exec"), namespace)
+    except BaseException as error:
+        out.write(f"CRASHED {type(error).__name__}: {error}")
+    printed[name] = out.getvalue()
+print(json.dumps(printed))
+"""
+
+
+def run_probe_cells(workspace: Path, level_name: str) -> dict[str, str]:
+    cells = probe_cells(level_name)
+    (workspace / "cells.json").write_text(json.dumps(cells))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", RUN_CELLS, "cells.json"], cwd=workspace, env=env,
+                          capture_output=True, text=True, timeout=300, check=True)  # fmt: skip
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("level_name, seed", [(n, s) for n in ("1", "2", "3") for s in (0, 1, None)])
+def test_every_probe_prints_ok_or_problem_whatever_is_planted(tmp_path, level_name, seed):
+    """Each probe call prints one OK or PROBLEM line on buggy code (seeds) and on clean code (None)."""
+    level = catalog.load_level(level_name)
+    if seed is None:
+        write_workspace(tmp_path, level, challenge.load_suite(level_name, catalog.default_target()).code, [], 0)
+    else:
+        write_unvalidated(tmp_path, catalog.generate_mutants(level, catalog.default_target()), seed, level)
+    printed = run_probe_cells(tmp_path, level_name)
+    assert "CRASHED" not in printed.pop("setup")
+    for name, code in probe_cells(level_name).items():
+        if name == "setup":
+            continue
+        verdicts = [line for line in printed[name].splitlines() if line.startswith(("OK ", "PROBLEM "))]
+        calls = len(re.findall(r"^probe\(", code, re.M))
+        assert "CRASHED" not in printed[name] and calls and len(verdicts) == calls, (name, printed[name])
+        if seed is None:
+            assert all(v.startswith("OK") for v in verdicts), (name, printed[name])
 
 
 def test_the_level_has_over_a_hundred_distinct_draws():

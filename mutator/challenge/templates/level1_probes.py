@@ -28,7 +28,8 @@ def probe(what, check):
     try:
         report(check(), what)
     except Exception as error:
-        report(False, f"{what}: raised {type(error).__name__}: {error}")
+        first = (str(error).splitlines() or [""])[0]
+        report(False, f"{what}: raised {type(error).__name__}: {first}")
 
 
 print("nanochat loaded from", sys.modules["nanochat"].__file__)
@@ -37,12 +38,22 @@ print("<|bos|> is token", bos)
 # %% bos-missing
 # Every document starts with <|bos|>: encode(..., prepend="<|bos|>") puts it first, for one string and
 # for every row of a list, and the data loader asks for it.
-one = tokenizer.encode("Hello world!", prepend="<|bos|>")
-print("encode('Hello world!', prepend='<|bos|>') ->", one)
-probe("a string starts with <|bos|>", lambda: one[:1] == [bos] and one[1:] == tokenizer.encode("Hello world!"))
-rows = tokenizer.encode(documents, prepend="<|bos|>")
-print("first token of each row:", [row[0] for row in rows])
-probe("every row of a list starts with <|bos|>", lambda: all(row[:1] == [bos] for row in rows))
+
+
+def string_starts_with_bos():
+    one = tokenizer.encode("Hello world!", prepend="<|bos|>")
+    print("encode('Hello world!', prepend='<|bos|>') ->", one)
+    return one[:1] == [bos] and one[1:] == tokenizer.encode("Hello world!")
+
+
+def rows_start_with_bos():
+    rows = tokenizer.encode(documents, prepend="<|bos|>")
+    print("first token of each row:", [row[:1] for row in rows])
+    return all(row[:1] == [bos] for row in rows)
+
+
+probe("a string starts with <|bos|>", string_starts_with_bos)
+probe("every row of a list starts with <|bos|>", rows_start_with_bos)
 
 
 def loader_document_starts():

@@ -41,7 +41,8 @@ def probe(what, check):
     try:
         report(check(), what)
     except Exception as error:
-        report(False, f"{what}: raised {type(error).__name__}: {error}")
+        first = (str(error).splitlines() or [""])[0]
+        report(False, f"{what}: raised {type(error).__name__}: {first}")
 
 
 print("nanochat loaded from", sys.modules["nanochat"].__file__)
