@@ -3,12 +3,14 @@
 A draw is one mutant per chosen bug class, picked by a seeded RNG among every site and variant of that
 class. Several mutants may change the same file as long as they touch different lines: each mutant is
 reduced to its changed line ranges (difflib opcodes), and the ranges are applied bottom-up.
+
+No two bugs of a draw share a pattern (same_pattern): finding one must not give the other away.
 """
 
 import difflib
 import itertools
-import math
 import random
+import re
 from collections import defaultdict
 
 from mutator.mutants import Mutant
@@ -59,6 +61,25 @@ def by_class(mutants: list[Mutant], classes: list[str]) -> dict[str, list[Mutant
     return grouped
 
 
+def family(variant: str) -> str:
+    """The kind of change a variant makes, without the site it names: its last word, where every scaling
+    by a constant (x10, x100, div10, half) is one family."""
+    last = variant.rsplit("-", 1)[-1]
+    return "scale" if re.fullmatch(r"x\d+|div\d+|half", last) else last
+
+
+def same_pattern(a: Mutant, b: Mutant) -> bool:
+    # either is enough: two classes may plant a "* 100" through different operators
+    return a.operator == b.operator or family(a.variant) == family(b.variant)
+
+
+def varied(mutants: list[Mutant]) -> bool:
+    return not any(same_pattern(a, b) for a, b in itertools.combinations(mutants, 2))
+
+
+MAX_RETRIES = 1000  # draws in a row with no pattern-distinct pick before the classes are deemed exhausted
+
+
 def draws(mutants: list[Mutant], classes: list[str], seed: int, bugs: int):
     """An endless, seed-determined stream of candidate draws: lists of one mutant per drawn class.
 
@@ -69,15 +90,29 @@ def draws(mutants: list[Mutant], classes: list[str], seed: int, bugs: int):
     if bugs > len(available):
         raise ValueError(f"asked for {bugs} bugs but only {len(available)} classes have mutants")
     rng = random.Random(f"mutator-challenge:{seed}")
+    retries = 0
     while True:
-        chosen = sorted(rng.sample(available, bugs))
-        yield [rng.choice(grouped[name]) for name in chosen]
+        chosen, picked = sorted(rng.sample(available, bugs)), []
+        for name in chosen:  # each class picks among the mutants whose pattern no earlier pick has
+            options = [m for m in grouped[name] if not any(same_pattern(m, p) for p in picked)]
+            if not options:
+                break
+            picked.append(rng.choice(options))
+        if len(picked) == bugs:
+            retries = 0
+            yield picked
+            continue
+        retries += 1
+        if retries == MAX_RETRIES:
+            raise ValueError(f"no {bugs} bugs of distinct patterns can be drawn from these classes")
 
 
 def count_combinations(mutants: list[Mutant], classes: list[str], bugs: int) -> int:
-    """How many different draws exist (before validation): one mutant from each of `bugs` classes."""
-    sizes = [len(group) for group in by_class(mutants, classes).values() if group]
-    return sum(math.prod(subset) for subset in itertools.combinations(sizes, bugs))
+    """How many different draws exist (before validation): one mutant from each of `bugs` classes, no two
+    of one pattern."""
+    groups = [group for group in by_class(mutants, classes).values() if group]
+    subsets = itertools.combinations(groups, bugs)
+    return sum(varied(list(pick)) for subset in subsets for pick in itertools.product(*subset))
 
 
 def planted_hunks(mutants: list[Mutant]) -> dict[str, list[dict]]:

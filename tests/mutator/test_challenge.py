@@ -1,6 +1,7 @@
 """Challenge workspaces: validated draws, no leaks, same seed same bytes, and grading with `check`."""
 
 import filecmp
+import itertools
 import json
 import os
 import re
@@ -14,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from mutator import catalog, challenge
-from mutator.challenge.compose import compatible, draws, plant
+from mutator.challenge.compose import compatible, draws, family, plant
 from mutator.challenge.workspace import find_leaks, probe_cells, write_workspace
 from mutator.cli import main
 
@@ -95,6 +96,21 @@ def test_every_probe_prints_ok_or_problem_whatever_is_planted(tmp_path, level_na
         assert "CRASHED" not in printed[name] and calls and len(verdicts) == calls, (name, printed[name])
         if seed is None:
             assert all(v.startswith("OK") for v in verdicts), (name, printed[name])
+
+
+@pytest.mark.parametrize("level_name", ["1", "2", "3"])
+def test_no_two_bugs_of_a_draw_share_an_operator_or_a_variant_family(level_name):
+    level = catalog.load_level(level_name)
+    mutants, names = catalog.generate_mutants(level, catalog.default_target()), [c.name for c in level.classes]
+    for seed, bugs in itertools.product(range(20), {2, len(names)}):
+        for candidate in itertools.islice(draws(mutants, names, seed, bugs), 5):  # validation may take a later one
+            operators, families = [m.operator for m in candidate], [family(m.variant) for m in candidate]
+            assert len(set(operators)) == len(set(families)) == bugs, (seed, [m.variant for m in candidate])
+
+
+def test_scalings_by_a_constant_are_one_family():
+    assert family("warmup_iters-x100") == family("grad_accum_steps-divisor-x100") == family("base-div10")
+    assert family("denominator-half") == family("denominator-x2") != family("update-dropped")
 
 
 def test_the_level_has_over_a_hundred_distinct_draws():
