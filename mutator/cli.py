@@ -467,8 +467,15 @@ def report(json_path, html_path, junit_path, store_dir):
 @click.option("--key", "key_path", type=click.Path(dir_okay=False), help="Where to keep the answer key.")
 @click.option("--target", type=click.Path(exists=True, file_okay=False), help="Root of the clean code.")
 @click.option("--count", "count_only", is_flag=True, help="Only print how many distinct draws the level has.")
+@click.option(
+    "--difficulty",
+    type=click.Choice(["easy", "hard"]),
+    default="hard",
+    show_default=True,
+    help="easy keeps the code's comments and docstrings; hard removes every one of them from the package.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Say which draws were rejected and why.")
-def challenge(level, seed, out, bugs, key_path, target, count_only, verbose):
+def challenge(level, seed, out, bugs, key_path, target, count_only, difficulty, verbose):
     """Write a fresh, validated bug-hunt workspace; its answer key is kept elsewhere.
 
     The key goes to .mutator/keys/ by default, never inside the workspace. Grade with `mutator check`.
@@ -485,7 +492,9 @@ def challenge(level, seed, out, bugs, key_path, target, count_only, verbose):
         raise UserError("--seed and --out are required (or use --count)")
     log = console.print if verbose else (lambda message: None)
     with console.status(f"drawing and validating level {level}, seed {seed}"):
-        key = challenges.create(level, seed, out, bugs=bugs, key_path=key_path, target=target, log=log)
+        key = challenges.create(
+            level, seed, out, bugs=bugs, key_path=key_path, target=target, log=log, difficulty=difficulty
+        )
     console.print(f"wrote [bold]{out}[/] (open {out}/challenge.ipynb); answer key: {key}")
 
 

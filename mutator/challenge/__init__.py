@@ -5,6 +5,7 @@ against the visible and hidden tests (see grading.validate), writes the workspac
 leaks, then writes the key elsewhere. `check` grades an attempt with the key's tests.
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -24,6 +25,7 @@ from mutator.challenge.compose import (
     unplant,
 )
 from mutator.challenge.grading import Draw, Grader, Outcomes, read_tree, run_tests, validate
+from mutator.challenge.narration import DIFFICULTIES, strip_narration
 from mutator.challenge.workspace import CONFTEST, find_leaks, template, write_workspace
 from mutator.errors import UserError
 
@@ -60,6 +62,30 @@ def load_suite(level_name: str, target: Path) -> Suite:
     return Suite(code=read_tree(target, "nanochat"), hidden=hidden, visible=visible)
 
 
+def narrated(code: dict[str, str], difficulty: str) -> dict[str, str]:
+    """The package's files as a workspace of this difficulty shows them (see narration)."""
+    return code if difficulty == "easy" else {path: strip_narration(text) for path, text in code.items()}
+
+
+def level_mutants(level, target: Path, difficulty: str):
+    """The level's mutants, planted into the code as this difficulty shows it.
+
+    Stripping keeps line numbers, so each mutant keeps its place; one that only changed narration
+    changes nothing any more and is dropped.
+    """
+    mutants = catalog.generate_mutants(level, target)
+    if difficulty == "easy":
+        return mutants
+    originals, kept = {}, []
+    for mutant in mutants:
+        if mutant.original not in originals:
+            originals[mutant.original] = strip_narration(mutant.original)
+        original, mutated = originals[mutant.original], strip_narration(mutant.mutated)
+        if mutated != original:
+            kept.append(dataclasses.replace(mutant, original=original, mutated=mutated))
+    return kept
+
+
 def default_key_path(level_name: str, seed: int) -> Path:
     return Path(".mutator") / "keys" / f"level{level_name}-seed{seed}.json"
 
@@ -72,8 +98,12 @@ def count(level_name: str, bugs: int | None = None, target: Path | None = None) 
     return count_combinations(mutants, names, bugs or len(names))
 
 
-def create(level_name, seed, out: Path, bugs=None, key_path=None, target=None, log=lambda message: None) -> Path:
+def create(
+    level_name, seed, out: Path, bugs=None, key_path=None, target=None, log=lambda message: None, difficulty="hard"
+) -> Path:
     """Write a validated workspace to `out` and its key to `key_path`; returns the key's path."""
+    if difficulty not in DIFFICULTIES:
+        raise UserError(f"--difficulty must be one of {', '.join(DIFFICULTIES)}")
     level = catalog.load_level(level_name)
     target = Path(target or catalog.default_target())
     out, key_path = Path(out), Path(key_path or default_key_path(level.name, seed))
@@ -87,11 +117,12 @@ def create(level_name, seed, out: Path, bugs=None, key_path=None, target=None, l
         raise UserError(f"--bugs must be between 1 and {len(names)} for level {level.name}")
 
     suite = load_suite(level.name, target)
+    suite.code = narrated(suite.code, difficulty)
     log("measuring the clean code against every test")
     with tempfile.TemporaryDirectory(prefix="mutator-challenge-") as workdir:
         grader = Grader({**suite.code, **suite.tests}, Path(workdir))
         try:
-            candidate, draw = _first_valid_draw(grader, suite, level, seed, bugs, target, log)
+            candidate, draw = _first_valid_draw(grader, suite, level, seed, bugs, target, log, difficulty)
         finally:
             grader.close()
 
@@ -105,6 +136,7 @@ def create(level_name, seed, out: Path, bugs=None, key_path=None, target=None, l
     key = {
         "level": level.name,
         "seed": seed,
+        "difficulty": difficulty,
         "workspace": str(out.resolve()),
         "bugs": [
             {
@@ -129,9 +161,9 @@ def create(level_name, seed, out: Path, bugs=None, key_path=None, target=None, l
     return key_path
 
 
-def _first_valid_draw(grader, suite, level, seed, bugs, target, log):
+def _first_valid_draw(grader, suite, level, seed, bugs, target, log, difficulty):
     visible = {t for t in grader.tests if _is_visible(t, suite)}
-    mutants = catalog.generate_mutants(level, target)
+    mutants = level_mutants(level, target, difficulty)
     solo: dict[str, Outcomes] = {}  # each mutant is run alone once, whatever draws it appears in
     names = [c.name for c in level.classes]
     for attempt, candidate in enumerate(draws(mutants, names, seed, bugs)):

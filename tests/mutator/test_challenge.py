@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from mutator import catalog, challenge
 from mutator.challenge.compose import compatible, draws, family, plant
+from mutator.challenge.narration import narration
 from mutator.challenge.workspace import find_leaks, probe_cells, write_workspace
 from mutator.cli import main
 
@@ -135,6 +136,32 @@ def test_workspaces_hold_no_answers(tmp_path, mutants, seed):
     assert planted and not (tmp_path / ".git").exists()
 
 
+@pytest.mark.parametrize("level_name", ["1", "2", "3"])
+def test_hard_workspaces_narrate_no_planted_site(tmp_path, level_name):
+    """Over many seeds: no comment or docstring is left in the package, none states a site's clean code."""
+    level, target = catalog.load_level(level_name), catalog.default_target()
+    mutants, names = challenge.level_mutants(level, target, "hard"), [c.name for c in level.classes]
+    code = challenge.narrated(challenge.load_suite(level_name, target).code, "hard")
+    originals = {m.id: m for m in catalog.generate_mutants(level, target)}
+    for seed in range(20):
+        draw = next(d for d in draws(mutants, names, seed, len(names)) if compatible(d))
+        planted = {**code, **plant(draw)}
+        told = [text for source in planted.values() for text in narration(source)]
+        assert told == [], (seed, told[:3])
+        for mutant in draw:
+            compile(planted[mutant.file], mutant.file, "exec")
+    # stripping moved no line (coverage still selects each mutant's tests) and lost no mutant
+    sites = sorted((m.file, m.start_line, m.end_line, m.variant) for m in mutants)
+    assert sites == sorted((m.file, m.start_line, m.end_line, m.variant) for m in originals.values())
+
+
+def test_easy_workspaces_keep_the_code_as_written():
+    level, target = catalog.load_level("3"), catalog.default_target()
+    assert challenge.level_mutants(level, target, "easy") == catalog.generate_mutants(level, target)
+    code = challenge.load_suite("3", target).code
+    assert challenge.narrated(code, "easy") == code and any(narration(text) for text in code.values())
+
+
 def test_the_leak_scan_finds_markers_and_clean_copies(tmp_path, mutants):
     draw = write_unvalidated(tmp_path, mutants, seed=0)
     target = tmp_path / draw[0].file
@@ -159,8 +186,9 @@ def test_a_validated_workspace_checks_unsolved_then_solved(workspace, tmp_path):
     key = json.loads(key_path.read_text())
     assert sorted(b["bug_class"] for b in key["bugs"]) == sorted(CLASSES)
     assert not key_path.resolve().is_relative_to(out.resolve())
-    mutants = [m for m in catalog.generate_mutants(LEVEL, catalog.default_target())
+    mutants = [m for m in challenge.level_mutants(LEVEL, catalog.default_target(), "hard")
                if m.id in {b["mutant_id"] for b in key["bugs"]}]  # fmt: skip
+    assert len(mutants) == len(key["bugs"]) and key["difficulty"] == "hard"
     assert find_leaks(out, mutants, catalog.operator_names()) == []
     for bug in key["bugs"]:  # validated: each bug alone fails a visible and a hidden test
         assert set(bug["killing_tests"]) & set(key["visible_tests"])
@@ -225,6 +253,7 @@ def test_cli_counts_and_refuses_bad_input(tmp_path):
         ["challenge", "--level", "3", "--seed", "1", "--out", str(tmp_path / "busy")],
         ["challenge", "--level", "9", "--seed", "1", "--out", str(tmp_path / "new")],
         ["challenge", "--level", "3", "--out", str(tmp_path / "new")],
+        ["challenge", "--level", "3", "--seed", "1", "--out", str(tmp_path / "new"), "--difficulty", "medium"],
         ["check", str(tmp_path / "busy")],
     ):
         result = runner.invoke(main, args)
