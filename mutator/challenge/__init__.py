@@ -25,7 +25,7 @@ from mutator.challenge.compose import (
     unplant,
 )
 from mutator.challenge.grading import Draw, Grader, Outcomes, read_tree, run_tests, validate
-from mutator.challenge.narration import DIFFICULTIES, strip_narration
+from mutator.challenge.narration import DIFFICULTIES, line_map, strip_narration
 from mutator.challenge.workspace import CONFTEST, find_leaks, template, write_workspace
 from mutator.errors import UserError
 
@@ -70,8 +70,8 @@ def narrated(code: dict[str, str], difficulty: str) -> dict[str, str]:
 def level_mutants(level, target: Path, difficulty: str):
     """The level's mutants, planted into the code as this difficulty shows it.
 
-    Stripping keeps line numbers, so each mutant keeps its place; one that only changed narration
-    changes nothing any more and is dropped.
+    Each mutant's lines move to where they are once stripped; one that only changed narration changes
+    nothing any more and is dropped.
     """
     mutants = catalog.generate_mutants(level, target)
     if difficulty == "easy":
@@ -79,10 +79,11 @@ def level_mutants(level, target: Path, difficulty: str):
     originals, kept = {}, []
     for mutant in mutants:
         if mutant.original not in originals:
-            originals[mutant.original] = strip_narration(mutant.original)
-        original, mutated = originals[mutant.original], strip_narration(mutant.mutated)
+            originals[mutant.original] = strip_narration(mutant.original), line_map(mutant.original)
+        (original, numbers), mutated = originals[mutant.original], strip_narration(mutant.mutated)
         if mutated != original:
-            kept.append(dataclasses.replace(mutant, original=original, mutated=mutated))
+            lines = {"start_line": numbers[mutant.start_line - 1], "end_line": numbers[mutant.end_line - 1]}
+            kept.append(dataclasses.replace(mutant, original=original, mutated=mutated, **lines))
     return kept
 
 
