@@ -151,6 +151,23 @@ def rewritten(comparison: cst.Comparison, table: dict = INVERSE) -> dict:
     return {operator: new}
 
 
+def comparisons(expr: cst.CSTNode, table: dict = INVERSE) -> list[cst.Comparison]:
+    """The single comparisons in an expression that `table` rewrites, in source order; a lambda's body is
+    its own function and is left alone."""
+    found = []
+
+    class _Find(cst.CSTVisitor):
+        def visit_Lambda(self, node):
+            return False
+
+        def visit_Comparison(self, node):
+            if rewritable(node, table):
+                found.append(node)
+
+    expr.visit(_Find())
+    return found
+
+
 def drop_statement(block: cst.BaseSuite, statement: cst.BaseStatement) -> Replacement:
     """Delete `statement` from `block`, or make it `pass` where the block would otherwise be empty."""
     if isinstance(block, (cst.IndentedBlock, cst.Module)) and len(block.body) > 1:

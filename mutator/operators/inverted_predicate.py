@@ -19,7 +19,7 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
-from mutator.operators.base import INVERSE, Example, Operator, Site, drop_statement, rewritten
+from mutator.operators.base import INVERSE, Example, Operator, Site, comparisons, drop_statement, rewritten
 from mutator.operators.meaning import MASKS, identifiers
 
 SINGLE = m.Comparison(comparisons=[m.ComparisonTarget()])  # a op b (not a chain like a < b < c)
@@ -59,23 +59,6 @@ def _ignores(node: cst.CSTNode | None) -> bool:
     return any(m.matches(v, IGNORE_VALUE) or "ignore" in " ".join(_words(v)).lower() for v in values)
 
 
-def _comparisons(expr) -> list[cst.Comparison]:
-    """The single comparisons in an expression, outside lambdas and comprehensions (their own scopes)."""
-    found = []
-
-    class _Find(cst.CSTVisitor):
-        def visit_Lambda(self, node):
-            return False
-
-        def visit_Comparison(self, node):
-            if m.matches(node, SINGLE) and type(node.comparisons[0].operator) in INVERSE:
-                found.append(node)
-            return False
-
-    expr.visit(_Find())
-    return found
-
-
 def _target(assign) -> cst.CSTNode:
     return assign.targets[0].target if isinstance(assign, cst.Assign) else assign.target
 
@@ -106,7 +89,7 @@ class InvertedPredicate(Operator):
             # a flag that decides who is trained (masked = role != "assistant"); reading the ignore index
             # back (`mask = labels != ignore_index`) decides nothing
             about = _about_masks(_target(node), FLAG_WORDS)
-            for comparison in _comparisons(node.value):
+            for comparison in comparisons(node.value):
                 if about or _about_masks(comparison, FLAG_WORDS):
                     yield Site("flag-inverted", rewritten(comparison))
         elif m.matches(node, m.Arg(keyword=m.Name())) and _about_masks(node.keyword):

@@ -26,8 +26,8 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
-from mutator.operators.base import BOUNDARY, Example, Operator, Site, binop, parens, rewritable, rewritten
-from mutator.operators.meaning import descendants, enclosing, mentions
+from mutator.operators.base import BOUNDARY, Example, Operator, Site, binop, comparisons, parens, rewritable, rewritten
+from mutator.operators.meaning import enclosing, mentions
 
 CAUSAL = re.compile(r"(?i)causal")
 # what a mask choice compares: query/key lengths, shapes, the mask itself
@@ -51,11 +51,6 @@ OTHER_MASKS = re.compile(
     r"(?i)prompt|prob|top_?[pk]|dropout|pad|vision|image|sum_mask|masked|ignore|target|label|pos_|eos|keep|mem_|cache"
 )
 FLAG = re.compile(r"(?i)^(is_)?causal$|^has_.*mask|^use_.*mask")  # a flag that says which mask, not a mask
-
-
-def _comparisons(expr):
-    """The single comparisons in a condition (itself, or the operands of and/or/not)."""
-    return [node for node in descendants(expr) if rewritable(node)]
 
 
 def _negated(test: cst.BaseExpression) -> cst.BaseExpression:
@@ -146,12 +141,12 @@ class MaskBranch(Operator):
                     flipped = cst.Name("False" if node.value.value == "True" else "True")
                     yield Site("is-causal-flipped", {node.value: flipped})
             else:
-                for comparison in _comparisons(node.value):
+                for comparison in comparisons(node.value):
                     yield Site("is-causal-inverted", rewritten(comparison))
         elif m.matches(node, m.Assign(targets=[m.AssignTarget(target=m.Name() | m.Attribute())])):
             target = node.targets[0].target
             if mentions(target, FLAG) or (mentions(target, CAUSAL) and not mentions(target, MASK_FUNCTION)):
-                for comparison in _comparisons(node.value):
+                for comparison in comparisons(node.value):
                     yield Site("is-causal-inverted", rewritten(comparison))
             elif mentions(target, MASK_NAME) and not mentions(target, OTHER_MASKS):
                 test = node.value.test if isinstance(node.value, cst.IfExp) else None

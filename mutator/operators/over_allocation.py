@@ -42,20 +42,6 @@ def _saved(name):
     return m.SaveMatchedNode(m.DoNotCare(), name)
 
 
-# (x + C - 1) // C * C
-CEIL_TO_MULTIPLE = m.BinaryOperation(
-    operator=m.Multiply(),
-    left=m.BinaryOperation(
-        operator=m.FloorDivide(),
-        left=m.BinaryOperation(
-            operator=m.Subtract(),
-            left=m.BinaryOperation(operator=m.Add(), left=_saved("x"), right=_saved("c")),
-            right=m.Integer("1"),
-        ),
-        right=_saved("c2"),
-    ),
-    right=_saved("c3"),
-)
 # (x + K) & ~K, with K = C - 1 and C a power of two
 MASK_TO_MULTIPLE = m.BinaryOperation(
     operator=m.BitAnd(),
