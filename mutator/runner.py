@@ -148,6 +148,7 @@ def run(
     on_result=None,
     on_status=None,
     on_warning=None,
+    executor=None,
 ) -> RunReport:
     """Run every mutant on every device; resume from and record into the store under `store_dir`.
 
@@ -159,7 +160,9 @@ def run(
     changed; the others keep an earlier result with the same fingerprint, or are not run (no result).
     on_result(mutant, result) is called for each result as it is known (reused ones included);
     on_status(message) for each phase; on_warning(line) once for each thing the user should know, such
-    as a test module that fails to import. Returns the results in mutant order and the run's timings.
+    as a test module that fails to import. executor(session) makes what runs the mutants: the local
+    executor by default, mutator.ray_executor.RayExecutor for a Ray cluster. Returns the results in mutant
+    order and the run's timings.
     """
     started = time.perf_counter()
     target_root = Path(target).resolve()
@@ -228,7 +231,7 @@ def run(
         if tasks:
             session.status(f"running {len(tasks)} mutants on {workers} workers")
             start = time.perf_counter()
-            _Execution(session).run(tasks)
+            (executor or _Execution)(session).run(tasks)
             timings["mutants_s"] = time.perf_counter() - start
         timings["wall_s"] = time.perf_counter() - started
         timings["executed"] = len(tasks)
