@@ -251,6 +251,11 @@ def _write_reports(console, mutants, results, devices, target, json_path, html_p
         console.print(f"wrote {junit_path}")
 
 
+EXECUTOR_HELP = "Where the mutants run: worker processes here, or Ray actors on a cluster (pip install 'mutator[ray]')."
+RAY_CODE_HELP = (
+    "Where the Ray nodes find the directory holding the target and its tests (a shared filesystem);"
+    " default: shipped to them with the job."
+)
 SINCE_HELP = (
     "Pull-request mode: run only the mutants on lines changed since this git revision (and those whose"
     " tests changed); the others keep an earlier result or are not run."
@@ -321,6 +326,9 @@ PYTEST_ARGS_HELP = "Arguments for every pytest run (-k, -m, -p, --deselect, the 
 @click.option("--memory-limit", type=click.IntRange(min=0), default=4096, show_default=True, help=MEMORY_HELP)
 @click.option("--isolation", type=click.Choice(["fork", "inprocess"]), default="fork", show_default=True, help=ISO_HELP)
 @click.option("--since", metavar="REV", help=SINCE_HELP)
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help=EXECUTOR_HELP)
+@click.option("--ray-address", metavar="ADDR", help="The Ray cluster (default: one `ray start` made here, else new).")
+@click.option("--ray-code-path", metavar="PATH", help=RAY_CODE_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="Print each result as it is known.")
 @click.argument("extra_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- PYTEST_ARGS]")
 def run(
@@ -342,6 +350,9 @@ def run(
     memory_limit,
     isolation,
     since,
+    executor,
+    ray_address,
+    ray_code_path,
     verbose,
     extra_args,
 ):
@@ -367,6 +378,13 @@ def run(
         passed = [*shlex.split(pytest_args), *extra_args]
     except ValueError as error:
         raise UserError(f"--pytest-args: {error}") from None
+    cluster = None  # the local executor
+    if executor == "ray":
+        from mutator.ray_executor import RayExecutor
+
+        cluster = RayExecutor(address=ray_address, code_path=ray_code_path, cpu_actors=workers)
+    elif ray_address or ray_code_path:
+        raise UserError("--ray-address and --ray-code-path need --executor ray")
     packages, generate = _cached_mutants(level, target, include, exclude, store_dir)
     counts = Counter()
     stderr = Console(stderr=True)
@@ -418,6 +436,7 @@ def run(
                 on_result=on_result,
                 on_status=on_status,
                 on_warning=on_warning,
+                executor=cluster,
             )
     except KeyboardInterrupt:
         console.print(f"interrupted: the results so far are in {store_dir}; the same command resumes the run")
