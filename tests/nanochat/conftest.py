@@ -7,6 +7,7 @@ Shared values reach the tests as fixtures, not imports, so the suite runs under 
 """
 
 import random
+import re
 
 import pytest
 import torch
@@ -25,6 +26,22 @@ CORPUS = [
 # Tiny but not degenerate: 3 layers (first, middle, last differ), grouped-query attention (4 query
 # heads share 2 key/value heads), head_dim 8, and room for sequences longer than any test uses.
 TINY = dict(sequence_len=64, vocab_size=VOCAB_SIZE, n_layer=3, n_head=4, n_kv_head=2, n_embd=32)
+
+
+EXTRAS_MODULE = "pytestmark = pytest.mark.project_extras"
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Under -m "not project_extras", a test module marked project_extras as a whole is not even imported.
+
+    Such modules import this project's own helpers (nanochat.training, dataloader.make_batch, ...), which
+    another nanochat need not have: importing them would fail its collection, not just skip them.
+    """
+    if collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    if not re.search(r"\bnot\s+project_extras\b", config.getoption("markexpr") or ""):
+        return None
+    return True if EXTRAS_MODULE in collection_path.read_text(encoding="utf-8") else None  # None: decide as usual
 
 
 @pytest.fixture

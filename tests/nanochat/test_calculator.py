@@ -3,6 +3,10 @@
 Its input is model output, i.e. untrusted. The property test throws names, calls, attribute chains,
 lambdas, comprehensions and huge sizes at it while every way out of the evaluator (open, import,
 exec/eval/compile to code, os/subprocess) is replaced by a sentinel that records the attempt.
+
+What any nanochat's calculator must do is portable: compute plain arithmetic and str.count, refuse code
+and unbounded work, never crash generation. Which operators it supports past + - * / and where its
+size bounds lie are its own choice: those tests (this calculator's hardening) are marked project_extras.
 """
 
 import ast
@@ -16,8 +20,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from nanochat.tools import use_calculator
+try:
+    from nanochat.tools import use_calculator
+except ImportError:  # a nanochat may keep its calculator in engine.py
+    from nanochat.engine import use_calculator
 
+EXTRAS = pytest.mark.project_extras
 SECRET = "canary-7f3a9"  # the canary file's content: it must never come back as a result
 
 
@@ -28,15 +36,15 @@ SECRET = "canary-7f3a9"  # the canary file's content: it must never come back as
         pytest.param("2*3+4", 10, id="precedence"),
         pytest.param("(1+2)*3", 9, id="parentheses"),
         pytest.param("10/4", 2.5, id="divide"),
-        pytest.param("7//2", 3, id="floordiv"),
-        pytest.param("7%3", 1, id="mod"),
-        pytest.param("2**10", 1024, id="power"),
+        pytest.param("7//2", 3, id="floordiv", marks=EXTRAS),
+        pytest.param("7%3", 1, id="mod", marks=EXTRAS),
+        pytest.param("2**10", 1024, id="power", marks=EXTRAS),
         pytest.param("-3+5", 2, id="negative"),
         pytest.param("1.5*4", 6.0, id="float"),
         pytest.param("1,234 + 1", 1235, id="thousands-separator"),
         pytest.param('"strawberry".count("r")', 3, id="count"),
         pytest.param("'a,b,c'.count(',')", 2, id="count-keeps-commas"),
-        pytest.param("'ab' * 3", "ababab", id="string-repeat"),
+        pytest.param("'ab' * 3", "ababab", id="string-repeat", marks=EXTRAS),
     ],
 )
 def test_calculator_computes(expression, expected):
@@ -62,19 +70,19 @@ def test_calculator_computes(expression, expected):
         pytest.param("1 if 1 else 2", id="conditional"),
         pytest.param("", id="empty"),
         pytest.param("1 +", id="syntax-error"),
-        pytest.param("1" * 2000, id="too-long"),
+        pytest.param("1" * 2000, id="too-long", marks=EXTRAS),
         pytest.param("(1+1).count('a')", id="count-of-a-number"),
-        pytest.param("9**4600", id="too-many-digits-to-print"),
-        pytest.param("(10**4000)*(10**4000)", id="product-too-many-digits"),
-        pytest.param("-(10**4500)", id="sign-of-a-huge-literal-power"),
-        pytest.param("'\\ud800'", id="lone-surrogate"),
-        pytest.param("'a'*9999+'b'*9999", id="sum-of-long-strings"),
+        pytest.param("9**4600", id="too-many-digits-to-print", marks=EXTRAS),
+        pytest.param("(10**4000)*(10**4000)", id="product-too-many-digits", marks=EXTRAS),
+        pytest.param("-(10**4500)", id="sign-of-a-huge-literal-power", marks=EXTRAS),
+        pytest.param("'\\ud800'", id="lone-surrogate", marks=EXTRAS),
+        pytest.param("'a'*9999+'b'*9999", id="sum-of-long-strings", marks=EXTRAS),
         pytest.param("(10**100)**(10**5)", id="power-of-a-power"),
         pytest.param("2**(10**8)", id="power-huge-exponent"),
-        pytest.param("(10**400)**-2", id="negative-power-of-a-huge-base"),
-        pytest.param("2.0**(10**400)", id="float-power-huge-int-exponent"),
-        pytest.param("(-8)**(1/3)", id="complex-power"),
-        pytest.param("-" * 200 + "1", id="deep-nesting"),
+        pytest.param("(10**400)**-2", id="negative-power-of-a-huge-base", marks=EXTRAS),
+        pytest.param("2.0**(10**400)", id="float-power-huge-int-exponent", marks=EXTRAS),
+        pytest.param("(-8)**(1/3)", id="complex-power", marks=EXTRAS),
+        pytest.param("-" * 200 + "1", id="deep-nesting", marks=EXTRAS),
     ],
 )
 def test_calculator_refuses(expression):
@@ -147,6 +155,7 @@ expressions = st.recursive(
 ) | st.text(alphabet="0123456789+-*/%().,'\" _abcdefghijklmnopqrstuvwxyz", max_size=40)
 
 
+@EXTRAS  # the sentinels refuse eval and compile, which a sandboxed calculator might use
 @settings(
     max_examples=120,
     deadline=None,  # the bound below is explicit
@@ -192,6 +201,7 @@ HOSTILE = [
 ]  # fmt: skip
 
 
+@EXTRAS
 @pytest.mark.parametrize("expression", HOSTILE)
 def test_every_result_renders_with_str_and_tokenises(tokenizer, expression):
     result = use_calculator(expression)  # must not raise either
@@ -251,11 +261,13 @@ def watched(monkeypatch):
     return seen
 
 
+@EXTRAS  # watches this calculator's own operation tables
 @pytest.mark.parametrize("expression", HOSTILE)
 def test_every_operation_is_bounded_before_it_runs(watched, expression):
     use_calculator(expression)
 
 
+@EXTRAS
 def test_the_watch_sees_the_operations_of_valid_expressions(watched):
     assert use_calculator("2**10 + 3*4 - -1") == 1037
     assert sorted(watched) == ["add", "mul", "neg", "pow", "sub"]

@@ -11,6 +11,8 @@ import torch
 
 from nanochat.dataloader import make_batch, tokenizing_data_loader
 
+pytestmark = pytest.mark.project_extras  # make_batch and this loader's signature are this project's own
+
 DOCUMENTS = [
     "The quick brown fox.",
     "What is 5+3? The answer is 8.",
@@ -24,19 +26,6 @@ def hand_stream(tokenizer, documents):
     """The token stream the loader must cut into batches: each document's ids after one <|bos|>."""
     bos = tokenizer.get_bos_token_id()
     return [token for document in documents for token in [bos] + tokenizer.encode(document)]
-
-
-def test_encode_prepends_and_appends_for_a_string(tokenizer):
-    bos, end = tokenizer.get_bos_token_id(), tokenizer.encode_special("<|assistant_end|>")
-    plain = tokenizer.encode("The quick brown fox.")
-    assert tokenizer.encode("The quick brown fox.", prepend="<|bos|>") == [bos] + plain
-    assert tokenizer.encode("The quick brown fox.", prepend=bos, append=end) == [bos] + plain + [end]
-
-
-def test_encode_prepends_and_appends_for_every_row_of_a_batch(tokenizer):
-    bos, end = tokenizer.get_bos_token_id(), tokenizer.encode_special("<|assistant_end|>")
-    rows = tokenizer.encode(DOCUMENTS, prepend="<|bos|>", append="<|assistant_end|>")
-    assert rows == [[bos] + tokenizer.encode(document) + [end] for document in DOCUMENTS]
 
 
 def test_make_batch_shifts_targets_by_one(device):

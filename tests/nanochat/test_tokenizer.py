@@ -53,6 +53,19 @@ def test_encode_decode_strings(tokenizer):
         tokenizer.encode(42)
 
 
+def test_encode_prepends_and_appends_for_a_string(tokenizer):
+    bos, end = tokenizer.get_bos_token_id(), tokenizer.encode_special("<|assistant_end|>")
+    plain = tokenizer.encode("The quick brown fox.")
+    assert tokenizer.encode("The quick brown fox.", prepend="<|bos|>") == [bos] + plain
+    assert tokenizer.encode("The quick brown fox.", prepend=bos, append=end) == [bos] + plain + [end]
+
+
+def test_encode_prepends_and_appends_for_every_row_of_a_batch(tokenizer):
+    bos, end = tokenizer.get_bos_token_id(), tokenizer.encode_special("<|assistant_end|>")
+    rows = tokenizer.encode(SAMPLES, prepend="<|bos|>", append="<|assistant_end|>")
+    assert rows == [[bos] + tokenizer.encode(document) + [end] for document in SAMPLES]
+
+
 def test_encode_batches(tokenizer):
     bos = tokenizer.get_bos_token_id()
     end = tokenizer.encode_special("<|user_end|>")
@@ -96,6 +109,7 @@ def test_get_tokenizer_reads_the_base_dir(tokenizer, tmp_path, monkeypatch):
     assert get_tokenizer().encode(SAMPLES[1]) == tokenizer.encode(SAMPLES[1])
 
 
+@pytest.mark.project_extras  # the API names visualize_tokenization; its colours and layout are this project's
 def test_visualize_tokenization_colours_by_mask(tokenizer):
     ids = tokenizer.encode("Hi there")
     a, b = tokenizer.decode(ids[:1]), tokenizer.decode(ids[1:2])

@@ -15,6 +15,8 @@ from nanochat.muon import Muon
 from nanochat.tokenizer import RustBPETokenizer
 from nanochat.training import accumulate_gradients, get_lr_multiplier, sft_batch, step_optimizers, train
 
+pytestmark = pytest.mark.project_extras  # nanochat.training is this project's own
+
 # --- learning-rate schedule ---
 
 # 1000 steps: warmup over the first 100 (multiplier (step + 1) / 100), constant up to step 800, then a
