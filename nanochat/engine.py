@@ -87,11 +87,12 @@ class KVCache:
 
 
 @torch.inference_mode()
-def sample_next_token(logits, rng, temperature=1.0, top_k=None):
+def sample_next_token(logits, rng, temperature=1.0, top_k=None, top_p=None):
     """Next token ids (B, 1) from logits (B, V).
 
-    temperature 0 is greedy (argmax); top_k keeps only the k most likely tokens before sampling;
-    rng is a torch.Generator so that sampling is reproducible.
+    temperature 0 is greedy (argmax); top_k keeps only the k most likely tokens before sampling; top_p
+    (nucleus sampling) then keeps the most likely tokens whose probabilities, after temperature, first
+    reach top_p together (at least one token); rng is a torch.Generator so that sampling is reproducible.
     """
     assert temperature >= 0.0, "temperature must be non-negative"
     if temperature == 0.0:
@@ -100,6 +101,11 @@ def sample_next_token(logits, rng, temperature=1.0, top_k=None):
     if top_k is not None and top_k > 0:
         logits, candidates = torch.topk(logits, min(top_k, logits.size(-1)), dim=-1)
     probs = F.softmax(logits / temperature, dim=-1)
+    if top_p is not None and top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
+        mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # of the more likely tokens
+        sorted_probs = sorted_probs.masked_fill(mass_before >= top_p, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)  # multinomial renormalises
     choice = torch.multinomial(probs, num_samples=1, generator=rng)
     return choice if candidates is None else candidates.gather(-1, choice)
 
@@ -137,7 +143,7 @@ class Engine:
         return logits[:, : self.tokenizer.get_vocab_size()]
 
     @torch.inference_mode()
-    def generate(self, tokens, num_samples=1, max_tokens=None, temperature=1.0, top_k=None, seed=42):
+    def generate(self, tokens, num_samples=1, max_tokens=None, temperature=1.0, top_k=None, seed=42, top_p=None):
         """Stream (token_column, token_masks): one token per sample per step.
 
         A mask is 1 for a sampled token and 0 for a forced one (calculator output). A row completes on
@@ -167,7 +173,7 @@ class Engine:
         rows = [RowState(tokens) for _ in range(num_samples)]
         steps = 0
         while (max_tokens is None or steps < max_tokens) and not all(row.completed for row in rows):
-            sampled = sample_next_token(logits, rng, temperature, top_k)[:, 0].tolist()
+            sampled = sample_next_token(logits, rng, temperature, top_k, top_p)[:, 0].tolist()
             token_column, token_masks = [], []
             for row, sampled_token in zip(rows, sampled, strict=True):
                 forced = len(row.forced_tokens) > 0
@@ -196,7 +202,6 @@ class Engine:
                     row.forced_tokens.append(output_start)
                     row.forced_tokens.extend(self.tokenizer.encode(str(result)))
                     row.forced_tokens.append(output_end)
-            row.python_expr_tokens = []
         elif row.in_python_block:
             row.python_expr_tokens.append(token)
 

@@ -5,6 +5,7 @@
 - grouped-query attention: n_kv_head key/value heads shared by n_head query heads
 - ReLU^2 MLP, parameter-free RMSNorm, untied embedding and head, no biases
 - tanh soft-capping of the logits
+- optional: a sliding attention window, a rotary base other than 10000, linear rotary position scaling
 """
 
 from dataclasses import dataclass
@@ -22,6 +23,12 @@ class GPTConfig:
     n_head: int = 6  # query heads
     n_kv_head: int = 6  # key/value heads (GQA when fewer than n_head)
     n_embd: int = 768
+    # Optional, off by default (the seed's model): each query sees only its `window_size` most recent
+    # keys, itself included; the rotary base; positions divided by `rope_scaling` (linear position
+    # interpolation: a model trained on T positions reads rope_scaling * T).
+    window_size: int | None = None
+    rope_theta: float = 10000.0
+    rope_scaling: float = 1.0
 
 
 def norm(x):
@@ -41,6 +48,26 @@ def apply_rotary_emb(x, cos, sin):
     return torch.cat([rotated_1, rotated_2], dim=-1).to(x.dtype)
 
 
+def sliding_window_attention(q, k, v, window):
+    """Attention of q (B, H, Tq, D) over k, v (B, H_kv, Tk, D), where the queries are the last Tq of the
+    Tk positions (a chunk after a cached prefix, or the whole sequence): each query sees its `window`
+    most recent keys, itself included.
+    """
+    Tq, Tk = q.size(2), k.size(2)
+    query_pos = torch.arange(Tk - Tq, Tk, device=q.device)[:, None]
+    key_pos = torch.arange(Tk, device=q.device)[None, :]
+    distance = query_pos - key_pos
+    visible = (distance >= 0) & (distance < window)
+    bias = torch.zeros(Tq, Tk, dtype=q.dtype, device=q.device).masked_fill(~visible, float("-inf"))
+    # Key/value heads are expanded here rather than by enable_gqa: with an explicit mask, SDPA's GQA
+    # support leaves only its slowest kernel on CUDA. Query head h reads key/value head h // group_size.
+    n_head, n_kv_head = q.size(1), k.size(1)
+    group_size = n_head // n_kv_head
+    kv_head_of = torch.arange(n_head, device=q.device) // group_size
+    k, v = k[:, kv_head_of], v[:, kv_head_of]
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=q.size(-1) ** -0.5)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config, layer_idx):
         super().__init__()
@@ -50,6 +77,7 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.n_kv_head = config.n_kv_head
         self.head_dim = config.n_embd // config.n_head
+        self.window_size = config.window_size
         self.c_q = nn.Linear(config.n_embd, self.n_head * self.head_dim, bias=False)
         self.c_k = nn.Linear(config.n_embd, self.n_kv_head * self.head_dim, bias=False)
         self.c_v = nn.Linear(config.n_embd, self.n_kv_head * self.head_dim, bias=False)
@@ -73,7 +101,9 @@ class CausalSelfAttention(nn.Module):
 
         # SDPA repeats each kv head over its group of query heads only when told to
         enable_gqa = self.n_head != self.n_kv_head
-        if Tq == Tk:
+        if self.window_size is not None:
+            y = sliding_window_attention(q, k, v, self.window_size)
+        elif Tq == Tk:
             # no prefix: plain causal attention (training, or the first chunk into a cache)
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=enable_gqa)
         elif Tq == 1:
@@ -125,18 +155,20 @@ class GPT(nn.Module):
         # Tables cover 10x the training length so that generation can run past it.
         self.rotary_seq_len = config.sequence_len * 10
         head_dim = config.n_embd // config.n_head
-        cos, sin = self._precompute_rotary_embeddings(self.rotary_seq_len, head_dim)
+        cos, sin = self._precompute_rotary_embeddings(
+            self.rotary_seq_len, head_dim, base=config.rope_theta, scaling=config.rope_scaling
+        )
         # not saved in checkpoints: they are a pure function of the config
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
 
-    def _precompute_rotary_embeddings(self, seq_len, head_dim, base=10000, device=None):
-        """cos/sin of shape (1, seq_len, 1, head_dim/2): angle(t, i) = t / base^(2i / head_dim)."""
+    def _precompute_rotary_embeddings(self, seq_len, head_dim, base=10000, device=None, scaling=1.0):
+        """cos/sin of shape (1, seq_len, 1, head_dim/2): angle(t, i) = (t / scaling) / base^(2i / head_dim)."""
         if device is None:
             device = self.transformer.wte.weight.device
         channel_range = torch.arange(0, head_dim, 2, dtype=torch.float32, device=device)
         inv_freq = 1.0 / (base ** (channel_range / head_dim))
-        positions = torch.arange(seq_len, dtype=torch.float32, device=device)
+        positions = torch.arange(seq_len, dtype=torch.float32, device=device) / scaling
         angles = torch.outer(positions, inv_freq)
         return angles.cos()[None, :, None, :], angles.sin()[None, :, None, :]
 
@@ -159,7 +191,9 @@ class GPT(nn.Module):
             for linear in (block.attn.c_proj, block.mlp.c_proj):
                 nn.init.uniform_(linear.weight, -0.02 * bound, 0.02 * bound)
         head_dim = n_embd // self.config.n_head
-        self.cos, self.sin = self._precompute_rotary_embeddings(self.rotary_seq_len, head_dim)
+        self.cos, self.sin = self._precompute_rotary_embeddings(
+            self.rotary_seq_len, head_dim, base=self.config.rope_theta, scaling=self.config.rope_scaling
+        )
 
     def get_device(self):
         return self.transformer.wte.weight.device

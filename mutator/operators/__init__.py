@@ -1,17 +1,27 @@
 """The operator library: one module per bug class, each a small LibCST-matcher class on `base.Operator`."""
 
+from mutator.operators.attention_scores import AttentionScores
 from mutator.operators.base import Example, Mutation, Operator, Site
 from mutator.operators.constant_scale import ConstantScale
 from mutator.operators.dropped_statement import DroppedStatement
 from mutator.operators.dtype_swap import DtypeSwap
 from mutator.operators.exponent_scaling import ExponentScaling
+from mutator.operators.growth_copy import GrowthCopy
 from mutator.operators.head_sharing import HeadSharing
 from mutator.operators.inverted_predicate import InvertedPredicate
+from mutator.operators.kv_head_index import KvHeadIndex
+from mutator.operators.logit_softcap import LogitSoftcap
 from mutator.operators.mask_branch import MaskBranch
+from mutator.operators.mask_geometry import MaskGeometry
 from mutator.operators.meaning import ACCUM, LOSS_MASK, MASKS
 from mutator.operators.missing_reset import MissingReset
 from mutator.operators.off_by_layer import OffByLayer
 from mutator.operators.over_allocation import OverAllocation
+from mutator.operators.position_offset import PositionOffset
+from mutator.operators.rope_config import RopeConfig
+from mutator.operators.rotary_rotation import RotaryRotation
+from mutator.operators.sampling_filter import SamplingFilter
+from mutator.operators.shared_state import SharedState
 from mutator.operators.slice_shift import SliceShift
 from mutator.operators.swapped_arguments import SwappedArguments
 from mutator.operators.swapped_token_order import SwappedTokenOrder
@@ -35,6 +45,17 @@ OPERATORS: dict[str, Operator] = {
         ConstantScale("accumulation-scale", ACCUM),
         SliceShift("mask-shift", LOSS_MASK, unless=None, context=MASKS),
         SwappedArguments(),
+        # level 4
+        RopeConfig(),
+        RotaryRotation(),
+        KvHeadIndex(),
+        MaskGeometry(),
+        AttentionScores(),
+        PositionOffset(),
+        SharedState(),
+        GrowthCopy(),
+        SamplingFilter(),
+        LogitSoftcap(),
     )
 }
 
