@@ -250,8 +250,10 @@ class RayExecution(_Execution):
         self.in_flight: dict = {}  # object ref -> (slot, task or None for a start, when it was sent)
         self.retried: set[tuple[str, str]] = set()  # (mutant id, device) of mutants whose actor died once
         self.actor_deaths = 0
+        self.began = 0.0
 
     def run(self, tasks: list[Task]):
+        self.began = time.perf_counter()
         ray = import_ray()
         session = self.session
         roots = [session.target_root, *session.tests_paths, *{Path(task.rootdir) for task in tasks}]
@@ -330,6 +332,7 @@ class RayExecution(_Execution):
             if task is None:
                 slot.ready, slot.pid, slot.start_deaths = True, reply["pid"], 0
                 self.session.timings.setdefault("worker_start_s", time.perf_counter() - slot.launched)
+                self.session.timings.setdefault("ray_ready_s", time.perf_counter() - self.began)  # join included
             elif reply["outcome"] == FALLBACK:
                 queues[task.device].appendleft(replace(task, fallback=True, timeout=task.fresh_timeout))
             else:
