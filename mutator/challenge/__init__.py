@@ -25,13 +25,16 @@ from mutator.challenge.compose import (
     unplant,
 )
 from mutator.challenge.grading import Draw, Grader, Outcomes, read_tree, run_tests, validate
-from mutator.challenge.narration import DIFFICULTIES, line_map, strip_narration
-from mutator.challenge.workspace import CONFTEST, find_leaks, template, write_workspace
+from mutator.challenge.narration import DIFFICULTIES, Sites, line_map, sites_of, treat
+from mutator.challenge.narration import leaks as narration_leaks
+from mutator.challenge.symptoms import Behaviour, eligible, mismatch, observe, symptom_of
+from mutator.challenge.workspace import CONFTEST, Estimate, find_leaks, probe_tests, template, write_workspace
 from mutator.errors import UserError
 
 MAX_DRAWS = 50  # candidates tried before giving up on a seed
-MINUTES_PER_BUG = 30
 TEST_PATHS = ["tests"]
+LEVELS = ("1", "2", "3")  # the levels with visible tests, probes and symptoms written for them
+PROBE_TESTS_PATH = "tests/test_probes.py"
 
 
 @dataclass
@@ -39,11 +42,12 @@ class Suite:
     code: dict[str, str]  # the clean package, relative path -> text
     hidden: dict[str, str]  # hidden tests, relative path -> text
     visible: dict[str, str]  # the visible acceptance tests, relative path -> text
+    probes: dict[str, str]  # the notebook's probes as tests (see workspace.probe_tests)
 
     @property
     def tests(self) -> dict[str, str]:
         # pytest.ini pins the rootdir, so node ids read "tests/..." wherever the tree is run from
-        return {"pytest.ini": "[pytest]\n", "conftest.py": CONFTEST, **self.hidden, **self.visible}
+        return {"pytest.ini": "[pytest]\n", "conftest.py": CONFTEST, **self.hidden, **self.visible, **self.probes}
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
@@ -52,47 +56,56 @@ class Suite:
         return digest.hexdigest()[:16]
 
 
-def load_suite(level_name: str, target: Path) -> Suite:
+def load_suite(level_name: str, target: Path, difficulty: str = "easy") -> Suite:
     hidden_dir = target / "tests" / "nanochat"
     if not hidden_dir.is_dir() or not (target / "tests" / "conftest.py").is_file():
         raise UserError(f"no hidden test suite at {hidden_dir} (a challenge needs the repository's tests)")
     hidden = read_tree(target, "tests/nanochat")
     hidden["tests/conftest.py"] = (target / "tests" / "conftest.py").read_text(encoding="utf-8")
     visible = {f"tests/test_level{level_name}.py": template(f"test_level{level_name}.py")}
-    return Suite(code=read_tree(target, "nanochat"), hidden=hidden, visible=visible)
+    probes = {PROBE_TESTS_PATH: probe_tests(level_name, difficulty)}
+    return Suite(code=read_tree(target, "nanochat"), hidden=hidden, visible=visible, probes=probes)
 
 
-def narrated(code: dict[str, str], difficulty: str) -> dict[str, str]:
+def narrated(code: dict[str, str], difficulty: str, sites: Sites) -> dict[str, str]:
     """The package's files as a workspace of this difficulty shows them (see narration)."""
-    return code if difficulty == "easy" else {path: strip_narration(text) for path, text in code.items()}
+    return {path: treat(text, path, difficulty, sites) for path, text in code.items()}
 
 
-def level_mutants(level, target: Path, difficulty: str):
-    """The level's mutants, planted into the code as this difficulty shows it.
+def level_mutants(level, target: Path, difficulty: str, mutants=None):
+    """(mutants, sites): the level's mutants, planted into the code as this difficulty shows it, and
+    the sites of all of them, whose narration no difficulty keeps.
 
-    Each mutant's lines move to where they are once stripped; one that only changed narration changes
-    nothing any more and is dropped.
+    Each mutant's lines move to where they are once treated; one that only changed narration changes
+    nothing any more and is dropped. `mutants`, when given, are the level's, as generate_mutants made them.
     """
-    mutants = catalog.generate_mutants(level, target)
-    if difficulty == "easy":
-        return mutants
+    mutants = catalog.generate_mutants(level, target) if mutants is None else mutants
+    sites = sites_of(mutants)
     originals, kept = {}, []
     for mutant in mutants:
         if mutant.original not in originals:
-            originals[mutant.original] = strip_narration(mutant.original), line_map(mutant.original)
-        (original, numbers), mutated = originals[mutant.original], strip_narration(mutant.mutated)
+            treated = treat(mutant.original, mutant.file, difficulty, sites)
+            originals[mutant.original] = treated, line_map(mutant.original, mutant.file, difficulty, sites)
+        (original, numbers), mutated = originals[mutant.original], treat(mutant.mutated, mutant.file, difficulty, sites)
         if mutated != original:
             lines = {"start_line": numbers[mutant.start_line - 1], "end_line": numbers[mutant.end_line - 1]}
             kept.append(dataclasses.replace(mutant, original=original, mutated=mutated, **lines))
-    return kept
+    return kept, sites
 
 
 def default_key_path(level_name: str, seed: int) -> Path:
     return Path(".mutator") / "keys" / f"level{level_name}-seed{seed}.json"
 
 
-def count(level_name: str, bugs: int | None = None, target: Path | None = None) -> int:
+def _challenge_level(level_name: str):
     level = catalog.load_level(level_name)
+    if level.name not in LEVELS:
+        raise UserError(f"level {level.name} has no challenge; challenges exist for levels {', '.join(LEVELS)}")
+    return level
+
+
+def count(level_name: str, bugs: int | None = None, target: Path | None = None) -> int:
+    level = _challenge_level(level_name)
     target = target or catalog.default_target()
     mutants = catalog.generate_mutants(level_name, target)
     names = [c.name for c in level.classes]
@@ -105,7 +118,7 @@ def create(
     """Write a validated workspace to `out` and its key to `key_path`; returns the key's path."""
     if difficulty not in DIFFICULTIES:
         raise UserError(f"--difficulty must be one of {', '.join(DIFFICULTIES)}")
-    level = catalog.load_level(level_name)
+    level = _challenge_level(level_name)
     target = Path(target or catalog.default_target())
     out, key_path = Path(out), Path(key_path or default_key_path(level.name, seed))
     if out.exists() and any(out.iterdir()):
@@ -117,19 +130,22 @@ def create(
     if not 1 <= bugs <= len(names):
         raise UserError(f"--bugs must be between 1 and {len(names)} for level {level.name}")
 
-    suite = load_suite(level.name, target)
-    suite.code = narrated(suite.code, difficulty)
+    suite = load_suite(level.name, target, difficulty)
+    mutants, sites = level_mutants(level, target, difficulty)
+    suite.code = narrated(suite.code, difficulty, sites)
     log("measuring the clean code against every test")
     with tempfile.TemporaryDirectory(prefix="mutator-challenge-") as workdir:
         grader = Grader({**suite.code, **suite.tests}, Path(workdir))
         try:
-            candidate, draw = _first_valid_draw(grader, suite, level, seed, bugs, target, log, difficulty)
+            candidate, draw, behaviours = _first_valid_draw(grader, suite, level, seed, bugs, mutants, log, difficulty)
         finally:
             grader.close()
 
-    planted_classes = [c for c in level.classes if c.name in {m.bug_class for m in candidate}]
-    write_workspace(out, level, {**suite.code, **plant(candidate)}, planted_classes, MINUTES_PER_BUG * bugs)
-    leaks = find_leaks(out, candidate, catalog.operator_names())
+    planted = {**suite.code, **plant(candidate)}
+    reports = [(m, symptom_of(m).text) for m in candidate]
+    estimate = Estimate([behaviours[m.id].minutes for m in candidate])
+    write_workspace(out, level, planted, reports, estimate, difficulty)
+    leaks = find_leaks(out, candidate, catalog.operator_names()) + narration_leaks(planted, candidate, difficulty)
     if leaks:  # a leak is our defect, not the user's: fail loudly
         raise RuntimeError("the workspace would leak its answers: " + "; ".join(leaks[:5]))
 
@@ -150,11 +166,15 @@ def create(
                 "diff": m.diff,
                 "hunks": hunks[m.id],
                 "killing_tests": sorted(draw.solo[m.id].failed()),
+                "symptom": symptom_of(m).text,
+                "measured": behaviours[m.id].measures(),
             }
             for m in candidate
         ],
+        "minutes": estimate.total,
         "buggy_outcomes": draw.together.outcomes,
         "visible_tests": sorted(t for t in draw.together.outcomes if _is_visible(t, suite)),
+        "probe_tests": sorted(t for t in draw.together.outcomes if _is_probe(t, suite)),
         "tests": suite.tests,
     }
     key_path.parent.mkdir(parents=True, exist_ok=True)
@@ -162,25 +182,39 @@ def create(
     return key_path
 
 
-def _first_valid_draw(grader, suite, level, seed, bugs, target, log, difficulty):
+def _first_valid_draw(grader, suite, level, seed, bugs, mutants, log, difficulty):
+    """The seed's first draw that validates and whose bugs behave as their symptoms say, with the
+    behaviour of each bug (mutant id -> Behaviour)."""
     visible = {t for t in grader.tests if _is_visible(t, suite)}
-    mutants = level_mutants(level, target, difficulty)
+    probes = {t for t in grader.tests if _is_probe(t, suite)}
     solo: dict[str, Outcomes] = {}  # each mutant is run alone once, whatever draws it appears in
+    behaviours: dict[str, Behaviour] = {}
+
+    def judge(mutant, outcomes):
+        behaviours[mutant.id] = observe(outcomes, visible, probes)
+        if difficulty != "easy" and behaviours[mutant.id].kind == "crashes":
+            return f"{mutant.bug_class} ({mutant.variant}) crashes in every check: easy at most"
+        return mismatch(mutant, behaviours[mutant.id])
+
     names = [c.name for c in level.classes]
-    for attempt, candidate in enumerate(draws(mutants, names, seed, bugs)):
+    for attempt, candidate in enumerate(draws(eligible(mutants, difficulty), names, seed, bugs)):
         if attempt == MAX_DRAWS:
             raise UserError(f"no valid draw in {MAX_DRAWS} tries for seed {seed}")
         label = ", ".join(f"{m.bug_class}/{m.variant}" for m in candidate)
         if not compatible(candidate):
             log(f"rejected draw {attempt + 1} ({label}): two bugs change the same lines")
             continue
-        draw = validate(Draw(candidate, solo=solo), grader, visible)
+        draw = validate(Draw(candidate, solo=solo), grader, visible, probes, judge)
         if draw.problem:
             log(f"rejected draw {attempt + 1} ({label}): {draw.problem}")
             continue
         log(f"accepted draw {attempt + 1} ({label})")
-        return candidate, draw
+        return candidate, draw, behaviours
     raise AssertionError("draws() is endless")
+
+
+def _is_probe(node_id: str, suite: Suite) -> bool:
+    return node_id.split("::")[0] in suite.probes
 
 
 def _is_visible(node_id: str, suite: Suite) -> bool:

@@ -171,10 +171,11 @@ class Draw:
     problem: str = ""  # why the draw was rejected; empty when valid
 
 
-def validate(draw: Draw, grader: Grader, visible: set[str]) -> Draw:
+def validate(draw: Draw, grader: Grader, visible: set[str], probes=frozenset(), judge=None) -> Draw:
     """Apply SWE-smith-style rules to a draw; fills draw.problem when one fails.
 
-    - each bug alone fails at least one visible and one hidden test, and leaves some tests passing;
+    - each bug alone fails at least one visible and one hidden test (probes are neither), leaves some
+      tests passing, and passes `judge(mutant, outcomes)`, which returns what is wrong with it or "";
     - all bugs together fail;
     - no bug masks another: with any one bug fixed, every other bug is still detected by a test
       that detects it alone.
@@ -188,10 +189,12 @@ def validate(draw: Draw, grader: Grader, visible: set[str]) -> Draw:
             draw.problem = f"{mutant.bug_class} ({mutant.variant}) did not run: {outcomes.reasons['<run>']}"
         elif not failed & visible:
             draw.problem = f"{mutant.bug_class} ({mutant.variant}) fails no visible test"
-        elif not failed - visible:
+        elif not failed - visible - probes:
             draw.problem = f"{mutant.bug_class} ({mutant.variant}) fails no hidden test"
         elif not outcomes.passed():
             draw.problem = f"{mutant.bug_class} ({mutant.variant}) breaks every test"
+        elif judge is not None:
+            draw.problem = judge(mutant, outcomes)
         if draw.problem:
             return draw
 

@@ -5,12 +5,16 @@ probes. It holds nothing that marks a bug: no comment, name or file that says wh
 clean copy of a changed function, no git history, no answer key.
 """
 
+import json
 import re
+from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
 
 import nbformat
 
+from mutator.challenge.narration import strip_narration
+from mutator.challenge.symptoms import FEW_CHECKS, FEW_CHECKS_MINUTES, HIDDEN_ONLY_MINUTES, MINUTES
 from mutator.mutants import Mutant, function_source
 
 CONFTEST = '''"""Makes `import nanochat` load this workspace's copy, even where another nanochat is installed."""
@@ -53,17 +57,74 @@ def template(name: str) -> str:
     return resources.files("mutator.challenge").joinpath("templates", name).read_text(encoding="utf-8")
 
 
-def probe_cells(level: str) -> dict[str, str]:
-    """Cell name -> code, from the level's percent-format probe template ("# %% name" starts a cell)."""
+def probe_cells(level: str, difficulty: str = "easy") -> dict[str, str]:
+    """Cell name -> code, from the level's percent-format probe template ("# %% name" starts a cell).
+
+    Above `easy` a probe prints what a user would observe, not its diagnosis (the template's prints of
+    internals are guarded by DIAGNOSE), and the cells carry no comments, which state what is expected.
+    """
     parts = re.split(r"^# %% (\S+)\n", template(f"level{level}_probes.py"), flags=re.M)
-    return {name: code.strip() + "\n" for name, code in zip(parts[1::2], parts[2::2], strict=True)}
+    cells = {name: code.strip() + "\n" for name, code in zip(parts[1::2], parts[2::2], strict=True)}
+    cells["setup"] = cells["setup"].replace("DIAGNOSE = True", f"DIAGNOSE = {difficulty == 'easy'}", 1)
+    if difficulty != "easy":
+        cells = {name: strip_narration(code) for name, code in cells.items()}
+    return cells
 
 
-def _symptoms(classes) -> str:
-    return "\n".join(f"- **{c.title}**: {c.symptom}" for c in classes)
+PROBE_TESTS = """\"\"\"The notebook's probes as tests: each runs after the setup cell; every verdict must be OK.\"\"\"
+
+import contextlib
+import io
+import json
+
+import pytest
+
+CELLS = json.loads({cells!r})
 
 
-def readme(level, planted_classes, minutes: int) -> str:
+@pytest.mark.parametrize("name", [name for name in CELLS if name != "setup"])
+def test_probe(name):
+    namespace, printed = {{}}, io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(CELLS["setup"], "setup", "exec"), namespace)
+        exec(compile(CELLS[name], name, "exec"), namespace)
+    problems = [line for line in printed.getvalue().splitlines() if line.startswith("PROBLEM ")]
+    assert not problems, " | ".join(problems)
+"""
+
+
+def probe_tests(level: str, difficulty: str) -> str:
+    """A pytest module that runs the workspace's probes: how validation and `check` observe them."""
+    return PROBE_TESTS.format(cells=json.dumps(probe_cells(level, difficulty)))
+
+
+@dataclass
+class Estimate:
+    """The time a workspace should take: minutes per bug, from how validation saw it (see symptoms)."""
+
+    minutes: list[int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.minutes)
+
+    def how(self) -> str:
+        rates = ", ".join(f"{minutes} for a bug that is {kind}" for kind, minutes in MINUTES.items())
+        kinds = "silent (wrong values), raises (an error in some checks), or crashes (an error in every check)"
+        return (
+            f"the sum over the bugs of minutes measured when this workspace was made, by how each bug shows up"
+            f" in the visible tests and probes: {kinds}. {rates.capitalize()};"
+            f" {FEW_CHECKS_MINUTES} more when at most {FEW_CHECKS} checks see it, {HIDDEN_ONLY_MINUTES} more when"
+            f" only the further checks do. Here: {' + '.join(map(str, self.minutes))}."
+        )
+
+
+def _reports(reports) -> str:
+    return "\n".join(f"- {text}" for _, text in reports)
+
+
+def readme(level, reports, estimate: Estimate) -> str:
+    """The workspace's README; `reports` are (mutant, symptom text) of the planted bugs."""
     return f"""# Level {level.name}: {level.title}
 
 **Set up** (Python 3.11 or later), in this directory:
@@ -71,12 +132,12 @@ def readme(level, planted_classes, minutes: int) -> str:
 **Run the notebook:** open `challenge.ipynb` in Jupyter, or run it top to bottom with
 `jupyter execute --inplace challenge.ipynb` and read the outputs. **Run the tests:** `pytest`.
 
-**Objective.** This copy of nanochat has {len(planted_classes)} planted bug(s). Find and fix them.
+**Objective.** This copy of nanochat has {len(reports)} planted bug(s). Find and fix them.
 The code runs and produces plausible output; only careful checks reveal what is wrong.
 
 **What users reported:**
 
-{_symptoms(planted_classes)}
+{_reports(reports)}
 
 **How to work.** Open `challenge.ipynb`: each probe measures one property of the model, engine or
 tokenizer and prints `OK` or `PROBLEM`. Read the code the failing probes point at, fix it, and run the
@@ -88,19 +149,20 @@ probes again.
 - Further checks you cannot see are run by `mutator check <this directory>`: they pass too, and nothing
   that worked before breaks.
 
-**Time estimate:** about {minutes} minutes.
+**Time estimate:** about {estimate.total} minutes: {estimate.how()}
 """
 
 
-def notebook(level, planted_classes, minutes: int) -> nbformat.NotebookNode:
-    cells = probe_cells(level.name)
+def notebook(level, reports, estimate: Estimate, difficulty: str) -> nbformat.NotebookNode:
+    cells = probe_cells(level.name, difficulty)
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells.append(nbformat.v4.new_markdown_cell(readme(level, planted_classes, minutes)))
+    nb.cells.append(nbformat.v4.new_markdown_cell(readme(level, reports, estimate)))
     nb.cells.append(nbformat.v4.new_markdown_cell("## Setup\n\nA tiny model and tokenizer, built from this workspace."))
     nb.cells.append(nbformat.v4.new_code_cell(cells["setup"]))
     for cls in level.classes:  # every class of the level is probed, planted or not
-        nb.cells.append(nbformat.v4.new_markdown_cell(f"## Probe: {cls.title}\n\n*Hint:* {cls.hint}"))
+        hint = f"\n\n*Hint:* {cls.hint}" if difficulty == "easy" else ""
+        nb.cells.append(nbformat.v4.new_markdown_cell(f"## Probe: {cls.title}{hint}"))
         nb.cells.append(nbformat.v4.new_code_cell(cells[cls.name]))
     nb.cells.append(
         nbformat.v4.new_markdown_cell("## Done?\n\nWhen every probe prints `OK`, run `pytest tests/` in a terminal.")
@@ -110,7 +172,7 @@ def notebook(level, planted_classes, minutes: int) -> nbformat.NotebookNode:
     return nb
 
 
-def write_workspace(out: Path, level, code: dict[str, str], planted_classes, minutes: int) -> None:
+def write_workspace(out: Path, level, code: dict[str, str], reports, estimate: Estimate, difficulty: str) -> None:
     """Write the workspace files under `out` (which must not exist or be empty)."""
     out.mkdir(parents=True, exist_ok=True)
     files = {
@@ -119,13 +181,13 @@ def write_workspace(out: Path, level, code: dict[str, str], planted_classes, min
         "pytest.ini": PYTEST_INI,
         "requirements.txt": requirements(),
         f"tests/test_level{level.name}.py": template(f"test_level{level.name}.py"),
-        "README.md": readme(level, planted_classes, minutes),
+        "README.md": readme(level, reports, estimate),
     }
     for relative, text in files.items():
         path = out / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    nbformat.write(notebook(level, planted_classes, minutes), out / "challenge.ipynb")
+    nbformat.write(notebook(level, reports, estimate, difficulty), out / "challenge.ipynb")
 
 
 def find_leaks(out: Path, mutants: list[Mutant], operator_names: list[str]) -> list[str]:

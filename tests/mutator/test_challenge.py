@@ -1,4 +1,9 @@
-"""Challenge workspaces: validated draws, no leaks, same seed same bytes, and grading with `check`."""
+"""Challenge workspaces: validated draws, no leaks, same seed same bytes, and grading with `check`.
+
+Cheap checks run over 20 seeds for every level and difficulty, on draws made without validation (which
+takes about a minute a workspace): narration, variety, symptom texts. What needs validation runs on one
+level-3 workspace per run; MUTATOR_CHALLENGE_SEEDS=N validates N seeds per level and difficulty instead.
+"""
 
 import filecmp
 import itertools
@@ -8,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import nbformat
@@ -16,22 +22,46 @@ from click.testing import CliRunner
 
 from mutator import catalog, challenge
 from mutator.challenge.compose import changed_ranges, compatible, draws, family, plant
-from mutator.challenge.narration import narration
-from mutator.challenge.workspace import find_leaks, probe_cells, write_workspace
+from mutator.challenge.narration import DIFFICULTIES, narration, states_specifics
+from mutator.challenge.symptoms import KINDS, MINUTES, eligible, raised, symptom_of
+from mutator.challenge.workspace import Estimate, find_leaks, probe_cells, write_workspace
 from mutator.cli import main
 
 LEVEL = catalog.load_level("3")
 CLASSES = [c.name for c in LEVEL.classes]
+LEVELS = challenge.LEVELS
+SEEDS = range(20)
+
+
+@cache
+def generated(level_name):
+    return catalog.generate_mutants(level_name, catalog.default_target())
+
+
+@cache
+def treated(level_name, difficulty):
+    """(mutants, sites, code) of a level as a workspace of this difficulty shows them."""
+    level, target = catalog.load_level(level_name), catalog.default_target()
+    mutants, sites = challenge.level_mutants(level, target, difficulty, generated(level_name))
+    return mutants, sites, challenge.narrated(challenge.load_suite(level_name, target).code, difficulty, sites)
+
+
+def first_draw(level_name, difficulty, seed, bugs=None):
+    """The seed's first draw that validation would look at, at this difficulty."""
+    level = catalog.load_level(level_name)
+    names = [c.name for c in level.classes]
+    mutants = eligible(treated(level_name, difficulty)[0], difficulty)
+    return next(d for d in draws(mutants, names, seed, bugs or len(names)) if compatible(d))
 
 
 @pytest.fixture(scope="module")
 def mutants():
-    return catalog.generate_mutants(LEVEL, catalog.default_target())
+    return generated("3")
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    """One validated level-3 workspace with all five bugs (the expensive part: about a minute)."""
+    """One validated level-3 workspace with all its bugs (the expensive part: about a minute)."""
     root = tmp_path_factory.mktemp("challenge")
     out, key = root / "workspace", root / "keys" / "key.json"
     challenge.create("3", seed=7, out=out, key_path=key)
@@ -42,13 +72,14 @@ def first_compatible_draw(mutants, seed):
     return next(d for d in draws(mutants, CLASSES, seed, len(CLASSES)) if compatible(d))
 
 
-def write_unvalidated(out: Path, mutants, seed, level=LEVEL):
-    """A workspace of a seed's first draw, without validation: what the leak scan must pass."""
-    names = [c.name for c in level.classes]
-    draw = next(d for d in draws(mutants, names, seed, len(names)) if compatible(d))
-    suite = challenge.load_suite(level.name, catalog.default_target())
-    planted = [c for c in level.classes if c.name in {m.bug_class for m in draw}]
-    write_workspace(out, level, {**suite.code, **plant(draw)}, planted, minutes=150)
+def write_unvalidated(out: Path, level_name, seed, difficulty="hard"):
+    """A workspace of a seed's first draw, without validation: what the leak scans must pass."""
+    level = catalog.load_level(level_name)
+    draw = first_draw(level_name, difficulty, seed)
+    code = treated(level_name, difficulty)[2]
+    reports = [(m, symptom_of(m).text) for m in draw]
+    estimate = Estimate([MINUTES[symptom_of(m).kind] for m in draw])
+    write_workspace(out, level, {**code, **plant(draw)}, reports, estimate, difficulty)
     return draw
 
 
@@ -70,8 +101,8 @@ print(json.dumps(printed))
 """
 
 
-def run_probe_cells(workspace: Path, level_name: str) -> dict[str, str]:
-    cells = probe_cells(level_name)
+def run_probe_cells(workspace: Path, level_name: str, difficulty: str) -> dict[str, str]:
+    cells = probe_cells(level_name, difficulty)
     (workspace / "cells.json").write_text(json.dumps(cells))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run([sys.executable, "-c", RUN_CELLS, "cells.json"], cwd=workspace, env=env,
@@ -79,17 +110,26 @@ def run_probe_cells(workspace: Path, level_name: str) -> dict[str, str]:
     return json.loads(done.stdout.splitlines()[-1])
 
 
-@pytest.mark.parametrize("level_name, seed", [(n, s) for n in ("1", "2", "3") for s in (0, 1, None)])
-def test_every_probe_prints_ok_or_problem_whatever_is_planted(tmp_path, level_name, seed):
+# Each level's probes run on a buggy draw at every difficulty and on the clean code at easy and hard
+# (medium and hard run the same probe code): about ten seconds a run.
+RUNS = (("easy", 0), ("easy", None), ("medium", 2), ("hard", 1), ("hard", None))
+PROBE_RUNS = [(n, d, s) for n in LEVELS for d, s in RUNS]
+# What a probe above easy must not print: the parameter that got another's rate, the text trained on.
+DIAGNOSES = re.compile(r"transformer\.|lm_head|trained targets|wanted:")
+
+
+@pytest.mark.parametrize("level_name, difficulty, seed", PROBE_RUNS)
+def test_every_probe_prints_ok_or_problem_whatever_is_planted(tmp_path, level_name, difficulty, seed):
     """Each probe call prints one OK or PROBLEM line on buggy code (seeds) and on clean code (None)."""
     level = catalog.load_level(level_name)
     if seed is None:
-        write_workspace(tmp_path, level, challenge.load_suite(level_name, catalog.default_target()).code, [], 0)
+        code = treated(level_name, difficulty)[2]
+        write_workspace(tmp_path, level, code, [], Estimate([]), difficulty)
     else:
-        write_unvalidated(tmp_path, catalog.generate_mutants(level, catalog.default_target()), seed, level)
-    printed = run_probe_cells(tmp_path, level_name)
+        write_unvalidated(tmp_path, level_name, seed, difficulty)
+    printed = run_probe_cells(tmp_path, level_name, difficulty)
     assert "CRASHED" not in printed.pop("setup")
-    for name, code in probe_cells(level_name).items():
+    for name, code in probe_cells(level_name, difficulty).items():
         if name == "setup":
             continue
         verdicts = [line for line in printed[name].splitlines() if line.startswith(("OK ", "PROBLEM "))]
@@ -97,13 +137,26 @@ def test_every_probe_prints_ok_or_problem_whatever_is_planted(tmp_path, level_na
         assert "CRASHED" not in printed[name] and calls and len(verdicts) == calls, (name, printed[name])
         if seed is None:
             assert all(v.startswith("OK") for v in verdicts), (name, printed[name])
+        if difficulty != "easy":
+            assert not DIAGNOSES.search(printed[name]), (name, printed[name])
 
 
-@pytest.mark.parametrize("level_name", ["1", "2", "3"])
-def test_no_two_bugs_of_a_draw_share_an_operator_or_a_variant_family(level_name):
+def test_probes_above_easy_carry_no_comments_and_print_no_diagnosis():
+    for level_name in LEVELS:
+        easy, hard = probe_cells(level_name, "easy"), probe_cells(level_name, "hard")
+        assert easy.keys() == hard.keys() and "DIAGNOSE = True" in easy["setup"]
+        assert "DIAGNOSE = False" in hard["setup"] and probe_cells(level_name, "medium") == hard
+        assert all(narration(code) == [] for code in hard.values())
+        assert any(narration(code) for code in easy.values())
+
+
+@pytest.mark.parametrize("level_name", LEVELS)
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_no_two_bugs_of_a_draw_share_an_operator_or_a_variant_family(level_name, difficulty):
     level = catalog.load_level(level_name)
-    mutants, names = catalog.generate_mutants(level, catalog.default_target()), [c.name for c in level.classes]
-    for seed, bugs in itertools.product(range(20), {2, len(names)}):
+    names = [c.name for c in level.classes]
+    mutants = eligible(treated(level_name, difficulty)[0], difficulty)
+    for seed, bugs in itertools.product(SEEDS, {2, len(names)}):
         for candidate in itertools.islice(draws(mutants, names, seed, bugs), 5):  # validation may take a later one
             operators, families = [m.operator for m in candidate], [family(m.variant) for m in candidate]
             assert len(set(operators)) == len(set(families)) == bugs, (seed, [m.variant for m in candidate])
@@ -121,14 +174,13 @@ def test_the_level_has_over_a_hundred_distinct_draws():
 def test_draws_depend_on_the_seed_alone(mutants):
     firsts = [[m.id for m in first_compatible_draw(mutants, seed)] for seed in range(10)]
     assert firsts == [[m.id for m in first_compatible_draw(mutants, seed)] for seed in range(10)]
-    # Thousands of compatible draws, picked at random: ten seeds may share one by chance (seeds 0-9 do,
-    # once, with the level-3 catalogue of six classes), but a seed that ignored the RNG would share many.
+    # Two seeds may share one draw by chance, but a seed that ignored the RNG would share many.
     assert len({tuple(ids) for ids in firsts}) >= 9, "ten seeds should give (nearly) ten different draws"
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_workspaces_hold_no_answers(tmp_path, mutants, seed):
-    draw = write_unvalidated(tmp_path, mutants, seed)
+def test_workspaces_hold_no_answers(tmp_path, seed):
+    draw = write_unvalidated(tmp_path, "3", seed)
     assert find_leaks(tmp_path, draw, catalog.operator_names()) == []
     planted = {m.file for m in draw}
     for mutant in draw:  # the planted files really differ from the clean ones
@@ -136,35 +188,92 @@ def test_workspaces_hold_no_answers(tmp_path, mutants, seed):
     assert planted and not (tmp_path / ".git").exists()
 
 
-@pytest.mark.parametrize("level_name", ["1", "2", "3"])
-def test_hard_workspaces_narrate_no_planted_site(tmp_path, level_name):
-    """Over many seeds: no comment or docstring is left in the package, none states a site's clean code."""
-    level, target = catalog.load_level(level_name), catalog.default_target()
-    mutants, names = challenge.level_mutants(level, target, "hard"), [c.name for c in level.classes]
-    code = challenge.narrated(challenge.load_suite(level_name, target).code, "hard")
-    originals = {m.id: m for m in catalog.generate_mutants(level, target)}
-    for seed in range(20):
-        draw = next(d for d in draws(mutants, names, seed, len(names)) if compatible(d))
+@pytest.mark.parametrize("level_name", LEVELS)
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_no_comment_or_docstring_narrates_a_planted_site(level_name, difficulty):
+    """Over 20 seeds: no narration sits beside a planted site or names a word of its clean lines (the
+    leak test), and none is left that the difficulty removes."""
+    mutants, _, code = treated(level_name, difficulty)
+    for seed in SEEDS:
+        draw = first_draw(level_name, difficulty, seed)
         planted = {**code, **plant(draw)}
-        told = [text for source in planted.values() for text in narration(source)]
-        assert told == [], (seed, told[:3])
+        assert challenge.narration_leaks(planted, draw, difficulty) == [], seed
         for mutant in draw:
             compile(planted[mutant.file], mutant.file, "exec")
     # no mutant is lost, and each one's lines moved with the code: coverage still selects its tests
-    assert sorted(m.variant for m in mutants) == sorted(m.variant for m in originals.values())
+    assert sorted(m.variant for m in mutants) == sorted(m.variant for m in generated(level_name))
     for mutant in mutants:
         assert all(mutant.start_line - 1 <= i1 and i2 <= mutant.end_line for i1, i2, _ in changed_ranges(mutant))
 
 
-def test_easy_workspaces_keep_the_code_as_written():
-    level, target = catalog.load_level("3"), catalog.default_target()
-    assert challenge.level_mutants(level, target, "easy") == catalog.generate_mutants(level, target)
-    code = challenge.load_suite("3", target).code
-    assert challenge.narrated(code, "easy") == code and any(narration(text) for text in code.values())
+# The narration next to planted lines that gave the answers of two workspaces away (issue 11).
+TOLD_ANSWERS = ("base^(2i / head_dim)", "only after the last one", "rounded up to whole chunks",
+                "is divided by", "mask[:, t + 1] decides it")  # fmt: skip
 
 
-def test_the_leak_scan_finds_markers_and_clean_copies(tmp_path, mutants):
-    draw = write_unvalidated(tmp_path, mutants, seed=0)
+def test_the_narration_that_gave_answers_away_is_gone_at_every_difficulty():
+    for level_name, difficulty in itertools.product(LEVELS, DIFFICULTIES):
+        code = treated(level_name, difficulty)[2]
+        told = "\n".join(piece.text for source in code.values() for piece in narration(source))
+        assert not [answer for answer in TOLD_ANSWERS if answer in told], (level_name, difficulty)
+
+
+def test_difficulties_keep_less_and_less_narration():
+    for level_name in LEVELS:
+        kept = {d: [p for text in treated(level_name, d)[2].values() for p in narration(text)] for d in DIFFICULTIES}
+        assert len(kept["easy"]) > len(kept["medium"]) > len(kept["hard"]) == 0, level_name
+        assert not any(states_specifics(piece.text) for piece in kept["medium"])
+        assert any(states_specifics(piece.text) for piece in kept["easy"])
+
+
+def test_medium_removes_formulas_values_and_invariants_and_keeps_prose():
+    for told in (*TOLD_ANSWERS, "cos/sin precomputed for 10x sequence_len", "targets are int64",
+                 "Every layer inserts the same positions in turn", "`num_samples` rows"):  # fmt: skip
+        assert states_specifics(told), told
+    for prose in (
+        "The calculator state machine: collect a python block, then queue its result as output.",
+        "not saved in checkpoints: they are a pure function of the config",
+        "a decoder-only transformer in the style of modern small LLMs",
+    ):
+        assert not states_specifics(prose), prose
+
+
+def test_every_variant_has_a_symptom_and_each_difficulty_draws_the_kinds_it_allows():
+    for level_name in LEVELS:
+        level = catalog.load_level(level_name)
+        for mutant in generated(level_name):
+            symptom = symptom_of(mutant)
+            assert symptom is not None and symptom.kind in KINDS and symptom.text, (mutant.bug_class, mutant.variant)
+        for difficulty in DIFFICULTIES:
+            drawn = eligible(generated(level_name), difficulty)
+            assert {m.bug_class for m in drawn} == {c.name for c in level.classes}, (level_name, difficulty)
+        silent = {m.bug_class for m in generated(level_name) if symptom_of(m).kind == "silent"}
+        hard = eligible(generated(level_name), "hard")
+        assert all(symptom_of(m).kind == "silent" for m in hard if m.bug_class in silent)
+        assert all(symptom_of(m).kind != "crashes" for m in eligible(generated(level_name), "medium"))
+
+
+def test_a_failure_that_raises_is_told_from_a_wrong_value():
+    assert raised("RuntimeError: expected scalar type Long but found Int")
+    assert raised("setup: torch.OutOfMemoryError: CUDA out of memory")
+    assert raised("AssertionError: PROBLEM cache growth: raised IndexError: index 3 is out of bounds")
+    assert not raised("AssertionError: PROBLEM cache growth")
+    assert not raised("assert [2048, 2048] == [2048, 4096]")
+    assert not raised("AssertionError: Tensor-likes are not close!")
+
+
+def test_easy_workspaces_keep_the_narration_that_describes_no_site():
+    code = challenge.load_suite("3", catalog.default_target()).code
+    kept = treated("3", "easy")[2]
+    for path, source in code.items():  # the code itself is untouched, only narration goes
+        assert challenge.narrated({path: source}, "hard", treated("3", "easy")[1])[path] == (
+            challenge.narrated({path: kept[path]}, "hard", treated("3", "easy")[1])[path]
+        )
+    assert any(narration(text) for text in kept.values())
+
+
+def test_the_leak_scan_finds_markers_and_clean_copies(tmp_path):
+    draw = write_unvalidated(tmp_path, "3", seed=0)
     target = tmp_path / draw[0].file
     target.write_text(target.read_text() + "\n# BUG: fixed below\n")
     (tmp_path / "nanochat" / "backup.py").write_text(draw[1].original)
@@ -173,9 +282,20 @@ def test_the_leak_scan_finds_markers_and_clean_copies(tmp_path, mutants):
     assert any("backup.py: a clean copy" in leak for leak in leaks)
 
 
-def test_the_same_draw_writes_the_same_bytes(tmp_path, mutants):
-    write_unvalidated(tmp_path / "a", mutants, seed=3)
-    write_unvalidated(tmp_path / "b", mutants, seed=3)
+def test_the_narration_leak_test_finds_a_comment_beside_a_planted_line():
+    draw = first_draw("3", "easy", seed=0)
+    planted = {**treated("3", "easy")[2], **plant(draw)}
+    lines = planted[draw[0].file].splitlines(keepends=True)
+    line = draw[0].start_line - 1
+    indent = lines[line][: len(lines[line]) - len(lines[line].lstrip())]
+    lines.insert(line, f"{indent}# what this line is for\n")
+    leaks = challenge.narration_leaks({**planted, draw[0].file: "".join(lines)}, draw, "easy")
+    assert len(leaks) == 1 and "describes a planted site" in leaks[0]
+
+
+def test_the_same_draw_writes_the_same_bytes(tmp_path):
+    write_unvalidated(tmp_path / "a", "3", seed=3)
+    write_unvalidated(tmp_path / "b", "3", seed=3)
     comparison = filecmp.dircmp(tmp_path / "a", tmp_path / "b")
     assert not comparison.diff_files and not comparison.left_only and not comparison.right_only
     notebook = nbformat.read(tmp_path / "a" / "challenge.ipynb", as_version=4)
@@ -187,13 +307,21 @@ def test_a_validated_workspace_checks_unsolved_then_solved(workspace, tmp_path):
     key = json.loads(key_path.read_text())
     assert sorted(b["bug_class"] for b in key["bugs"]) == sorted(CLASSES)
     assert not key_path.resolve().is_relative_to(out.resolve())
-    mutants = [m for m in challenge.level_mutants(LEVEL, catalog.default_target(), "hard")
+    mutants = [m for m in challenge.level_mutants(LEVEL, catalog.default_target(), "hard")[0]
                if m.id in {b["mutant_id"] for b in key["bugs"]}]  # fmt: skip
     assert len(mutants) == len(key["bugs"]) and key["difficulty"] == "hard"
     assert find_leaks(out, mutants, catalog.operator_names()) == []
+    readme = (out / "README.md").read_text()
     for bug in key["bugs"]:  # validated: each bug alone fails a visible and a hidden test
-        assert set(bug["killing_tests"]) & set(key["visible_tests"])
-        assert set(bug["killing_tests"]) - set(key["visible_tests"])
+        visible, probes = set(bug["killing_tests"]) & set(key["visible_tests"]), set(key["probe_tests"])
+        assert visible and set(bug["killing_tests"]) - visible - probes
+        measured = bug["measured"]  # hard draws silent bugs, and the key says what was seen
+        assert measured["kind"] == "silent" and measured["visible_tests_detecting"] == len(visible)
+        assert measured["probes_detecting"] == len(set(bug["killing_tests"]) & probes)
+        assert not measured["hidden_only"] and f"- {bug['symptom']}" in readme
+    minutes = [bug["measured"]["minutes"] for bug in key["bugs"]]
+    assert key["minutes"] == sum(minutes) and f"about {sum(minutes)} minutes" in readme
+    assert " + ".join(map(str, minutes)) in readme and "silent" in readme.split("Time estimate")[1]
 
     partial = tmp_path / "partial"
     shutil.copytree(out, partial)
@@ -254,7 +382,7 @@ def test_cli_counts_and_refuses_bad_input(tmp_path):
         ["challenge", "--level", "3", "--seed", "1", "--out", str(tmp_path / "busy")],
         ["challenge", "--level", "9", "--seed", "1", "--out", str(tmp_path / "new")],
         ["challenge", "--level", "3", "--out", str(tmp_path / "new")],
-        ["challenge", "--level", "3", "--seed", "1", "--out", str(tmp_path / "new"), "--difficulty", "medium"],
+        ["challenge", "--level", "3", "--seed", "1", "--out", str(tmp_path / "new"), "--difficulty", "extreme"],
         ["check", str(tmp_path / "busy")],
     ):
         result = runner.invoke(main, args)
@@ -289,3 +417,46 @@ def test_check_refuses_another_workspaces_key_unless_forced(tmp_path, monkeypatc
     (tmp_path / "level4.json").write_text(json.dumps({"level": "4", "workspace": str(mine.resolve())}))
     wrong_level = runner.invoke(main, ["check", str(mine), "--key", str(tmp_path / "level4.json")])
     assert wrong_level.exit_code == 2 and "level-4" in wrong_level.output
+
+
+def test_levels_without_a_challenge_are_refused(monkeypatch):
+    monkeypatch.setattr(challenge, "LEVELS", ("1", "2"))
+    result = CliRunner().invoke(main, ["challenge", "--level", "3", "--count"])
+    assert result.exit_code == 2 and "level 3 has no challenge" in result.output, result.output
+
+
+# Validated workspaces, every Done-when bullet of issue 11 checked on each: one in the default run
+# (about a minute), or MUTATOR_CHALLENGE_SEEDS seeds for every level and difficulty.
+FULL_SEEDS = int(os.environ.get("MUTATOR_CHALLENGE_SEEDS", "0"))
+VALIDATED = (
+    [(n, d, s) for n in LEVELS for d in DIFFICULTIES for s in range(FULL_SEEDS)] if FULL_SEEDS else [("2", "medium", 0)]
+)
+
+
+@pytest.mark.parametrize("level_name, difficulty, seed", VALIDATED)
+def test_a_validated_workspace_meets_every_rule(tmp_path, level_name, difficulty, seed):
+    out, key_path = tmp_path / "workspace", tmp_path / "keys" / "key.json"
+    challenge.create(level_name, seed=seed, out=out, key_path=key_path, difficulty=difficulty)
+    key = json.loads(key_path.read_text())
+    by_id = {m.id: m for m in challenge.level_mutants(catalog.load_level(level_name), catalog.default_target(),
+                                                      difficulty)[0]}  # fmt: skip
+    drawn = [by_id[bug["mutant_id"]] for bug in key["bugs"]]
+    code = {m.file: (out / m.file).read_text() for m in drawn}
+    assert challenge.narration_leaks({**treated(level_name, difficulty)[2], **code}, drawn, difficulty) == []
+    assert len({m.operator for m in drawn}) == len({family(m.variant) for m in drawn}) == len(drawn)
+    for bug, mutant in zip(key["bugs"], drawn, strict=True):  # the symptom told is that of what was seen
+        assert bug["symptom"] == symptom_of(mutant).text and bug["measured"]["kind"] == symptom_of(mutant).kind
+        assert difficulty == "easy" or bug["measured"]["kind"] != "crashes"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=out / "tests",
+                         env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 1, run.stdout[-2000:]
+    for tree in (out, tmp_path / "fixed"):
+        if tree != out:
+            shutil.copytree(out, tree)
+            challenge.revert(tree, key_path)
+        printed = run_probe_cells(tree, level_name, difficulty)
+        for name, code in probe_cells(level_name, difficulty).items():
+            verdicts = [line for line in printed[name].splitlines() if line.startswith(("OK ", "PROBLEM "))]
+            assert "CRASHED" not in printed[name] and len(verdicts) == len(re.findall(r"^probe\(", code, re.M))
+            assert tree == out or all(v.startswith("OK") for v in verdicts), printed[name]

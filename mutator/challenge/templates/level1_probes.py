@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path.cwd()))  # this workspace's nanochat, not an installed one
-
 import torch
 
 from nanochat.dataloader import make_batch, tokenizing_data_loader
@@ -17,6 +16,9 @@ from nanochat.tokenizer import RustBPETokenizer
 documents = ["The quick brown fox jumps over the lazy dog.", "Hello world!", "What is 5+3? It is 8.", "Bye."]
 tokenizer = RustBPETokenizer.train_from_iterator(iter(documents * 50), vocab_size=300)
 bos = tokenizer.get_bos_token_id()
+
+
+DIAGNOSE = True  # easy: a probe prints what it found wrong; above easy, only what a user sees
 
 
 def report(ok, what):

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path.cwd()))  # this workspace's nanochat, not an installed one
-
 import torch
 
 from nanochat.gpt import GPT, GPTConfig
@@ -30,6 +29,9 @@ def probe_model():
         torch.nn.init.normal_(block.attn.c_proj.weight, std=0.2)
         torch.nn.init.normal_(block.mlp.c_proj.weight, std=0.2)
     return model
+
+
+DIAGNOSE = True  # easy: a probe prints what it found wrong; above easy, only what a user sees
 
 
 def report(ok, what):
@@ -86,17 +88,52 @@ probe("learning-rate multiplier over a run", follows_schedule)
 
 # %% optimizer-groups
 # AdamW holds the embedding and the head, each at its own rate; Muon holds every matrix of the blocks.
+# Beyond easy the probe shows what training would: the loss of a few steps with these optimizers,
+# beside a reference set up by hand.
+LEARNING_RATES = dict(unembedding_lr=0.001, embedding_lr=0.3, matrix_lr=0.05)
+
+
+def loss_after_steps(optimizers, model, steps=3):
+    generator = torch.Generator().manual_seed(4)
+    inputs = torch.randint(0, 300, (2, 16), generator=generator)
+    targets = torch.randint(0, 300, (2, 16), generator=generator)
+    for _ in range(steps):
+        model(inputs, targets).backward()
+        for optimizer in optimizers:
+            optimizer.step()
+        model.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        return model(inputs, targets).item()
+
+
+def reference_optimizers(model):
+    adamw = torch.optim.AdamW(
+        [
+            dict(params=list(model.lm_head.parameters()), lr=LEARNING_RATES["unembedding_lr"]),
+            dict(params=list(model.transformer.wte.parameters()), lr=LEARNING_RATES["embedding_lr"]),
+        ],
+        betas=(0.8, 0.95),
+        eps=1e-10,
+        weight_decay=0.0,
+    )
+    return [adamw, Muon(list(model.transformer.h.parameters()), lr=LEARNING_RATES["matrix_lr"], momentum=0.95)]
 
 
 def groups_as_intended():
     model = probe_model()
-    optimizers = model.setup_optimizers(unembedding_lr=0.001, embedding_lr=0.3, matrix_lr=0.05)
+    optimizers = model.setup_optimizers(**LEARNING_RATES)
     names = {id(p): name for name, p in model.named_parameters()}
-    for optimizer in optimizers:
-        for group in optimizer.param_groups:
-            held = [names[id(p)] for p in group["params"]]
-            more = f" and {len(held) - 1} more" if len(held) > 1 else ""
-            print(f"{type(optimizer).__name__:6s} lr={group['lr']}: {held[0]}{more}")
+    print("setup_optimizers returned:", ", ".join(type(optimizer).__name__ for optimizer in optimizers))
+    if DIAGNOSE:
+        for optimizer in optimizers:
+            for group in optimizer.param_groups:
+                held = [names[id(p)] for p in group["params"]]
+                more = f" and {len(held) - 1} more" if len(held) > 1 else ""
+                print(f"{type(optimizer).__name__:6s} lr={group['lr']}: {held[0]}{more}")
+    else:
+        reference = probe_model()
+        got, wanted = loss_after_steps(optimizers, model), loss_after_steps(reference_optimizers(reference), reference)
+        print(f"loss after 3 training steps: {got:.4f} (a reference optimizer setup: {wanted:.4f})")
     adamw, muon = optimizers
     rates = {names[id(p)]: group["lr"] for group in adamw.param_groups for p in group["params"]}
     in_muon = {names[id(p)] for group in muon.param_groups for p in group["params"]}
@@ -113,17 +150,44 @@ probe("parameters are in the right optimizer at the right rate", groups_as_inten
 
 # %% sft-mask
 # In a fine-tuning batch, target t is token t + 1 where that token is the assistant's, and -1
-# (ignored by the loss) everywhere else: the prompt is read, never trained.
+# (ignored by the loss) everywhere else: the prompt is read, never trained. Beyond easy the probe shows
+# what fine-tuning would: the loss on the answer's tokens and on the prompt's, before and after.
 conversation = {"messages": [{"role": "user", "content": "Hello world!"}, {"role": "assistant", "content": "Bye."}]}
+
+
+def losses_on_answer_and_prompt(model, ids, mask):
+    inputs = torch.tensor([ids[:-1]])
+    with torch.no_grad():
+        logits = model(inputs)[0]
+    losses = torch.nn.functional.cross_entropy(logits, torch.tensor(ids[1:]), reduction="none")
+    answer = torch.tensor(mask[1:], dtype=torch.bool)
+    return losses[answer].mean().item(), losses[~answer].mean().item()
+
+
+def fine_tuning_losses(ids, mask, steps=10):
+    model = probe_model()
+    before = losses_on_answer_and_prompt(model, ids, mask)
+    inputs, targets = sft_batch(tokenizer, [conversation])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
+    for _ in range(steps):
+        model(inputs.long(), targets.long()).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return before, losses_on_answer_and_prompt(model, ids, mask)
 
 
 def trains_only_the_answer():
     ids, mask = tokenizer.render_conversation(conversation)
     _, targets = sft_batch(tokenizer, [conversation])
     trained = [t for t in targets[0].tolist() if t != -1]
-    print("trained targets:", repr(tokenizer.decode(trained)))
     wanted = [token for token, keep in zip(ids[1:], mask[1:], strict=True) if keep]
-    print("wanted:         ", repr(tokenizer.decode(wanted)))
+    if DIAGNOSE:
+        print("trained targets:", repr(tokenizer.decode(trained)))
+        print("wanted:         ", repr(tokenizer.decode(wanted)))
+    else:
+        (answer_before, prompt_before), (answer_after, prompt_after) = fine_tuning_losses(ids, mask)
+        print(f"loss on the answer's tokens over 10 fine-tuning steps: {answer_before:.3f} -> {answer_after:.3f}")
+        print(f"loss on the prompt's tokens over 10 fine-tuning steps: {prompt_before:.3f} -> {prompt_after:.3f}")
     return trained == wanted
 
 

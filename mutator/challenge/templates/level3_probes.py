@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path.cwd()))  # this workspace's nanochat, not an installed one
-
 import torch
 
 from nanochat.engine import Engine, KVCache
@@ -31,6 +30,9 @@ def probe_model(**overrides):
         torch.nn.init.normal_(block.attn.c_proj.weight, std=0.2)
         torch.nn.init.normal_(block.mlp.c_proj.weight, std=0.2)
     return model.eval()
+
+
+DIAGNOSE = True  # easy: a probe prints what it found wrong; above easy, only what a user sees
 
 
 def report(ok, what):
