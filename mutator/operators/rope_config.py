@@ -32,7 +32,7 @@ SETTING = re.compile(
     r"|condense_ratio|rope_condense_ratio|position_scale)$"
 )
 FACTOR = re.compile(r"(?i)scal|factor|condense|interp")
-DIM = re.compile(r"(?i)^(head_dim|rotary_dim|rot_dim|rope_dim|n_elem|dim|dims|head_size|rotary_ndims)$")
+DIM = re.compile(r"(?i)(^|_)(head_dim|rotary_dim|rot_dim|n_elem|dim|dims|head_size|rotary_ndims)$")
 LITERAL = m.Integer() | m.Float() | m.UnaryOperation(expression=m.Integer() | m.Float()) | m.Name("None")
 
 
@@ -69,7 +69,7 @@ class RopeConfig(Operator):
                 keyword = arg.keyword.value if arg.keyword is not None else ""
                 if SETTING.match(keyword) and not m.matches(arg.value, LITERAL):
                     yield Site(f"drop-{keyword}", {node: _without(node, arg)})
-                elif any(DIM.match(name) for name in _names(arg.value)) and not mentions(arg.value, FACTOR):
+                elif any(DIM.search(name) for name in _names(arg.value)) and not mentions(arg.value, FACTOR):
                     grouped = parens(arg.value) if isinstance(arg.value, cst.BinaryOperation) else arg.value
                     yield Site("dim-halved", {arg.value: parens(binop(grouped, cst.FloorDivide(), 2))})
         elif m.matches(node, m.BinaryOperation(operator=m.Divide() | m.Multiply())) and _in_builder(node, scope):

@@ -101,10 +101,7 @@ class RotaryRotation(Operator):
                 tensor = node.value.func.value
                 first, second = _interleaved_of(tensor)
                 yield Site("interleaved", {node.value: cst.Tuple(elements=[cst.Element(first), cst.Element(second)])})
-                swapped = cst.Subscript(
-                    value=node.value,
-                    slice=[cst.SubscriptElement(slice=cst.Slice(lower=None, upper=None, step=cst.Integer("-1")))],
-                )
+                swapped = cst.parse_expression(f"{code(node.value)}[::-1]")
                 yield Site("halves-swapped", {node.value: swapped})
         elif m.matches(node, m.Assign(targets=[m.AssignTarget(target=m.Name())])):
             call = _rotation_call(node.value)
