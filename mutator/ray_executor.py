@@ -94,10 +94,12 @@ def shipped_root(paths: list[Path]) -> Path:
 
 
 def relocate(value: str, source: Path, destination: Path) -> str:
-    """A driver path under `source`, as the same path under `destination` on a node; anything else as is."""
+    """A driver path under `source` (alone, or an option's value: `--rootdir=PATH`), as the same path under
+    `destination` on a node; anything else as is."""
+    option, equals, path = value.partition("=") if value.startswith("-") else ("", "", value)
     source_text = str(source)
-    if value == source_text or value.startswith(source_text + os.sep):
-        return str(destination) + value[len(source_text) :]
+    if path == source_text or path.startswith(source_text + os.sep):
+        return option + equals + str(destination) + path[len(source_text) :]
     return value
 
 

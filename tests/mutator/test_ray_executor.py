@@ -232,6 +232,8 @@ def test_driver_paths_move_to_the_nodes_copy_of_the_code(tmp_path):
     node = Path("/node/pkg")
     assert ray_executor.relocate(str(root / "tests" / "t.py"), root, node) == "/node/pkg/tests/t.py"
     assert ray_executor.relocate(str(root), root, node) == "/node/pkg"
+    assert ray_executor.relocate(f"--rootdir={root}", root, node) == "--rootdir=/node/pkg"
+    assert ray_executor.relocate(f"--rootdir={root}-b", root, node) == f"--rootdir={root}-b"
     assert ray_executor.relocate(str(tmp_path / "project-b"), root, node) == str(tmp_path / "project-b")
     assert ray_executor.relocate("-q", root, node) == "-q"
 
@@ -242,7 +244,7 @@ def test_an_actor_runs_the_worker_on_the_nodes_copy_of_the_target(tmp_path):
     shutil.copytree(TOY, node_copy, ignore=shutil.ignore_patterns("__pycache__"))
     config = {
         "mode": "fork",
-        "args": [*baseline.suite_args([TOY / "tests"], [], "cpu"), "--rootdir", str(TOY)],
+        "args": [*baseline.suite_args([TOY / "tests"], [], "cpu"), f"--rootdir={TOY}"],
         "device": "cpu",
         "known_collect_errors": [],
         "target_root": str(TOY),
@@ -257,7 +259,7 @@ def test_an_actor_runs_the_worker_on_the_nodes_copy_of_the_target(tmp_path):
         _, test, mutant = PLANTED["killed"]
         reply = actor.run({"mutant": mutant.to_dict(), "tests": [test], "timeout": 30.0}, 60.0)
         assert (reply["outcome"], reply["killing_test"]) == ("killed", test)
-        assert f"--rootdir {node_copy}" in " ".join(actor.config["args"])  # the copy collected, not the toy
+        assert f"--rootdir={node_copy}" in actor.config["args"]  # the copy collected, not the toy
         assert actor.env["PYTHONPATH"].startswith(str(node_copy))
     finally:
         actor.stop()
