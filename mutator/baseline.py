@@ -17,6 +17,8 @@ conftest is imported and switches its dynamic context around each test:
                              fixtures it requests.
 
 Only files of the target's mutated packages are measured. Durations come from the test reports.
+The modules of the standard library and of installed packages that the tests import as they run (after
+collection) are listed too: workers import them once before forking (mutator.worker.preload).
 A test module that fails to import is left out (with `--continue-on-collection-errors`, the others
 run) and reported once, with its exception's line and the packages it misses.
 """
@@ -27,6 +29,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -56,7 +59,7 @@ def subprocess_env(target_root: Path) -> dict[str, str]:
 def suite_args(tests: list[Path], pytest_args: list[str], device: str) -> list[str]:
     """The pytest arguments every process of a run shares: the suite, the user's own arguments, and the
     device (passed on by `pass_device`, in the process itself, once the suite's conftests are loaded)."""
-    plugins = ["-p", "mutator.baseline", "--mutator-device", device, "-p", "no:cacheprovider"]
+    plugins = ["-p", "mutator.baseline", f"--mutator-device={device}", "-p", "no:cacheprovider"]
     return [*map(str, tests), *pytest_args, *plugins]
 
 
@@ -89,11 +92,14 @@ def measure(
             env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         procs, log_paths = [], []
         for shard in range(shards):
+            # Own options as --name=value: pytest takes a separate value that names an existing path for
+            # a path to test, and infers its rootdir from those; a worker, started before this baseline
+            # ends, must infer the same one from the suite's arguments alone.
             cmd = [sys.executable, "-P", "-m", "pytest", *suite_args(tests, list(pytest_args), device), "-q"]
-            cmd += ["--mutator-baseline-out", f"{tmp}/{shard}.json", "--mutator-shard", f"{shard}/{shards}"]
-            cmd += ["--mutator-weights", f"{tmp}/weights.json", "--basetemp", f"{tmp}/t{shard}"]
+            cmd += [f"--mutator-baseline-out={tmp}/{shard}.json", f"--mutator-shard={shard}/{shards}"]
+            cmd += [f"--mutator-weights={tmp}/weights.json", f"--basetemp={tmp}/t{shard}"]
             cmd += ["--continue-on-collection-errors"]  # a module that fails to import is reported, not fatal
-            cmd += [arg for pkg in packages for arg in ("--mutator-measure", str(target_root / pkg))]
+            cmd += [f"--mutator-measure={target_root / pkg}" for pkg in packages]
             log_paths.append(logs / f"baseline-{device}-{shard}.log")
             with open(log_paths[-1], "wb") as log:
                 procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
@@ -145,6 +151,7 @@ def _merge(parts: list[dict]) -> dict:
         data["collect_errors"].update(part["collect_errors"])
         data["missing_packages"] = sorted(set(data.get("missing_packages", [])) | set(part["missing_packages"]))
         data["modules"].update(part["modules"])
+        data["imported"] = list(dict.fromkeys([*data.get("imported", []), *part["imported"]]))  # import order
         for key, seconds in part["fixtures"].items():
             data["fixtures"][key] = max(seconds, data["fixtures"].get(key, 0.0))
         for test, files in part["coverage"].items():
@@ -273,6 +280,7 @@ class _Recorder:
         self.collect_causes: dict[str, BaseException] = {}
         self.missing: set[str] = set()  # packages that unimportable modules need and are not installed
         self.shard, self.shards, self.weights = 0, 1, {}
+        self.collected_modules: set[str] = set()  # sys.modules once the suite is collected
         self.started = time.perf_counter()
         self.first_test: float | None = None
 
@@ -295,6 +303,9 @@ class _Recorder:
                 mine.add(path)
         config.hook.pytest_deselected(items=[item for item in items if str(item.path) not in mine])
         items[:] = [item for item in items if str(item.path) in mine]
+
+    def pytest_collection_finish(self, session):
+        self.collected_modules = set(sys.modules)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
@@ -372,6 +383,21 @@ class _Recorder:
                 if not any((d / f"{top}.py").exists() for d in near):
                     self.missing.add(top)
 
+    def imported(self) -> list[str]:
+        """Modules of the standard library and installed packages first imported while the tests ran, in
+        import order; none of the measured target's."""
+        libraries = {Path(sysconfig.get_path(key)).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+        targets = {path.stem if path.suffix == ".py" else path.name for path in self.measured}
+        names = []
+        for name, module in list(sys.modules.items()):
+            if name in self.collected_modules or name.split(".")[0] in targets or name == "__main__":
+                continue
+            origin = getattr(getattr(module, "__spec__", None), "origin", None) or ""
+            installed = Path(origin).is_absolute() and any(Path(origin).resolve().is_relative_to(d) for d in libraries)
+            if installed or origin in ("built-in", "frozen"):
+                names.append(name)
+        return names
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session, exitstatus):
         self.cov.stop()
@@ -410,6 +436,7 @@ class _Recorder:
             "fixtures": self.fixture_s,
             "coverage": {test: {f: sorted(lines) for f, lines in files.items()} for test, files in coverage.items()},
             "modules": modules,
+            "imported": self.imported(),
             "failed": failed,
             "collect_errors": self.collect_errors,
             "missing_packages": sorted(self.missing),

@@ -223,15 +223,23 @@ def run(
         changes=changes,
     )
     timings = session.timings
+    local = _Execution(session) if executor is None else None
+    make_mutants = mutants if callable(mutants) else lambda: mutants
+
+    def meanwhile(measuring: list[str]) -> list[Mutant]:
+        made = make_mutants()
+        if local is not None and "cpu" in measuring and made:  # a fresh baseline: most mutants will run
+            local.start_early("cpu", min(workers, len(made)))
+        return made
+
     try:
-        baselines, generated = _baselines(session, device_list, mutants if callable(mutants) else lambda: None)
-        mutants = generated if callable(mutants) else mutants
+        baselines, mutants = _baselines(session, device_list, meanwhile)
         store.set_mutants(run_id, mutants)
         tasks = [task for d in device_list for task in _plan_device(session, mutants, d, *baselines[d])]
         if tasks:
             session.status(f"running {len(tasks)} mutants on {workers} workers")
             start = time.perf_counter()
-            (executor or _Execution)(session).run(tasks)
+            (local or executor(session)).run(tasks)
             timings["mutants_s"] = time.perf_counter() - start
         timings["wall_s"] = time.perf_counter() - started
         timings["executed"] = len(tasks)
@@ -240,6 +248,8 @@ def run(
         shutil.rmtree(session.logs, ignore_errors=True)  # nothing failed: nothing to read there
         return RunReport(mutants, store.results(run_id, device_list), device_list, timings)
     finally:
+        if local is not None:
+            local.discard_early()  # no mutant ran, or the baseline failed
         shutil.rmtree(session.scratch, ignore_errors=True)
         store.close()
 
@@ -301,6 +311,7 @@ class _Session:
     not_run: int = 0  # --since: mutants left without a result
     timings: dict[str, float] = field(default_factory=dict)
     known_collect_errors: dict[str, list[str]] = field(default_factory=dict)  # device -> modules left out
+    preload: dict[str, list[str]] = field(default_factory=dict)  # device -> modules its tests imported
     warned: set[str] = field(default_factory=set)
 
     def warn(self, line: str):
@@ -309,11 +320,12 @@ class _Session:
             self.on_warning(line)
 
 
-def _baselines(session: _Session, devices: list[str], meanwhile: Callable[[], object] = lambda: None):
+def _baselines(session: _Session, devices: list[str], meanwhile: Callable[[list[str]], object]):
     """Each device's baseline (reused from the store if the target, suite and arguments are unchanged by
-    AST, else measured), and the result of `meanwhile()`, called while the suite runs (mutant
-    generation, single-threaded, would otherwise leave a core idle before the baseline starts).
-    What a baseline could not collect is reported, and left out of the workers' collection too."""
+    AST, else measured), and the result of `meanwhile(devices being measured)`, called while the suite
+    runs: mutant generation, single-threaded, would otherwise leave a core idle before the baseline
+    starts, and the workers start there too. What a baseline could not collect is reported, and left
+    out of the workers' collection too; what its tests imported, the workers import before forking."""
     plans = {device: _baseline_plan(session, device) for device in devices}
     measured: dict[str, object] = {}
 
@@ -329,7 +341,7 @@ def _baselines(session: _Session, devices: list[str], meanwhile: Callable[[], ob
     # The store's connection belongs to the calling thread: the thread only runs the subprocesses.
     thread = threading.Thread(target=measure, name="baseline", daemon=True)
     thread.start()
-    produced = meanwhile()
+    produced = meanwhile([device for device, (_, _, job) in plans.items() if job is not None])
     thread.join()
     baselines = {}
     for device, (fingerprint, stored, _) in plans.items():
@@ -343,6 +355,7 @@ def _baselines(session: _Session, devices: list[str], meanwhile: Callable[[], ob
         if base.get("missing_packages"):
             session.warn(f"the suite needs packages that are not installed: {', '.join(base['missing_packages'])}")
         session.known_collect_errors[device] = sorted(base.get("collect_errors", {}))
+        session.preload[device] = base.get("imported", [])
         baselines[device] = (base, coverage)
     return baselines, produced
 
@@ -444,7 +457,11 @@ def _changed(session: _Session, mutant: Mutant, selected: list[str], base: dict)
 
 
 class _Execution:
-    """Lanes of workers (one thread each) pulling tasks; the calling thread records the results."""
+    """Lanes of workers (one thread each) pulling tasks; the calling thread records the results.
+
+    Workers may be started early, while the baseline runs (`start_early`): each imports the suite and
+    collects it meanwhile, and hears what the baseline found when its lane takes it.
+    """
 
     def __init__(self, session: _Session):
         self.session = session
@@ -458,6 +475,23 @@ class _Execution:
         self.stopping = threading.Event()
         self.overheads: list[float] = []  # swapped mutants: wall time minus the tests' own time
         self.counter = 0
+        self.early: dict[str, list[WorkerProcess]] = {}  # device -> workers started before the baseline ended
+
+    def start_early(self, device: str, count: int):
+        """Start `count` workers for `device` now; `run` hands them to its lanes."""
+        mode = self.session.isolation
+        for index in range(count):
+            # no rootdir to pin yet: the worker finds the baseline's, from the same arguments (checked later)
+            config = self._config(device, mode, f"{device}-{index}", None, self.session.tests_paths, early=True)
+            self.early.setdefault(device, []).append(self._spawn(config, self.env))
+
+    def discard_early(self):
+        """Kill the early workers no lane took."""
+        with self.lock:
+            left = [worker for workers in self.early.values() for worker in workers]
+            self.early.clear()
+        for worker in left:
+            self._kill(worker)
 
     def run(self, tasks: list[Task]):
         queues: dict[str, queue.Queue] = {}
@@ -472,6 +506,11 @@ class _Execution:
                 count, mode = max(1, torch.cuda.device_count()), "inprocess"
             else:
                 count, mode = min(self.session.workers, tasks_q.qsize()), self.session.isolation
+            with self.lock:
+                spare = self.early.get(device, [])[count:]
+                del self.early.get(device, [])[count:]
+            for worker in spare:  # fewer mutants to run than workers started
+                self._kill(worker)
             for index in range(count):
                 name = f"{device}-{index}"
                 lanes.append(threading.Thread(target=self._lane, args=(device, mode, index, tasks_q), name=name))
@@ -540,12 +579,18 @@ class _Execution:
                 self._kill(worker, gracefully=not self.stopping.is_set())
 
     def _start(self, device: str, mode: str, index: int, rootdir: str) -> WorkerProcess | None:
-        config = self._config(device, mode, f"{device}-{index}", rootdir, self.session.tests_paths)
-        env = dict(self.env, CUDA_VISIBLE_DEVICES=_gpu(index)) if device == "cuda" else self.env
         start = time.perf_counter()
-        worker = self._spawn(config, env)
+        with self.lock:
+            early = self.early.get(device, [])
+            worker = early.pop(0) if early else None
+        if worker is None:
+            config = self._config(device, mode, f"{device}-{index}", rootdir, self.session.tests_paths)
+            env = dict(self.env, CUDA_VISIBLE_DEVICES=_gpu(index)) if device == "cuda" else self.env
+            worker = self._spawn(config, env)
         try:
             hello = worker.receive(STARTUP_TIMEOUT_S)
+            if hello is not None and "started" in hello:
+                hello = self._tell_early(worker, device, rootdir, hello)
         except WorkerDied as error:
             hello = {"fatal": str(error)}
         if hello is None or "ready" not in hello:
@@ -555,10 +600,23 @@ class _Execution:
             why += f": {cause}" if cause and cause not in why else ""
             self.results.put(("fatal", device, f"{why} (log: {worker.log_path})", 0.0))
             return None
+        # what the mutant phase waited for its first worker (an early one may have been ready all along)
         self.session.timings.setdefault("worker_start_s", time.perf_counter() - start)
         return worker
 
-    def _config(self, device: str, mode: str, name: str, rootdir: str, tests: list, **extra) -> dict:
+    def _tell_early(self, worker: WorkerProcess, device: str, rootdir: str, hello: dict) -> dict | None:
+        """An early worker has collected the suite: check it against the baseline, send it the modules to
+        import; its next message says it is ready."""
+        if hello["rootdir"] != rootdir:
+            return {"fatal": f"the worker's pytest rootdir is {hello['rootdir']}, the baseline's {rootdir}"}
+        known = self.session.known_collect_errors.get(device, [])
+        unknown = [line for module, line in hello["collect_errors"].items() if module not in known]
+        if unknown:
+            return {"fatal": "collection failed: " + "; ".join(unknown[:3])}
+        worker.send({"preload": self.session.preload.get(device, [])})
+        return worker.receive(STARTUP_TIMEOUT_S)
+
+    def _config(self, device: str, mode: str, name: str, rootdir: str | None, tests: list, **extra) -> dict:
         with self.lock:
             self.counter += 1
             basetemp = self.session.scratch / "tmp" / f"{name}-{self.counter}"
@@ -566,9 +624,10 @@ class _Execution:
         return {
             "mode": mode,
             # node ids are relative to the baseline's rootdir: pin it, whatever pytest would infer
-            "args": [*args, "--rootdir", rootdir],
+            "args": [*args, f"--rootdir={rootdir}"] if rootdir else args,
             "device": device,
             "known_collect_errors": self.session.known_collect_errors.get(device, []),
+            "preload": self.session.preload.get(device, []),
             "target_root": str(self.session.target_root),
             "basetemp": str(basetemp),
             "memory_limit_mb": self.session.memory_limit_mb if device == "cpu" else None,

@@ -8,11 +8,17 @@ item once, it answers tasks, running the selected, already collected items throu
 `pytest_runtest_protocol` hook (so every plugin's wrappers still apply, e.g. `filterwarnings =
 error`) and reading their reports from `pytest_runtest_logreport`.
 
-  runner -> worker   first line: the config {mode, args, device, target_root, known_collect_errors, ...}
-                     (args from mutator.baseline.suite_args: the baseline's suite, arguments and --device rule)
-  worker -> runner   {"ready": n_items} or {"fatal": why}
+  runner -> worker   first line: the config {mode, args, device, target_root, known_collect_errors,
+                     preload, ...} (args from mutator.baseline.suite_args: the baseline's suite, arguments
+                     and --device rule; preload: the modules the baseline's tests imported, see `preload`)
+  worker -> runner   {"ready": n_items, "rootdir"} or {"fatal": why}
   runner -> worker   {"mutant": Mutant.to_dict(), "tests": [node ids], "timeout": s, "swap": bool}
   worker -> runner   {"outcome", "killing_test", "reason", "tests_run", "tests_s"}
+
+A worker started while the baseline still runs (config "early": true) cannot know yet what the
+baseline will find. It collects, then says {"started": n_items, "rootdir", "collect_errors": {module node
+id: line}} and waits; the runner checks those against the baseline's and answers {"preload": [modules]};
+the worker imports them and says {"ready": n_items, "rootdir"}.
 
 A task may also carry "swaps": [mutant dicts] to swap in several functions at once (a challenge's
 bugs together), and "keep_going": true to run every selected test instead of stopping at the first
@@ -197,6 +203,22 @@ def limit_memory(megabytes: int):
     resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
 
 
+def preload(modules: list[str]):
+    """Import the modules the baseline's tests imported as they ran, before any child is forked.
+
+    A library may import much of itself on first use: the first torch optimizer a test builds imports
+    torch._dynamo, some 800 modules and 2 s. Imported once here, every forked child inherits them instead
+    of importing them again for each mutant. Only the standard library and installed packages are listed
+    (mutator.baseline), never the target or the suite, and importing is all that runs: no test, no torch op.
+    """
+    for name in modules:
+        if name not in sys.modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # made at run time (e.g. by torch itself): the tests that need it make it again
+                pass
+
+
 def single_thread_torch():
     """One intra-op thread per worker: workers already fill the cores, and no pool is left to fork."""
     torch = sys.modules.get("torch")
@@ -261,7 +283,7 @@ class WorkerPlugin:
         self.items: dict[str, pytest.Item] = {}
         self.reports: list = []
         self.oom: set[str] = set()
-        self.collect_errors: list[str] = []
+        self.collect_errors: dict[str, str] = {}  # module node id -> "node id: its failure line"
         self.answered = False  # the test loop started, so every task gets its answer there
         self.exiting: list[int] = []  # forked children that answered and are exiting
         self.spare: tuple[int, int, int] | None = None  # (pid, task pipe, result pipe) of the next child
@@ -269,7 +291,7 @@ class WorkerPlugin:
     def pytest_collectreport(self, report):
         # a module the baseline could not import either is left out of the run (and reported there once)
         if report.failed and report.nodeid not in self.config.get("known_collect_errors", ()):
-            self.collect_errors.append(f"{report.nodeid}: {failure_line(report)}")
+            self.collect_errors[report.nodeid] = f"{report.nodeid}: {failure_line(report)}"
 
     def pytest_runtest_logreport(self, report):
         self.reports.append(report)
@@ -288,17 +310,25 @@ class WorkerPlugin:
         if self.mode == "oneshot":
             task = self.channel.receive()
             if self.collect_errors:  # the mutated module broke the import of the tests
-                self.channel.send({"outcome": ERROR, "reason": one_line(self.collect_errors[0])})
+                self.channel.send({"outcome": ERROR, "reason": one_line(next(iter(self.collect_errors.values())))})
             elif task is not None:
                 self.prepare_inprocess()
                 self.channel.send(self.run_tests(session, task["tests"]))
             return True
-        if self.collect_errors:
-            self.channel.send({"fatal": "collection failed: " + "; ".join(self.collect_errors[:3])})
+        rootdir = str(session.config.rootpath)
+        if self.config.get("early"):  # the baseline still runs: it will say which collection errors are known
+            self.channel.send({"started": len(self.items), "rootdir": rootdir, "collect_errors": self.collect_errors})
+            setup = self.channel.receive()
+            if setup is None:
+                return True
+            preload(setup["preload"])
+        elif self.collect_errors:
+            self.channel.send({"fatal": "collection failed: " + "; ".join(list(self.collect_errors.values())[:3])})
             return True
+        preload(self.config.get("preload", []))
         if self.mode == "inprocess":
-            self.prepare_inprocess()
-        self.channel.send({"ready": len(self.items)})
+            self.prepare_inprocess()  # after the imports: a memory limit counts from what the worker holds
+        self.channel.send({"ready": len(self.items), "rootdir": rootdir})
         if self.mode == "fork":
             self.fork_spare(session)
         while (task := self.channel.receive()) is not None:
@@ -557,11 +587,11 @@ def main():
     if config["mode"] == "oneshot":
         finder = MutantFinder(config["mutant"], config["target_root"])
         sys.meta_path.insert(0, finder)
-    args = [*config["args"], "-q", "--basetemp", config["basetemp"]]
+    args = [*config["args"], "-q", f"--basetemp={config['basetemp']}"]  # one word: see mutator.baseline.measure
     plugin = WorkerPlugin(channel, config)
     code = pytest.main(args, plugins=[plugin])
     if not plugin.answered:  # pytest stopped before its test loop, e.g. the selected tests did not import
-        why = (finder and finder.failure) or (plugin.collect_errors or [f"pytest exited with {code!r}"])[0]
+        why = (finder and finder.failure) or ([*plugin.collect_errors.values()] or [f"pytest exited with {code!r}"])[0]
         if config["mode"] == "oneshot":
             channel.send({"outcome": ERROR, "reason": one_line(why)})
         else:

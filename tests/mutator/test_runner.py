@@ -369,3 +369,66 @@ def test_no_temporary_directory_outside_the_scratch_survives_a_run_or_its_kill_9
     runner.run(chosen[:1], target=target, tests=target / "tests", **options)
     assert not left.exists()  # the next run on the store removed the killed run's scratch
     assert sorted(p.name for p in watched.iterdir()) == []
+
+
+EVENTS_CONFTEST = """
+import os
+
+
+def log(line):
+    with open(os.environ["MUTATOR_TEST_EVENTS"], "a") as events:
+        events.write(line + "\\n")
+
+
+def pytest_collection_finish(session):
+    log("baseline collected" if session.config.getoption("--mutator-baseline-out") else "worker collected")
+"""
+
+EVENTS_TESTS = """
+import os
+import sys
+import time
+
+from conftest import log
+from pkg.mod import double
+
+
+def test_the_baseline_waits_for_a_worker():
+    import colorsys  # noqa: F401 -- imported by a test, not at collection: the workers preload it
+
+    deadline = time.monotonic() + 30  # a worker started after the baseline never shows up here
+    while "worker collected" not in open(os.environ["MUTATOR_TEST_EVENTS"]).read() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log("baseline test done")
+
+
+def test_double():
+    log(f"colorsys imported before the test: {'colorsys' in sys.modules}")
+    assert double(2) == 4
+"""
+
+
+def test_workers_start_while_the_baseline_runs_and_import_what_its_tests_imported(tmp_path, monkeypatch):
+    target = tmp_path / "target"
+    (target / "pkg").mkdir(parents=True)
+    (target / "pkg" / "__init__.py").write_text("")
+    (target / "pkg" / "mod.py").write_text("def double(x):\n    return 2 * x\n")
+    (target / "tests").mkdir()
+    (target / "tests" / "conftest.py").write_text(EVENTS_CONFTEST)
+    (target / "tests" / "test_mod.py").write_text(EVENTS_TESTS)
+    events = tmp_path / "events.log"
+    monkeypatch.setenv("MUTATOR_TEST_EVENTS", str(events))
+    options = dict(OPTIONS, workers=1, store_dir=tmp_path / "store")
+    first = plant_in(target, "double", "pkg/mod.py", "double", "2 * x", "3 * x")
+    report = runner.run([first], target=target, tests=target / "tests", **options)
+    assert [r.outcome for r in report.results] == ["killed"]
+    lines = events.read_text().splitlines()
+    assert lines.index("worker collected") < lines.index("baseline test done")
+    assert lines[-1] == "colorsys imported before the test: True"  # in the forked child, from the worker
+
+    events.write_text("")  # the baseline is reused now: a worker started after it gets the same modules
+    second = plant_in(target, "double", "pkg/mod.py", "double", "2 * x", "x")
+    report = runner.run([second], target=target, tests=target / "tests", **options)
+    assert "baseline_cpu_s" not in report.timings
+    assert [r.outcome for r in report.results] == ["killed"]
+    assert events.read_text().splitlines() == ["worker collected", "colorsys imported before the test: True"]
