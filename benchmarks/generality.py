@@ -277,18 +277,23 @@ def unpack(archive: Path) -> Path:
 # --- running ---
 
 
-def class_order():
+def labelled_levels(path: Path = SITES_FILE) -> list[str]:
+    """The catalogue levels whose classes the sites file labels (its top-level `levels`)."""
+    return [str(level) for level in tomllib.loads(path.read_text(encoding="utf-8"))["levels"]]
+
+
+def class_order(levels: list[str]):
     from mutator import catalog
 
-    return [c.name for level in catalog.levels() for c in level.classes]
+    return [c.name for name in levels for c in catalog.load_level(name).classes]
 
 
-def measure(codebase: Codebase, root: Path, classes: list[str]) -> dict:
+def measure(codebase: Codebase, root: Path, classes: list[str], levels: list[str]) -> dict:
     from mutator import catalog
 
     started = time.perf_counter()
     scope = catalog.Scope(include=tuple(codebase.files) or ())
-    mutants = catalog.generate_mutants(catalog.ALL, root, scope)
+    mutants = [mutant for level in levels for mutant in catalog.generate_mutants(level, root, scope)]
     seconds = time.perf_counter() - started
     files = [p for p in catalog.python_files(root) if scope.accepts(p)]
     sources = {p: (root / p).read_text(encoding="utf-8") for p in files}
@@ -298,7 +303,7 @@ def measure(codebase: Codebase, root: Path, classes: list[str]) -> dict:
         "mutants": len(mutants),
         "files": len(files),
         "seconds": seconds,
-        "no_sites": catalog.classes_without_sites(catalog.ALL, mutants),
+        "no_sites": [c for level in levels for c in catalog.classes_without_sites(level, mutants)],
         "problems": label_problems(codebase, classes, sources),
     }
 
@@ -502,7 +507,8 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     try:
         codebases = load_codebases(Path(args.sites))
-    except (OSError, ValueError, tomllib.TOMLDecodeError) as error:
+        levels = labelled_levels(Path(args.sites))
+    except (OSError, ValueError, KeyError, tomllib.TOMLDecodeError) as error:
         print(f"generality: {args.sites}: {error}", file=sys.stderr)
         return 1
     if args.only:
@@ -517,7 +523,7 @@ def main(argv=None) -> int:
     from mutator.errors import UserError
 
     try:
-        classes = class_order()
+        classes = class_order(levels)
     except UserError as error:
         print(f"generality: cannot read the catalogue: {error}", file=sys.stderr)
         return 1
@@ -543,7 +549,7 @@ def main(argv=None) -> int:
         root = roots[codebase.name]
         print(f"\n=== {codebase.name} ({codebase.requirement}, {codebase.archive})  {root}")
         try:
-            measured = measure(codebase, root, classes)
+            measured = measure(codebase, root, classes, levels)
         except UserError as error:
             print(f"  cannot generate mutants: {error}")
             failed.append(codebase.name)

@@ -34,9 +34,9 @@ PHASE_TEST = m.If(
     )
 )
 PHASE = re.compile(r"(?i)warm|decay|cooldown|anneal")  # a phase's end; `k >= max_iters` ends a loop
-COSINE = m.Call(
-    func=m.Attribute(attr=m.Name("cos")), args=[m.Arg(value=m.BinaryOperation(left=m.Attribute(attr=m.Name("pi"))))]
-)
+COSINE = m.Call(func=m.Attribute(attr=m.Name("cos")), args=[m.Arg(value=m.BinaryOperation())])
+SCHEDULER = re.compile(r"(?i)(^|_)lr($|_)|schedul|learning_rate")  # get_lr, lr_lambda: the end of the run is a phase
+TERM = m.BinaryOperation(operator=m.Add() | m.Subtract())
 SCALES = (("x100", cst.Multiply(), 100), ("x10", cst.Multiply(), 10), ("div10", cst.Divide(), 10))
 
 
@@ -57,7 +57,7 @@ class ConstantScale(Operator):
     def __init__(self, name: str = "constant-scale", words: re.Pattern = SCHEDULE):
         self.name, self.words = name, words
         if words is SCHEDULE:  # a schedule's phases also end at a comparison, and decay along a cosine
-            self.variants = (*ConstantScale.variants, "*-boundary", "cosine-x2")
+            self.variants = (*ConstantScale.variants, "*-boundary", "*-term-dropped", "cosine-x2")
 
     def sites(self, node, scope):
         if m.matches(node, LENGTH):
@@ -69,12 +69,20 @@ class ConstantScale(Operator):
                 return
             for suffix, operator, factor in SCALES:
                 yield Site(f"{label}-{suffix}", {product: binop(product, operator, factor)})
-        elif m.matches(node, PHASE_TEST) and self.words is SCHEDULE and mentions(node.test, PHASE):
+        elif m.matches(node, PHASE_TEST) and self.words is SCHEDULE and self._phase_end(node, scope):
             # if step < warmup_iters: the phase ends one step early or late
             yield Site(f"{_named(node.test, self.words)}-boundary", rewritten(node.test, BOUNDARY))
         elif (
+            m.matches(node, TERM)
+            and self.words is SCHEDULE
+            and all(mentions(side, self.words) for side in (node.left, node.right))
+        ):
+            # decay_steps = total_steps - warmup_steps: one phase's length forgotten in another's
+            yield Site(f"{_named(node.right, self.words)}-term-dropped", {node: node.left})
+        elif (
             m.matches(node, COSINE)
             and self.words is SCHEDULE
+            and "pi" in identifiers(node.args[0].value)
             and mentions(enclosing(node, scope, cst.FunctionDef) or node, self.words)
         ):
             angle = node.args[0].value  # cos(pi * progress): half a period over the decay phase
@@ -84,6 +92,15 @@ class ConstantScale(Operator):
             label = _label(divisor) if isinstance(divisor, (cst.Name, cst.Attribute)) else _named(divisor, self.words)
             for suffix, operator, factor in SCALES:
                 yield Site(f"{label}-divisor-{suffix}", {divisor: parens(binop(divisor, operator, factor))})
+
+    @staticmethod
+    def _phase_end(node: cst.If, scope) -> bool:
+        """A comparison that ends a phase: against a warmup/decay length, or against the run's length inside
+        a learning-rate function (elsewhere `k >= max_iters` ends a loop)."""
+        if mentions(node.test, PHASE):
+            return True
+        function = enclosing(node, scope, cst.FunctionDef)
+        return function is not None and SCHEDULER.search(function.name.value) and mentions(node.test, SCHEDULE)
 
     def examples(self):
         if self.words is not SCHEDULE:  # gradient accumulation
@@ -125,6 +142,24 @@ class ConstantScale(Operator):
                 "def get_lr(it, warmup_iters):\n    return 0.5 * (1.0 + math.cos(math.pi * decay_ratio))\n",
                 "def get_lr(it, warmup_iters):\n    return 0.5 * (1.0 + math.cos(2 * (math.pi * decay_ratio)))\n",
             ),
+            Example(
+                "warmup_steps-term-dropped",
+                "decay_steps = total_steps - warmup_steps\n",
+                "decay_steps = total_steps\n",
+            ),
+            Example(
+                "max_iters-boundary",
+                "def get_lr(it):\n    if it > max_iters:\n        return min_lr\n",
+                "def get_lr(it):\n    if it >= max_iters:\n        return min_lr\n",
+            ),
+            Example(
+                "cosine-x2",
+                "def lr_lambda(step, num_warmup_steps):\n    return math.cos(math.pi * cycles * progress)\n",
+                "def lr_lambda(step, num_warmup_steps):\n    return math.cos(2 * (math.pi * cycles * progress))\n",
+            ),
+            # a loop's end, and sums that are not of phase lengths
+            Example("*-boundary", "for k in range(n):\n    if k >= max_iters:\n        break\n", None),
+            Example("*-term-dropped", "t = step + 1\nstart = step - warmup_start\n", None),
             # lengths and divisors that are not a schedule's
             Example("*-x100", "n = round(frac * total)\nmean = total / count\n", None),
             # literals and rounding of a single value are neither a fraction of a length nor a count

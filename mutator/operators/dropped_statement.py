@@ -23,7 +23,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, drop_statement
-from mutator.operators.meaning import ACCUM, BOS, bindings, body_of, identifiers, mentions
+from mutator.operators.meaning import ACCUM, BOS, bindings, body_of, enclosing, identifiers, mentions
 
 ARITHMETIC = m.Add() | m.Subtract() | m.Multiply() | m.Divide() | m.FloorDivide()
 IN_PLACE = m.AddAssign() | m.SubtractAssign() | m.MultiplyAssign() | m.DivideAssign() | m.FloorDivideAssign()
@@ -44,12 +44,22 @@ PREFIXED = m.BinaryOperation(operator=m.Add(), left=m.Name() | m.List(), right=~
 APPEND_FRONT = m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("append")), args=[m.Arg()]))  # first token
 BOS_SWITCH = re.compile(r"^(add_)?bos(_token)?$|^add_special_tokens$")
 OFF = m.Name("False") | m.Name("None")
+ADDS_BOS = re.compile(r"^(add|use)_(bos(_token)?|special_tokens)$")
+BOS_FLAG = re.compile(r"^(add_|use_)?bos$")  # a condition on whether to put the BOS in front
 DIVISION = m.BinaryOperation(operator=m.Divide())  # a loss is averaged; `n // accum` counts optimizer steps
 # tokens = [self.bos_id]: a sequence that starts with the BOS alone (a vocabulary lists more than one)
 STARTS_WITH_BOS = m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.List(elements=[m.Element()]))
 ENCODES = re.compile(
     r"(?i)encode|(^|_)tokeni[sz]e($|_)|render"
 )  # a call that asks for a BOS, not one that configures it
+
+
+def _switches_bos_on(name: cst.CSTNode, value: cst.CSTNode | None) -> bool:
+    """`add_bos=True`, `add_special_tokens = <a condition>`: a BOS switch given a value that can be on
+    (`bos = ...` alone may hold the token itself, so it counts only when set to True)."""
+    if not isinstance(name, cst.Name) or value is None or m.matches(value, OFF | NUMBER | m.SimpleString()):
+        return False
+    return bool(ADDS_BOS.match(name.value)) or (bool(BOS_SWITCH.match(name.value)) and m.matches(value, m.Name("True")))
 
 
 def _names_bos(expr: cst.CSTNode, scope=None, depth: int = 1) -> bool:
@@ -118,6 +128,20 @@ class DroppedStatement(Operator):
                     yield Site("bos-disabled", {arg.value: cst.Name("False")})
                 elif _names_bos(arg.value) and mentions(node.func, ENCODES):
                     yield Site("keyword-dropped", _without_keyword(node, arg))
+        elif isinstance(node, cst.Param) and _switches_bos_on(node.name, node.default):
+            function = enclosing(node, scope, cst.FunctionDef)
+            if function is not None and ENCODES.search(function.name.value):  # def encode(self, text, add_bos=True)
+                yield Site("bos-disabled", {node.default: cst.Name("False")})
+        elif m.matches(node, m.Assign(targets=[m.AssignTarget(target=m.Name())])) and _switches_bos_on(
+            node.targets[0].target, node.value
+        ):  # add_special_tokens = not prompt.startswith(bos_token)
+            yield Site("bos-disabled", {node.value: cst.Name("False")})
+        elif (
+            isinstance(node, cst.If)
+            and mentions(node.test, BOS_FLAG)
+            and any(_names_bos(c.left, scope) for c in m.findall(node.body, PREFIXED))
+        ):  # if bos or (bos is None and self.use_bos): tokens = [self.bos_id] + tokens
+            yield Site("bos-disabled", {node.test: cst.Name("False")})
         elif m.matches(node, PREFIXED) and _names_bos(node.left, scope):
             yield Site("prefix-dropped", {node: node.right})
         elif m.matches(node, STARTS_WITH_BOS) and _names_bos(node.value.elements[0].value):
@@ -175,6 +199,23 @@ class DroppedStatement(Operator):
                 "tokens = self.tokenizer.encode(c, bos=True, eos=False)\n",
                 "tokens = self.tokenizer.encode(c, bos=False, eos=False)\n",
             ),
+            Example(
+                "bos-disabled",
+                "def encode(self, text, add_bos: bool = True):\n    pass\n",
+                "def encode(self, text, add_bos: bool = False):\n    pass\n",
+            ),
+            Example(
+                "bos-disabled",
+                "add_special_tokens = not prompt.startswith(bos_token)\n",
+                "add_special_tokens = False\n",
+            ),
+            Example(
+                "bos-disabled",
+                "if bos or self.use_bos:\n    tokens = [self.bos_id] + tokens\n",
+                "if False:\n    tokens = [self.bos_id] + tokens\n",
+            ),
+            # a configuration default, and a branch that does not prepend the BOS
+            Example("bos-disabled", "def __init__(self, add_bos=True):\n    pass\nif bos:\n    n += 1\n", None),
             Example(
                 "insert-dropped",
                 'tokens = []\ntokens.append(self.special_tokens["<|begin_of_text|>"])\ntokens.extend(body)\n',

@@ -21,7 +21,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site
-from mutator.operators.meaning import NOT_TOKENS, TOKENS, identifiers, mentions
+from mutator.operators.meaning import NOT_TOKENS, TOKENS, bindings, body_of, identifiers, mentions
 
 WIDTHS = {"int64": 64, "long": 64, "int32": 32, "uint32": 32, "int": 32, "int16": 16, "short": 16}
 ALIASES = {"long", "int", "short"}
@@ -40,8 +40,10 @@ OTHER_WIDTH = {64: 32, 32: 64, 16: 64}  # the width a conversion is swapped to
 ARRAYS = m.Name("torch") | m.Name("mx") | m.Name("np") | m.Name("numpy")
 INTEGER_DTYPE = m.Attribute(value=ARRAYS, attr=m.Name(m.MatchIfTrue(lambda name: name in WIDTHS)))
 DTYPE_ARG = m.Arg(keyword=m.Name("dtype"), value=INTEGER_DTYPE)
+POSITIONAL_DTYPE = m.Arg(keyword=None, value=INTEGER_DTYPE)
 CONVERSION = m.Call(func=m.Attribute(attr=m.Name("to") | m.Name("type") | m.Name("astype")))
 EMBEDDING = re.compile(r"(?i)emb|wte")
+APPENDED = m.Call(func=m.Attribute(attr=m.Name("cat") | m.Name("concatenate")))
 METHOD = m.Call(func=m.Attribute(attr=m.Name("long") | m.Name("int")), args=[])  # ids.long(), ids.int()
 
 
@@ -53,18 +55,25 @@ def _about_tokens(call: cst.Call, scope) -> bool:
         data = None  # torch.full(shape, ...): its first argument is a shape, the values are not named
     else:
         data = call.args[0].value if call.args and call.args[0].keyword is None else None  # torch.tensor(ids, ...)
+    named = _data_words(data) if data is not None else set()
     parent = scope.parent(call)
     while parent is not None and not isinstance(parent, (cst.Assign, cst.Arg, cst.BaseSmallStatement)):
         parent = scope.parent(parent)
-    if isinstance(parent, cst.Arg):  # self.emb(x.long())
+    if isinstance(parent, cst.Arg):  # self.emb(x.long()), Batch(inputs=mx.array([], dtype=mx.uint32))
         owner = scope.parent(parent)
         if isinstance(owner, cst.Call) and mentions(owner.func, EMBEDDING):
             return True
+        if parent.keyword is not None:
+            named.add(parent.keyword.value)
         while parent is not None and not isinstance(parent, (cst.Assign, cst.BaseSmallStatement)):
             parent = scope.parent(parent)
     targets = [t.target for t in parent.targets] if isinstance(parent, cst.Assign) else []
-    named = set().union(*(_data_words(t) for t in targets)) if targets else set()
-    named |= _data_words(data) if data is not None else set()
+    for target in targets:
+        named |= _data_words(target)
+        if isinstance(target, cst.Name):  # a buffer that ids are appended to: so_far = cat((so_far, token))
+            for value in bindings(body_of(call, scope)).get(target.value, ()):
+                if value is not call and m.matches(value, APPENDED):
+                    named |= identifiers(value) - {target.value}
     return any(TOKENS.search(w) for w in named) and not any(NOT_TOKENS.search(w) for w in named)
 
 
@@ -119,8 +128,8 @@ class DtypeSwap(Operator):
                     for width in (OTHER_WIDTH[WIDTHS[name.value]], "float"):
                         yield Site(_variant(width), _renamed(name, width))
         elif isinstance(node, cst.Call):
-            for arg in node.args:
-                if m.matches(arg, DTYPE_ARG):
+            for index, arg in enumerate(node.args):  # dtype=..., or positional: mx.array(ids, mx.uint32)
+                if m.matches(arg, DTYPE_ARG) or (index > 0 and m.matches(arg, POSITIONAL_DTYPE)):
                     name = arg.value.attr
                     if WIDTHS[name.value] > 16:
                         yield Site(_variant(16), _renamed(name, 16))

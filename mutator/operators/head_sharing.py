@@ -42,6 +42,24 @@ REPEAT_HELPER = m.Call(
 KV_TENSOR = re.compile(r"(?i)^(k|v|kv|keys?|values?|(key|value)_states|x|hidden_states|t)$")
 EINOPS_GROUP = re.compile(r"\((\w+) (\w+)\)")  # "(h g)" on the right of an einops pattern
 EXPAND = m.Call(func=m.Attribute(attr=m.Name("expand"), value=m.Subscript()))
+# k.unsqueeze(2).expand(b, n_kv, q_per_kv, t, d).flatten(1, 2): each kv head repeated in place
+SHARED_BY_EXPAND = m.Call(
+    func=m.Attribute(
+        attr=m.Name("flatten"),
+        value=m.Call(
+            func=m.Attribute(
+                attr=m.Name("expand"), value=m.Call(func=m.Attribute(attr=m.Name("unsqueeze")), args=[m.Arg()])
+            )
+        ),
+    )
+)
+GQA_KEY = m.Subscript(
+    slice=[m.SubscriptElement(slice=m.Index(value=m.SimpleString('"enable_gqa"') | m.SimpleString("'enable_gqa'")))]
+)
+GQA_LOOKUP = m.Call(
+    func=m.Attribute(attr=m.Name("get")),
+    args=[m.Arg(value=m.SimpleString('"enable_gqa"') | m.SimpleString("'enable_gqa'")), m.ZeroOrMore()],
+)
 OTHER_DIM = {"1": "2", "2": "1", "-3": "-2", "-2": "-3"}  # heads <-> sequence in (B, H, T, D) and (B, T, H, D)
 
 
@@ -182,6 +200,8 @@ class HeadSharing(Operator):
             named_flag = isinstance(target, cst.Name) and target.value in _gqa_flags(body_of(node, scope))
             if compares_heads(node.value) or (named_flag and type(node.value.comparisons[0].operator) in INVERSE):
                 yield Site("flag-inverted", rewritten(node.value))
+        elif m.matches(node, m.If(test=GQA_LOOKUP)):  # if kwargs.get("enable_gqa", False):
+            yield Site("if-inverted", {node.test: cst.UnaryOperation(operator=cst.Not(), expression=node.test)})
         elif isinstance(node, cst.If):
             tests = (
                 [node.test, *m.findall(node.test, SINGLE)]
@@ -207,6 +227,13 @@ class HeadSharing(Operator):
             edits = _tiled_expand(node)
             if edits:
                 yield Site("repeat-tiled", edits)
+        elif m.matches(node, SHARED_BY_EXPAND) and _keys_or_values(node.func.value.func.value.func.value, scope):
+            yield Site("repeat-skipped", {node: node.func.value.func.value.func.value})
+        elif m.matches(
+            node, m.Assign(targets=[m.AssignTarget(target=GQA_KEY)], value=m.Name("True") | m.Name("False"))
+        ):
+            # kwargs["enable_gqa"] = True: the flag handed on through a dict
+            yield Site("keyword-negated", {node.value: cst.Name("False" if node.value.value == "True" else "True")})
 
     def examples(self):
         repeat_kv = (
@@ -246,6 +273,23 @@ class HeadSharing(Operator):
                 "if n_query_groups != n_head and input_pos is None:\n    k = k.expand(*q.shape)\n",
                 "if n_query_groups == n_head and input_pos is None:\n    k = k.expand(*q.shape)\n",
             ),
+            Example(
+                "repeat-skipped",
+                "k = k.unsqueeze(2).expand(shape).flatten(1, 2)\n",
+                "k = k\n",
+            ),
+            Example(
+                "keyword-negated",
+                'kw["enable_gqa"] = True\nif kw.get("enable_gqa", False):\n    pass\n',
+                'kw["enable_gqa"] = False\nif kw.get("enable_gqa", False):\n    pass\n',
+            ),
+            Example(
+                "if-inverted",
+                'if kw.get("enable_gqa", False):\n    pass\n',
+                'if not kw.get("enable_gqa", False):\n    pass\n',
+            ),
+            # a mask or activations flattened after an expand are not keys or values
+            Example("repeat-skipped", "m = mask.unsqueeze(1).expand(shape).flatten(0, 1)\n", None),
             Example(
                 "group-size-inverted",
                 "self.n_rep = self.n_heads // self.n_kv_heads\n",

@@ -110,8 +110,10 @@ BOS = re.compile(r"(?i)(^|_)(bos|sot)(_|$)|begin_of_text|^prepend(_id|_token)?$"
 ACCUM = re.compile(r"(?i)accum|num_items_in_batch|valid_tokens")
 SCHEDULE = re.compile(r"(?i)warm|decay|cooldown|anneal|num_iterations|total_steps|max_steps|max_iters|training_steps")
 TOKENS = re.compile(r"(?i)tok|(^|_)ids?$|^idx$|target|label|prompt|^inputs?$|^batch|^sample$|^_?next")
-NOT_TOKENS = re.compile(r"(?i)pos|arange|mask|len|count|offset|lengths|step|doc|segment|seq_id")
-SHIFTED = re.compile(r"(?i)tokens?$|token_ids|(^|_)ids?($|_)|target|label|logit|input|^batch|buffer|pred|^x$")
+NOT_TOKENS = re.compile(
+    r"(?i)pos|arange|mask|len|count|offset|lengths|step|doc|segment|seq_id|valid|seen|^n_?tokens|^num_?tokens"
+)
+SHIFTED = re.compile(r"(?i)tokens?$|token_ids|(^|_)ids?($|_)|target|label|logit|logprob|input|^batch|buffer|pred|^x$")
 # the fine-tuning loss mask, as opposed to attention's: what it is about is the labels and who spoke
 MASKS = re.compile(r"(?i)ignore|label|target|loss_mask|assistant|train_on_input|^masked$")
 LOSS_MASK = re.compile(r"(?i)^(loss_|label_|target_|sft_)?masks?$")  # a mask that is not attention's

@@ -7,8 +7,8 @@ Sites are found by structure: the growth branch `if t1 > <cache>.size(..):` (or 
 capacity) with its `needed + headroom` assignment, and the round-up idioms `(x + C - 1) // C * C`,
 `C * ((x + C - 1) // C)`, `-(-x // C) * C`, `math.ceil(x / C) * C` and `(x + K) & ~K`, also split over two
 statements (`n_steps = (C + x - 1) // C`, later `n_steps * C`). Rounding is everywhere (hidden sizes,
-vocabularies), so it counts only where a cache grows: in a class that keeps cache state on `self`, or in
-a function whose name says it allocates or grows a cache.
+vocabularies), so it counts only where a cache grows: in a class that keeps cache state (or a growing buffer) on
+`self`, or in a function whose name says it allocates or grows a cache.
 """
 
 import re
@@ -21,6 +21,7 @@ from mutator.operators.meaning import bindings, body_of, class_attributes, enclo
 from mutator.operators.missing_reset import CACHE_STATE
 
 GROWING_FUNCTION = re.compile(r"(?i)cache|grow|alloc|reserve")
+BUFFER = re.compile(r"(?i)(^|_)buffer$")  # a token buffer that grows in steps, as a cache does
 
 CAPACITY = m.Name(m.MatchRegex(r"(?i).*(capacity|size).*"))
 SIZE = (
@@ -124,7 +125,7 @@ def _is_rounded(node: cst.CSTNode | None) -> bool:
 def grows_cache(node: cst.CSTNode, scope) -> bool:
     """node sits in a class that keeps cache state, or in a function named for allocating or growing."""
     cls = enclosing(node, scope, cst.ClassDef)
-    if cls is not None and any(CACHE_STATE.search(name) for name in class_attributes(cls)):
+    if cls is not None and any(CACHE_STATE.search(name) or BUFFER.search(name) for name in class_attributes(cls)):
         return True
     function = enclosing(node, scope, cst.FunctionDef)
     return function is not None and bool(GROWING_FUNCTION.search(function.name.value))
@@ -217,6 +218,12 @@ class OverAllocation(Operator):
                 "class KVCache:\n    def update(self, keys):\n"
                 "        n_steps = (keys.shape[2]) // self.step\n"
                 "        self.keys = zeros((n_steps * self.step,))\n",
+            ),
+            Example(
+                "rounding-dropped",
+                "class Tokens:\n    def extend(self, end):\n"
+                "        n = ((end + self.step - 1) // self.step) * self.step\n        self._buffer = grow(n)\n",
+                "class Tokens:\n    def extend(self, end):\n        n = end\n        self._buffer = grow(n)\n",
             ),
             # rounding a hidden size is not cache growth
             Example("rounding-dropped", "def ffn(h, m):\n    return m * ((h + m - 1) // m)\n", None),

@@ -28,6 +28,7 @@ FROM_K = m.Slice(lower=K, upper=None, step=None)  # x[k:]
 TO_MINUS_K = m.Slice(lower=None, upper=m.UnaryOperation(operator=m.Minus(), expression=K), step=None)  # x[:-k]
 TO_N_MINUS_K = m.Slice(lower=None, upper=m.BinaryOperation(operator=m.Subtract(), right=K), step=None)  # x[:n - k]
 PLUS_ONE = m.BinaryOperation(operator=m.Add(), right=m.Integer("1"))
+PREDICTIONS = re.compile(r"(?i)logit|pred")
 WINDOW = m.Slice(lower=m.Integer("1") | PLUS_ONE, upper=PLUS_ONE, step=None)  # x[1 : n + 1], x[a + 1 : b + 1]
 
 
@@ -60,8 +61,9 @@ def _about(node, scope) -> set[str]:
     assign = scope.parent(result)
     if isinstance(assign, cst.Assign) and assign.value is result:
         targets = [t.target for t in assign.targets]
-        if any(t.deep_equals(parent.value) for t in targets):
-            return set()  # tokens = tokens[1:] trims a sequence in place (a BOS stripped), it shifts nothing
+        if any(t.deep_equals(parent.value) for t in targets) and not mentions(parent.value, PREDICTIONS):
+            return set()  # tokens = tokens[1:] trims a sequence in place (a BOS stripped), it shifts nothing;
+            # predictions are cut in place only to line up with targets: logits = logits[:, :-1]
         names |= set().union(*(identifiers(t) for t in targets))
     return names
 
@@ -129,6 +131,8 @@ class SliceShift(Operator):
             Example("cut-one-more", batch, "inputs = tokens[:-1]\ntargets = tokens[2:]\n"),
             Example("cut-one-less", batch, "inputs = tokens[:]\ntargets = tokens[1:]\n"),
             Example("mirrored-start", "targets = ids[:, 1:].clone()\n", "targets = ids[:, :-1].clone()\n"),
+            Example("mirrored-end", "logits = logits[:, :-1]\n", "logits = logits[:, 1:]\n"),
+            Example("mirrored-start", "tokens = tokens[1:]\n", None),  # a BOS stripped in place
             Example("cut-one-more", "del buffer[: needed - 1]\n", "del buffer[: needed - 2]\n"),
             Example("cut-one-less", "del buffer[: needed - 1]\n", "del buffer[: needed]\n"),
             Example("cut-one-less", "x = ids[2:]\n", "x = ids[1:]\n"),
