@@ -46,6 +46,7 @@ CLASS_KEYS = {
     "symptom": True,
     "hint": True,
     "canonical": False,
+    "reports": False,
 }
 CANONICAL_KEYS = {"operator": True, "variant": True, "function": False, "site": True}
 
@@ -79,6 +80,7 @@ class BugClass:
     symptom: str = ""
     hint: str = ""
     canonical: Canonical | None = None
+    reports: tuple[str, ...] = ()  # the public bug reports the class models ("project #number")
 
     def applies_to_file(self, path: str) -> bool:
         return any(_path_matches(path, pattern) for pattern in self.files)
@@ -360,6 +362,7 @@ def _read_class(check: "_Checker", raw: dict, where: str) -> BugClass:
     variants = check.strings(raw, f"{where}.variants", "variants") if "variants" in raw else ["*"]
 
     canonical = _read_canonical(check, raw, where, operators) if "canonical" in raw else None
+    reports = check.strings(raw, f"{where}.reports", "reports") if "reports" in raw else []
     return BugClass(
         name=name,
         title=check.text(raw, f"{where}.title", "title"),
@@ -370,6 +373,7 @@ def _read_class(check: "_Checker", raw: dict, where: str) -> BugClass:
         symptom=check.text(raw, f"{where}.symptom", "symptom"),
         hint=check.text(raw, f"{where}.hint", "hint"),
         canonical=canonical,
+        reports=tuple(reports),
     )
 
 
