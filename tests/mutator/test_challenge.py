@@ -233,7 +233,7 @@ def test_medium_removes_formulas_values_and_invariants_and_keeps_prose():
     for prose in (
         "The calculator state machine: collect a python block, then queue its result as output.",
         "not saved in checkpoints: they are a pure function of the config",
-        "a decoder-only transformer in the style of modern small LLMs",
+        "Shared helpers: where nanochat keeps its files, and which device to run on.",
     ):
         assert not states_specifics(prose), prose
 

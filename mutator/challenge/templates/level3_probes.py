@@ -19,6 +19,7 @@ tokenizer = RustBPETokenizer.train_from_iterator(iter(corpus), vocab_size=300)
 config = GPTConfig(
     sequence_len=64, vocab_size=tokenizer.get_vocab_size(), n_layer=3, n_head=4, n_kv_head=2, n_embd=32
 )
+head_dim = config.n_embd // config.n_head
 
 
 def probe_model(**overrides):
@@ -53,7 +54,6 @@ print("nanochat loaded from", sys.modules["nanochat"].__file__)
 # %% rotary-exponent
 # Rotary embeddings rotate channel pair i at position t by t / 10000^(2i / head_dim).
 # Compare the precomputed tables with that formula, computed in float64.
-head_dim = config.n_embd // config.n_head
 
 
 def rotary_tables():
