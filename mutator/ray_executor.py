@@ -93,6 +93,17 @@ def shipped_root(paths: list[Path]) -> Path:
     return root
 
 
+def check_reachable(address: str, timeout_s: float = 10.0):
+    """A HOST:PORT address must accept a connection (other forms, `auto` or `ray://...`, are Ray's to judge)."""
+    host, colon, port = address.rpartition(":")
+    if not colon or not port.isdigit() or "/" in address:
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise UserError(f"cannot reach the Ray cluster at {address}: {error.strerror or error}") from None
+
+
 def relocate(value: str, source: Path, destination: Path) -> str:
     """A driver path under `source` (alone, or an option's value: `--rootdir=PATH`), as the same path under
     `destination` on a node; anything else as is."""
@@ -218,6 +229,8 @@ class RayExecutor:
 
     def __init__(self, address: str | None = None, code_path: str | None = None, cpu_actors: int | None = None):
         import_ray()  # now, before a baseline is measured, when Ray is missing
+        if address:
+            check_reachable(address)  # Ray itself retries an unreachable address for minutes
         self.address = address
         self.code_path = code_path
         self.cpu_actors = cpu_actors

@@ -289,6 +289,11 @@ def test_ray_options_without_the_ray_executor_or_without_ray_are_one_line_errors
     result = CliRunner().invoke(main, ["run", "--level", "3", "--store", str(tmp_path / "s"), "--ray-address", "x:1"])
     assert result.exit_code == 2
     assert "need --executor ray" in result.output
+    unused = f"127.0.0.1:{_free_port()}"
+    args = ["run", "--level", "3", "--store", str(tmp_path / "s"), "--executor", "ray", "--ray-address", unused]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert f"cannot reach the Ray cluster at {unused}" in result.output
     monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
     result = CliRunner().invoke(main, ["run", "--level", "3", "--store", str(tmp_path / "s"), "--executor", "ray"])
     assert result.exit_code == 2
