@@ -125,13 +125,18 @@ def create(
         raise UserError(f"{out} exists and is not empty")
     if key_path.resolve().is_relative_to(out.resolve()):
         raise UserError("the key must be kept outside the workspace")
-    names = [c.name for c in level.classes]
-    bugs = bugs or len(names)
-    if not 1 <= bugs <= len(names):
-        raise UserError(f"--bugs must be between 1 and {len(names)} for level {level.name}")
+    if bugs is not None and not 1 <= bugs <= len(level.classes):
+        raise UserError(f"--bugs must be between 1 and {len(level.classes)} for level {level.name}")
 
     suite = load_suite(level.name, target, difficulty)
     mutants, sites = level_mutants(level, target, difficulty)
+    names = drawable_classes(level, mutants, difficulty)
+    bugs = bugs or len(names)
+    if bugs > len(names):
+        raise UserError(
+            f"at --difficulty {difficulty}, {len(names)} classes of level {level.name} have bugs to draw"
+            f" ({', '.join(names)}): the others only crash, which is easy at most"
+        )
     suite.code = narrated(suite.code, difficulty, sites)
     log("measuring the clean code against every test")
     with tempfile.TemporaryDirectory(prefix="mutator-challenge-") as workdir:
@@ -196,7 +201,7 @@ def _first_valid_draw(grader, suite, level, seed, bugs, mutants, log, difficulty
             return f"{mutant.bug_class} ({mutant.variant}) crashes in every check: easy at most"
         return mismatch(mutant, behaviours[mutant.id])
 
-    names = [c.name for c in level.classes]
+    names = drawable_classes(level, mutants, difficulty)
     for attempt, candidate in enumerate(draws(eligible(mutants, difficulty), names, seed, bugs)):
         if attempt == MAX_DRAWS:
             raise UserError(f"no valid draw in {MAX_DRAWS} tries for seed {seed}")
@@ -211,6 +216,12 @@ def _first_valid_draw(grader, suite, level, seed, bugs, mutants, log, difficulty
         log(f"accepted draw {attempt + 1} ({label})")
         return candidate, draw, behaviours
     raise AssertionError("draws() is endless")
+
+
+def drawable_classes(level, mutants, difficulty: str) -> list[str]:
+    """The level's classes that have a variant this difficulty may draw (see symptoms.eligible)."""
+    drawn = {m.bug_class for m in eligible(mutants, difficulty)}
+    return [c.name for c in level.classes if c.name in drawn]
 
 
 def _is_probe(node_id: str, suite: Suite) -> bool:

@@ -219,13 +219,15 @@ SYMPTOMS = [
         **{"class": "rotary-exponent", "variants": ["*"]},
     ),
     dict(
-        kind="silent",
-        text="Cached decoding diverges from the full forward pass, and get_pos() runs ahead of the tokens fed.",
+        kind="raises",
+        text="Cached decoding diverges from the full forward pass and get_pos() runs ahead of the tokens fed;"
+        " generating with the engine can fail on one of its own cache checks.",
         **{"class": "kv-position-layer", "variants": ["every-layer"]},
     ),
     dict(
-        kind="silent",
-        text="Cached decoding diverges from the full forward pass, and get_pos() stays at 0 whatever is fed.",
+        kind="raises",
+        text="Cached decoding diverges from the full forward pass and get_pos() stays at 0 whatever is fed;"
+        " the engine's tool handling can fail with an indexing error.",
         **{"class": "kv-position-layer", "variants": ["past-last"]},
     ),
     dict(
@@ -260,6 +262,11 @@ SYMPTOMS = [
         kind="silent",
         text="Models whose key/value heads are fewer than their query heads attend wrongly.",
         **{"class": "gqa-predicate", "variants": ["*"]},
+    ),
+    dict(
+        kind="crashes",
+        text="Every forward pass of a model without a sliding attention window fails with a type error.",
+        **{"class": "attention-mask", "variants": ["branch-inverted"], "site": "window_size is not None"},
     ),
     dict(
         kind="silent",
