@@ -34,10 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
-
 from mutator.errors import UserError
-from mutator.worker import die_with_parent, failure_line, one_line
+from mutator.worker import die_with_parent, failure_line, hookimpl, one_line
 
 IMPORT_TIME = ""  # the coverage context (and pseudo-test) of import and collection
 INI_FILES = ("pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg", "conftest.py")
@@ -113,7 +111,7 @@ def measure(
         raise UserError(f"the suite fails on the clean target ({device}): {shown} (log: {log})")
     for shard, code in enumerate(codes):
         # exit 1 with no failing test: only the collection errors that the merged baseline reports
-        if shard not in parts or code not in (0, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
+        if shard not in parts or code not in (0, 1, 5):  # pytest's exit codes: ok, tests failed, none collected
             lines = [line for line in log_paths[shard].read_text(errors="replace").splitlines() if line.strip()]
             tail = " | ".join(line.strip() for line in lines[-3:])
             why = f"pytest exit {code}: {tail} (log: {log_paths[shard]})"
@@ -139,6 +137,8 @@ def pass_device(parser, args: list[str], device: str):
     if not unknown:
         args += ["--device", device]
     elif device != "cpu":
+        import pytest  # in a pytest process: already imported
+
         raise pytest.UsageError(f"the suite has no --device option, so it cannot run on {device} (use --device cpu)")
 
 
@@ -242,7 +242,7 @@ def pytest_addoption(parser):
     group.addoption("--mutator-weights", default=None, help="JSON file: seconds per test module")
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
+@hookimpl(wrapper=True, tryfirst=True)
 def pytest_load_initial_conftests(early_config, parser, args):
     """Start coverage before the first conftest (which may import the target) is imported; once the
     conftests are in, the parser knows the suite's own options, so `--device` can be passed or not."""
@@ -307,7 +307,7 @@ class _Recorder:
     def pytest_collection_finish(self, session):
         self.collected_modules = set(sys.modules)
 
-    @pytest.hookimpl(wrapper=True)
+    @hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
         if self.first_test is None:
             self.first_test = time.perf_counter()
@@ -330,7 +330,7 @@ class _Recorder:
             self.current = IMPORT_TIME
             self.cov.switch_context(IMPORT_TIME)
 
-    @pytest.hookimpl(wrapper=True)
+    @hookimpl(wrapper=True)
     def pytest_fixture_setup(self, fixturedef, request):
         if fixturedef.scope == "function":
             return (yield)
@@ -364,6 +364,8 @@ class _Recorder:
 
     def pytest_exception_interact(self, node, call, report):
         """A collection error's exception (called just before its report): the cause pytest wrapped."""
+        import pytest  # in a pytest process: already imported
+
         if isinstance(report, pytest.CollectReport) and call.excinfo is not None:
             error = call.excinfo.value
             wrapped = isinstance(error, pytest.Collector.CollectError) and error.__cause__ is not None
@@ -398,7 +400,7 @@ class _Recorder:
                 names.append(name)
         return names
 
-    @pytest.hookimpl(trylast=True)
+    @hookimpl(trylast=True)
     def pytest_sessionfinish(self, session, exitstatus):
         self.cov.stop()
         self.out.write_text(json.dumps(self.finish(session)))

@@ -60,12 +60,15 @@ import time
 import types
 from pathlib import Path
 
-import pytest
+import pluggy
 
 from mutator.outcomes import CRASHED, ERROR, KILLED, SURVIVED, TIMEOUT
 
 FALLBACK = "fallback"  # not an outcome: the child asks the runner to rerun the mutant in a fresh process
 REASON_CHARS = 240
+# pytest's own hook marker (pytest.hookimpl is this object): the runner imports this module for its end of
+# the channel, and a run that reuses every result should not pay 0.2 s to import pytest
+hookimpl = pluggy.HookimplMarker("pytest")
 
 
 class SwapError(Exception):
@@ -280,7 +283,7 @@ class WorkerPlugin:
         self.channel = channel
         self.config = config
         self.mode = config["mode"]
-        self.items: dict[str, pytest.Item] = {}
+        self.items: dict = {}  # node id -> pytest.Item
         self.reports: list = []
         self.oom: set[str] = set()
         self.collect_errors: dict[str, str] = {}  # module node id -> "node id: its failure line"
@@ -296,14 +299,14 @@ class WorkerPlugin:
     def pytest_runtest_logreport(self, report):
         self.reports.append(report)
 
-    @pytest.hookimpl(wrapper=True)
+    @hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item, call):
         report = yield
         if call.excinfo is not None and out_of_memory(call.excinfo.value):
             self.oom.add(item.nodeid)
         return report
 
-    @pytest.hookimpl(tryfirst=True)
+    @hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session):
         self.answered = True
         self.items = {item.nodeid: item for item in session.items}
@@ -589,6 +592,8 @@ def main():
         sys.meta_path.insert(0, finder)
     args = [*config["args"], "-q", f"--basetemp={config['basetemp']}"]  # one word: see mutator.baseline.measure
     plugin = WorkerPlugin(channel, config)
+    import pytest
+
     code = pytest.main(args, plugins=[plugin])
     if not plugin.answered:  # pytest stopped before its test loop, e.g. the selected tests did not import
         why = (finder and finder.failure) or ([*plugin.collect_errors.values()] or [f"pytest exited with {code!r}"])[0]
