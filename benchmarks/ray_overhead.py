@@ -123,7 +123,7 @@ def main():
     for executor in ("local", "ray"):
         for key, what in (("phase_s", "mutants phase"), ("after_start_s", "after start-up")):
             speedup = median((executor, 1), key) / median((executor, 2), key)
-            print(f"{executor} scaling 1 -> 2 workers, {what}: {speedup:.2f}x faster")
+            print(f"{executor} speed-up from 1 to 2 workers, {what}: {speedup:.2f}x")
 
 
 if __name__ == "__main__":
