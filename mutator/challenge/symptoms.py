@@ -5,7 +5,8 @@ raise an exception (a crash) or report wrong values (silent), and whether a hidd
 sees it. Each variant's entry in variant_symptoms declares its kind and says what goes wrong; validation
 rejects a draw whose bug behaves otherwise, so that the README never describes another variant.
 
-Kinds: `silent` (no detecting check raises), `raises` (some do), `crashes` (every one does). Higher
+Kinds: `silent` (no detecting check raises), `raises` (some do), `crashes` (every one does), `hidden` (no
+visible test or probe detects it, so validation never accepts it, and no difficulty draws it). Higher
 difficulties prefer silent bugs: `hard` draws silent variants only (a class without one falls back to
 variants that raise in some checks), `medium` never draws a variant that crashes everywhere.
 """
@@ -17,16 +18,16 @@ from functools import cache
 
 from mutator.challenge.variant_symptoms import SYMPTOMS
 
-KINDS = ("silent", "raises", "crashes")
-ALLOWED = {"easy": KINDS, "medium": ("silent", "raises"), "hard": ("silent",)}
-FALLBACK = {"easy": KINDS, "medium": ("silent", "raises"), "hard": ("silent", "raises")}
+KINDS = ("silent", "raises", "crashes", "hidden")
+ALLOWED = {"easy": ("silent", "raises", "crashes"), "medium": ("silent", "raises"), "hard": ("silent",)}
+FALLBACK = {"easy": ALLOWED["easy"], "medium": ALLOWED["medium"], "hard": ("silent", "raises")}
 
 # A failure line that names an exception other than a failed assertion (pytest's reasons keep the
 # phase in front when it was not the test itself); a probe reports the exception it caught as "raised".
 EXCEPTION = re.compile(r"^(?:setup: |teardown: )?([\w.]*(?:Error|Exception|Interrupt)|StopIteration)\b")
 
 # Minutes a solver needs for one bug, by how it shows up, and extra for one that few checks see.
-MINUTES = {"crashes": 10, "raises": 20, "silent": 30}
+MINUTES = {"crashes": 10, "raises": 20, "silent": 30, "hidden": 30}
 FEW_CHECKS, FEW_CHECKS_MINUTES = 2, 10
 HIDDEN_ONLY_MINUTES = 20
 
@@ -51,6 +52,8 @@ class Behaviour:
 
     @property
     def kind(self) -> str:
+        if not self.checks:
+            return "hidden"
         if not self.raised:
             return "silent"
         return "crashes" if self.raised >= self.checks else "raises"

@@ -36,12 +36,12 @@ SYMPTOMS = [
         **{"class": "token-dtype", "variants": ["to-int32"], "functions": ["make_batch"]},
     ),
     dict(
-        kind="silent",
+        kind="hidden",
         text="Token ids above 32767 come out changed once they pass through generation.",
         **{"class": "token-dtype", "variants": ["to-int16"], "functions": ["*generate"]},
     ),
     dict(
-        kind="silent",
+        kind="hidden",
         text="Fine-tuning batches hold token ids of another type than pre-training batches.",
         **{"class": "token-dtype", "variants": ["*"], "functions": ["sft_batch"]},
     ),
@@ -67,9 +67,9 @@ SYMPTOMS = [
         **{"class": "target-shift", "variants": ["cut-one-more"], "functions": ["tokenizing_data_loader"]},
     ),
     dict(
-        kind="silent",
+        kind="hidden",
         text="Fine-tuning batches pair inputs with the wrong targets.",
-        **{"class": "target-shift", "variants": ["*"]},
+        **{"class": "target-shift", "variants": ["*"], "functions": ["sft_batch"]},
     ),
     dict(
         kind="silent",
@@ -168,6 +168,11 @@ SYMPTOMS = [
         **{"class": "lr-warmup", "variants": ["warmdown_iters-divisor-div*"]},
     ),
     dict(
+        kind="hidden",
+        text="The learning rate leaves its base value one step early.",
+        **{"class": "lr-warmup", "variants": ["warmdown_start-boundary"]},
+    ),
+    dict(
         kind="silent",
         text="The learning rate follows the wrong schedule: it reaches, holds or leaves its base value at the"
         " wrong steps.",
@@ -257,6 +262,11 @@ SYMPTOMS = [
         text="Feeding a chunk after a cached prefix fails with a shape error when key/value heads are fewer"
         " than query heads.",
         **{"class": "gqa-predicate", "variants": ["keyword-negated"], "site": "attn_mask="},
+    ),
+    dict(
+        kind="hidden",
+        text="With a sliding attention window, query heads read the wrong key/value heads.",
+        **{"class": "gqa-predicate", "variants": ["group-size-inverted"], "functions": ["sliding_window_attention"]},
     ),
     dict(
         kind="silent",

@@ -109,11 +109,12 @@ class Estimate:
         return sum(self.minutes)
 
     def how(self) -> str:
-        rates = ", ".join(f"{minutes} for a bug that is {kind}" for kind, minutes in MINUTES.items())
+        rates = ", ".join(f"{MINUTES[kind]} for a bug that {kind}" for kind in ("crashes", "raises"))
+        rates += f", {MINUTES['silent']} for a silent one"
         kinds = "silent (wrong values), raises (an error in some checks), or crashes (an error in every check)"
         return (
-            f"the sum over the bugs of minutes measured when this workspace was made, by how each bug shows up"
-            f" in the visible tests and probes: {kinds}. {rates.capitalize()};"
+            f"the sum over the bugs of minutes set by how each bug showed up in the visible tests and probes"
+            f" when this workspace was validated: {kinds}. {rates.capitalize()};"
             f" {FEW_CHECKS_MINUTES} more when at most {FEW_CHECKS} checks see it, {HIDDEN_ONLY_MINUTES} more when"
             f" only the further checks do. Here: {' + '.join(map(str, self.minutes))}."
         )
