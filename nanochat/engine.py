@@ -148,7 +148,7 @@ class Engine:
 
         A mask is 1 for a sampled token and 0 for a forced one (calculator output). A row completes on
         <|assistant_end|> or <|bos|>; that token is still yielded. Generation ends when every row has
-        completed or after max_tokens steps.
+        completed or after max_tokens steps. temperature, top_k and top_p go to sample_next_token.
         """
         assert isinstance(tokens, list) and all(isinstance(t, int) for t in tokens), "tokens: a list of ids"
         assert len(tokens) > 0, "the prompt needs at least one token"

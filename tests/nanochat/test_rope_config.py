@@ -4,9 +4,12 @@ A model configured with rope_theta or rope_scaling but built with the defaults s
 decoding still agrees with the full forward: only the tables, against the closed form, show it.
 """
 
+import pytest
 import torch
 
 from nanochat.gpt import GPT, GPTConfig
+
+pytestmark = pytest.mark.project_extras  # rope_theta and rope_scaling are this nanochat's options, not the seed API
 
 
 def closed_form(seq_len, head_dim, base, scaling):
