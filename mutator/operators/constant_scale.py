@@ -37,6 +37,7 @@ PHASE = re.compile(r"(?i)warm|decay|cooldown|anneal")  # a phase's end; `k >= ma
 COSINE = m.Call(func=m.Attribute(attr=m.Name("cos")), args=[m.Arg(value=m.BinaryOperation())])
 SCHEDULER = re.compile(r"(?i)(^|_)lr($|_)|schedul|learning_rate")  # get_lr, lr_lambda: the end of the run is a phase
 TERM = m.BinaryOperation(operator=m.Add() | m.Subtract())
+COMPLEMENT = m.BinaryOperation(operator=m.Subtract(), left=m.Integer("1") | m.Float("1.0"))  # 1 - progress
 SCALES = (("x100", cst.Multiply(), 100), ("x10", cst.Multiply(), 10), ("div10", cst.Divide(), 10))
 
 
@@ -57,7 +58,7 @@ class ConstantScale(Operator):
     def __init__(self, name: str = "constant-scale", words: re.Pattern = SCHEDULE):
         self.name, self.words = name, words
         if words is SCHEDULE:  # a schedule's phases also end at a comparison, and decay along a cosine
-            self.variants = (*ConstantScale.variants, "*-boundary", "*-term-dropped", "cosine-x2")
+            self.variants = (*ConstantScale.variants, "*-boundary", "*-term-dropped", "decay-reversed", "cosine-x2")
 
     def sites(self, node, scope):
         if m.matches(node, LENGTH):
@@ -79,6 +80,9 @@ class ConstantScale(Operator):
         ):
             # decay_steps = total_steps - warmup_steps: one phase's length forgotten in another's
             yield Site(f"{_named(node.right, self.words)}-term-dropped", {node: node.left})
+        elif m.matches(node, COMPLEMENT) and self.words is SCHEDULE and self._in_schedule(node, scope):
+            # 1 - progress: the decay runs the wrong way (rises where it should fall)
+            yield Site("decay-reversed", {node: node.right})
         elif (
             m.matches(node, COSINE)
             and self.words is SCHEDULE
@@ -92,6 +96,16 @@ class ConstantScale(Operator):
             label = _label(divisor) if isinstance(divisor, (cst.Name, cst.Attribute)) else _named(divisor, self.words)
             for suffix, operator, factor in SCALES:
                 yield Site(f"{label}-divisor-{suffix}", {divisor: parens(binop(divisor, operator, factor))})
+
+    @staticmethod
+    def _in_schedule(node, scope) -> bool:
+        """node sits in a learning-rate function, or one that mentions a schedule's phases."""
+        function = enclosing(node, scope, cst.FunctionDef)
+        while function is not None:
+            if SCHEDULER.search(function.name.value) or mentions(function, PHASE):
+                return True
+            function = enclosing(function, scope, cst.FunctionDef)
+        return False
 
     @staticmethod
     def _phase_end(node: cst.If, scope) -> bool:
@@ -121,6 +135,12 @@ class ConstantScale(Operator):
         warmup = "warmup_iters = round(warmup_ratio * num_iterations)\n"
         ramp = "def lr(step):\n    if step < warmup_iters:\n        return (step + 1) / warmup_iters\n"
         return (
+            Example(
+                "decay-reversed",
+                "def get_lr(it, warmdown_iters):\n    return 1.0 - progress * (1.0 - final)\n",
+                "def get_lr(it, warmdown_iters):\n    return progress * (1.0 - final)\n",
+            ),
+            Example("decay-reversed", "def blend(a, t):\n    return 1 - t\n", None),  # not a schedule
             Example("warmup_iters-x100", warmup, "warmup_iters = round(warmup_ratio * num_iterations * 100)\n"),
             Example("warmup_iters-x10", warmup, "warmup_iters = round(warmup_ratio * num_iterations * 10)\n"),
             Example("warmup_iters-div10", warmup, "warmup_iters = round(warmup_ratio * num_iterations / 10)\n"),

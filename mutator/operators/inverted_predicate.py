@@ -20,13 +20,16 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import INVERSE, Example, Operator, Site, comparisons, drop_statement, rewritten
-from mutator.operators.meaning import MASKS, identifiers
+from mutator.operators.meaning import LOSS_MASK, MASKS, identifiers
 
 SINGLE = m.Comparison(comparisons=[m.ComparisonTarget()])  # a op b (not a chain like a < b < c)
 FLAG = m.Assign(value=SINGLE) | m.AnnAssign(value=SINGLE)  # masked = role != "assistant"
 # a branch decides about the loss mask only where it says ignore or masked; `if labels is not None:` does not
 BRANCH_WORDS = re.compile(r"(?i)ignore_(index|id)|loss_mask|train_on_input|masked")
 FLAG_WORDS = re.compile(r"(?i)loss_mask|train_on_input|^masked$|assistant")
+PROMPT_FLAG = re.compile(r"(?i)mask_prompt|mask_input|train_on_(prompt|input)")
+# [True] * n, [message.masked] * n: a special token's or a message's mask flag written out
+LITERAL_OR_FLAG = m.Name("True") | m.Name("False") | m.Attribute(attr=m.Name("masked"))
 IGNORE_VALUE = m.UnaryOperation(operator=m.Minus(), expression=m.Integer("1") | m.Integer("100"))
 KEYWORD = m.Arg(keyword=m.Name(), value=SINGLE)  # f(..., enable_gqa=a != b)
 BRANCH = m.If(test=SINGLE)  # if Tq == Tk:  /  elif Tq == 1:
@@ -57,6 +60,31 @@ def _ignores(node: cst.CSTNode | None) -> bool:
     else:
         return False
     return any(m.matches(v, IGNORE_VALUE) or "ignore" in " ".join(_words(v)).lower() for v in values)
+
+
+def _picks_ignore(value: cst.CSTNode, comparison: cst.Comparison) -> bool:
+    """`pad = pad_id if key == "input_ids" else ignore_index`: the test picks where the ignore value goes."""
+    return (
+        isinstance(value, cst.IfExp)
+        and value.test is comparison
+        and any("ignore" in " ".join(_words(v)).lower() for v in (value.body, value.orelse))
+    )
+
+
+def _builds_loss_mask(arg: cst.Arg, scope) -> bool:
+    """`mask = logical_and(steps >= lengths[:, 0:1], ...)` in a function about the targets: the loss mask's
+    bounds."""
+    statement = _statement(arg, scope)
+    if statement is None or not m.matches(statement.body[0], m.Assign(targets=[m.AssignTarget(target=m.Name())])):
+        return False
+    function = scope.parent(statement)
+    while function is not None and not isinstance(function, cst.FunctionDef):
+        function = scope.parent(function)
+    return (
+        bool(LOSS_MASK.match(statement.body[0].targets[0].target.value))
+        and function is not None
+        and _about_masks(function)
+    )
 
 
 def _target(assign) -> cst.CSTNode:
@@ -90,7 +118,7 @@ class InvertedPredicate(Operator):
             # back (`mask = labels != ignore_index`) decides nothing
             about = _about_masks(_target(node), FLAG_WORDS)
             for comparison in comparisons(node.value):
-                if about or _about_masks(comparison, FLAG_WORDS):
+                if about or _about_masks(comparison, FLAG_WORDS) or _picks_ignore(node.value, comparison):
                     yield Site("flag-inverted", rewritten(comparison))
         elif m.matches(node, m.Arg(keyword=m.Name())) and _about_masks(node.keyword):
             if m.matches(node.value, SINGLE) and type(node.value.comparisons[0].operator) in INVERSE:
@@ -99,6 +127,9 @@ class InvertedPredicate(Operator):
                 yield Site("keyword-flipped", {node.value: cst.Name("False" if node.value.value == "True" else "True")})
             elif m.matches(node.value, m.UnaryOperation(operator=m.Not())):
                 yield Site("keyword-flipped", {node.value: node.value.expression})
+        elif m.matches(node, m.If(test=m.Name() | m.Attribute())) and _about_masks(node.test, PROMPT_FLAG):
+            # if self.mask_prompt: the switch that decides whether the prompt is trained
+            yield Site("if-inverted", {node.test: cst.UnaryOperation(operator=cst.Not(), expression=node.test)})
         elif m.matches(node, BRANCH) and _about_masks(node.test, BRANCH_WORDS):
             is_elif = isinstance(scope.parent(node), cst.If)  # an elif is the orelse of its if
             yield Site("elif-inverted" if is_elif else "if-inverted", rewritten(node.test))
@@ -108,9 +139,11 @@ class InvertedPredicate(Operator):
                     yield Site("ignore-dropped", {statement: drop_statement(node, statement)})
         elif m.matches(node, INDEX) and (_about_masks(node.slice.value) or _ignores(_statement(node, scope))):
             yield Site("index-inverted", rewritten(node.slice.value))
-        elif m.matches(node, ARGUMENT) and (_about_masks(node.value) or _ignores(scope.parent(node))):
+        elif m.matches(node, ARGUMENT) and (
+            _about_masks(node.value) or _ignores(scope.parent(node)) or _builds_loss_mask(node, scope)
+        ):
             yield Site("argument-inverted", rewritten(node.value))
-        elif m.matches(node, m.List(elements=[m.AtLeastN(m.Element(value=m.Name("True") | m.Name("False")), n=1)])):
+        elif m.matches(node, m.List(elements=[m.AtLeastN(m.Element(value=LITERAL_OR_FLAG), n=1)])):
             # mask = [True] + ...: the per-token mask of a special token written out
             assign = scope.parent(node)
             while assign is not None and not isinstance(assign, (cst.Assign, cst.BaseSmallStatement)):
@@ -119,12 +152,39 @@ class InvertedPredicate(Operator):
                 assign.targets[0].target, m.Name(m.MatchRegex(r"(?i).*mask.*"))
             ):
                 for element in node.elements:
-                    flipped = cst.Name("False" if element.value.value == "True" else "True")
+                    if m.matches(element.value, m.Name("True") | m.Name("False")):
+                        flipped = cst.Name("False" if element.value.value == "True" else "True")
+                    elif m.matches(element.value, LITERAL_OR_FLAG):  # [message.masked] * n
+                        flipped = cst.UnaryOperation(operator=cst.Not(), expression=element.value)
+                    else:
+                        continue
                     yield Site("literal-flipped", {element.value: flipped})
 
     def examples(self):
         branches = "if loss_mask is None:\n    loss = full\nelif loss_mask.sum() == 0:\n    loss = zero\n"
         return (
+            Example(
+                "if-inverted",
+                "if self.mask_prompt:\n    offset = len(prompt)\n",
+                "if not self.mask_prompt:\n    offset = len(prompt)\n",
+            ),
+            Example(
+                "flag-inverted",
+                'pad = pad_id if key == "input_ids" else ignore_index\n',
+                'pad = pad_id if key != "input_ids" else ignore_index\n',
+            ),
+            Example(
+                "argument-inverted",
+                "def loss(logits, targets, lengths):\n    mask = logical_and(steps >= lengths[:, 0], steps < n)\n",
+                "def loss(logits, targets, lengths):\n    mask = logical_and(steps < lengths[:, 0], steps < n)\n",
+            ),
+            Example(
+                "literal-flipped",
+                "mask = mask + [message.masked] * len(tokens)\n",
+                "mask = mask + [not message.masked] * len(tokens)\n",
+            ),
+            # an attention mask's bounds, outside any function about targets
+            Example("argument-inverted", "def attend(q, k):\n    mask = logical_and(i >= j, i < n)\n", None),
             Example(
                 "flag-inverted",
                 'masked = message["role"] != "assistant"\n',

@@ -40,7 +40,9 @@ MASKING_CALL = m.Call(
 )
 MASK_NAME = re.compile(r"(?i)mask|causal")
 MASK_FUNCTION = re.compile(r"(?i)mask")
-CHOICE = re.compile(r"(?i)mask|causal|sliding|window")  # a flag or a helper that decides which mask
+BOOKKEEPING = re.compile(r"(?i)size|len|shape|idx|index")  # mask_size = ...: how big, not which mask
+CHOICE = re.compile(r"(?i)mask|causal|sliding|window|prefix")  # a flag or a helper that decides which mask
+FILLED = m.Call(func=m.Attribute(attr=m.Name("masked_fill") | m.Name("masked_fill_")), args=[m.Arg(), m.Arg()])
 TRIANGLES = m.Name("tril") | m.Name("triu") | m.Name("tril_") | m.Name("triu_")
 TRIANGLE = m.Call(func=TRIANGLES | m.Attribute(attr=TRIANGLES))
 # a mask's format or size, not which mask: dtype and rank checks, a cached mask's length
@@ -48,7 +50,21 @@ FORMAT = re.compile(r"(?i)^(dtype|ndim|dim|device|size|shape)$|isinstance|hasatt
 # masks that are not attention's (the prompt's loss mask, sampling's top-p mask, padding, dropout, images),
 # and a cached mask's bookkeeping (`if self.mask_cache is None:` builds it lazily, it chooses nothing)
 OTHER_MASKS = re.compile(
-    r"(?i)prompt|prob|top_?[pk]|dropout|pad|vision|image|sum_mask|masked|ignore|target|label|pos_|eos|keep|mem_|cache"
+    r"(?i)prompt|prob|top_?[pk]|dropout|vision|image|sum_mask|masked|ignore_(index|id)|target|label|pos_|eos|keep"
+    r"|mask_cache|cached_mask"
+)
+# code around attention that is not attention: losses, dropout, token shifts, positional biases, rotary
+NOT_ATTENTION = re.compile(r"(?i)loss|dropout|(^|_)shift|bucket|rope|rotary|ramp|positional|position_?bias")
+COMPLAINTS = m.SimpleStatementLine(
+    body=[
+        m.Raise()
+        | m.Expr(
+            value=m.Call(
+                func=m.Name(m.MatchRegex(r"(?i)print|warn.*"))
+                | m.Attribute(attr=m.Name(m.MatchRegex(r"(?i)warn.*|error|info|debug")))
+            )
+        )
+    ]
 )
 FLAG = re.compile(r"(?i)^(is_)?causal$|^has_.*mask|^use_.*mask")  # a flag that says which mask, not a mask
 
@@ -88,6 +104,21 @@ def _in_mask_function(node, scope) -> bool:
     return False
 
 
+def _not_attention(node, scope) -> bool:
+    """node sits in a loss, a dropout, a token shift, a positional bias or rotary code (by their names)."""
+    owner = enclosing(node, scope, (cst.FunctionDef, cst.ClassDef))
+    while owner is not None:
+        if NOT_ATTENTION.search(owner.name.value):
+            return True
+        owner = enclosing(owner, scope, (cst.FunctionDef, cst.ClassDef))
+    return False
+
+
+def _only_complains(branch: cst.If) -> bool:
+    """A branch that only raises or warns validates its input; inverting it chooses no other mask."""
+    return isinstance(branch.body, cst.IndentedBlock) and all(m.matches(s, COMPLAINTS) for s in branch.body.body)
+
+
 def _checks_format(node) -> bool:
     """A check of a mask's format (`mask.dtype == torch.bool`, `mask.dim() == 4`, `isinstance(mask, str)`),
     judged by the attributes and functions it uses, not by keyword arguments such as `device=`."""
@@ -97,17 +128,16 @@ def _checks_format(node) -> bool:
 
 
 def _chooses_mask(branch: cst.If, scope) -> bool:
-    """The branch (or what follows in its else) calls attention or builds a mask, or the function it
-    sits in is one that builds masks (`def causal_mask(...)`, `def attention_mask(...)`)."""
+    """The branch (or what follows in its else) calls attention or builds a mask, or, in a function that
+    builds masks (`def causal_mask(...)`), returns one; a mask's size or index is bookkeeping."""
     function = enclosing(branch, scope, cst.FunctionDef)
-    if function is not None and MASK_FUNCTION.search(function.name.value):
-        return True
+    in_mask_function = function is not None and MASK_FUNCTION.search(function.name.value)
     parts = [branch.body] + ([branch.orelse] if branch.orelse is not None else [])
     for part in parts:
-        if m.findall(part, MASKING_CALL):
+        if m.findall(part, MASKING_CALL) or (in_mask_function and m.findall(part, m.Return())):
             return True
         targets = m.findall(part, m.AssignTarget())
-        if any(mentions(t.target, MASK_NAME) for t in targets):
+        if any(mentions(t.target, MASK_NAME) and not mentions(t.target, BOOKKEEPING) for t in targets):
             return True
     return False
 
@@ -135,6 +165,10 @@ class MaskBranch(Operator):
     )
 
     def sites(self, node, scope):
+        if not isinstance(node, (cst.Arg, cst.Assign, cst.AugAssign, cst.Return, cst.If, cst.Call)):
+            return
+        if _not_attention(node, scope):
+            return
         if m.matches(node, m.Arg(keyword=m.Name(m.MatchRegex(r"(?i)is_causal|causal")))):
             if m.matches(node.value, m.Name("True") | m.Name("False")):
                 if _inside_branch(node, scope):
@@ -163,7 +197,11 @@ class MaskBranch(Operator):
             yield from self._mask_values(node.value)  # mask &= linds < rinds + window_size
         elif m.matches(node, m.Return()) and node.value is not None and _in_mask_function(node, scope):
             yield from self._mask_values(node.value)  # return (kv_idx <= q_idx) & (q_idx - kv_idx < window)
-        elif isinstance(node, cst.If) and (_chooses_mask(node, scope) or mentions(node.test, MASK_NAME)):
+        elif (
+            isinstance(node, cst.If)
+            and (_chooses_mask(node, scope) or mentions(node.test, MASK_NAME))
+            and not _only_complains(node)
+        ):
             anywhere = _in_mask_function(node, scope)
             for condition in _conditions(node.test):
                 if _checks_format(condition) or mentions(condition, OTHER_MASKS):
@@ -173,6 +211,9 @@ class MaskBranch(Operator):
                         yield Site("branch-inverted", rewritten(condition))
                 elif mentions(condition, CHOICE):  # if is_causal:, if exists(mask):, if use_sliding_window:
                     yield Site("branch-inverted", {condition: _negated(condition)})
+        elif m.matches(node, FILLED) and _in_mask_function(node, scope):
+            # mask.masked_fill_(cols < rows + 1, 0): the comparison that builds a causal mask in place
+            yield from self._mask_values(node.args[0].value)
         elif m.matches(node, TRIANGLE):
             diagonal = _diagonal(node)
             if diagonal is not None:
@@ -197,6 +238,14 @@ class MaskBranch(Operator):
                 yield Site("boundary-shifted", rewritten(comparison, BOUNDARY))
 
     def examples(self):
+        not_attention = (
+            "def dropout_seq(seq, mask):\n    if exists(mask):\n        seq = seq[mask]\n"
+            "class RelativePositionBias:\n    def forward(self, i, j, causal):\n        if not causal:\n"
+            "            n = attn_mask(i, j)\n"
+        )
+        validation = (
+            "def attend(q, mask, is_causal):\n    if mask is None and not is_causal:\n        raise ValueError(q)\n"
+        )
         branches = (
             "def attend(q, k, v):\n"
             "    Tq, Tk = q.size(2), k.size(2)\n"
@@ -208,6 +257,20 @@ class MaskBranch(Operator):
             "    return sdpa(q, k, v, attn_mask=allowed)\n"
         )
         return (
+            Example("branch-inverted", not_attention, None),
+            Example("branch-inverted", validation, None),
+            # a ring buffer's index wrap and a mask's length are bookkeeping, not a choice of mask
+            Example(
+                "branch-inverted",
+                "def make_mask(self):\n    if idx >= self.max_size:\n        idx = 0\n"
+                "    if self.offset < self.max_size:\n        mask_size = self.offset + 1\n",
+                None,
+            ),
+            Example(
+                "boundary-shifted",
+                "def make_causal_mask(n):\n    return mask.masked_fill_(cols < rows + 1, 0)\n",
+                "def make_causal_mask(n):\n    return mask.masked_fill_(cols <= rows + 1, 0)\n",
+            ),
             Example("branch-inverted", branches, branches.replace("Tq == Tk", "Tq != Tk")),
             Example("branch-inverted", branches, branches.replace("Tq == 1", "Tq != 1")),
             Example("is-causal-flipped", branches, branches.replace("is_causal=False", "is_causal=True")),

@@ -108,7 +108,9 @@ def class_attributes(cls: cst.ClassDef) -> frozenset[str]:
 
 BOS = re.compile(r"(?i)(^|_)(bos|sot)(_|$)|begin_of_text|^prepend(_id|_token)?$")
 ACCUM = re.compile(r"(?i)accum|num_items_in_batch|valid_tokens")
-SCHEDULE = re.compile(r"(?i)warm|decay|cooldown|anneal|num_iterations|total_steps|max_steps|max_iters|training_steps")
+SCHEDULE = re.compile(
+    r"(?i)warm|decay|cooldown|anneal|stable_(steps|iters)|num_iterations|total_steps|max_steps|max_iters|training_steps"
+)
 TOKENS = re.compile(r"(?i)tok|(^|_)ids?$|^idx$|target|label|prompt|^inputs?$|^batch|^sample$|^_?next")
 NOT_TOKENS = re.compile(
     r"(?i)pos|arange|mask|len|count|offset|lengths|step|doc|segment|seq_id|valid|seen|^n_?tokens|^num_?tokens"
