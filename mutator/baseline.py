@@ -71,8 +71,12 @@ def measure(
     weights: dict[str, float] | None = None,
     workdir: Path | None = None,
     log_dir: Path | None = None,
+    imports_dir: Path | None = None,
 ) -> dict:
     """Run the suite once, split by test module over `shards` parallel processes; return the baseline.
+
+    imports_dir: each shard appends there (`<shard>.txt`, a line each, as each test ends) the modules its
+    tests imported, for workers started meanwhile to import as they wait (mutator.worker.preload).
 
     weights: seconds per test module from an earlier baseline, to balance the shards (else test counts).
     log_dir: where each shard's output goes (`baseline-<device>-<shard>.log`); errors name that file.
@@ -98,6 +102,9 @@ def measure(
             cmd += [f"--mutator-weights={tmp}/weights.json", f"--basetemp={tmp}/t{shard}"]
             cmd += ["--continue-on-collection-errors"]  # a module that fails to import is reported, not fatal
             cmd += [f"--mutator-measure={target_root / pkg}" for pkg in packages]
+            if imports_dir is not None:
+                Path(imports_dir).mkdir(parents=True, exist_ok=True)
+                cmd += [f"--mutator-imports-out={Path(imports_dir) / f'{shard}.txt'}"]
             log_paths.append(logs / f"baseline-{device}-{shard}.log")
             with open(log_paths[-1], "wb") as log:
                 procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
@@ -240,6 +247,7 @@ def pytest_addoption(parser):
     group.addoption("--mutator-measure", action="append", default=[], help="a target file or package dir")
     group.addoption("--mutator-shard", default="0/1", help="K/N: run the K-th of N shards of the test modules")
     group.addoption("--mutator-weights", default=None, help="JSON file: seconds per test module")
+    group.addoption("--mutator-imports-out", default=None, help="append the modules the tests import here")
 
 
 @hookimpl(wrapper=True, tryfirst=True)
@@ -253,6 +261,8 @@ def pytest_load_initial_conftests(early_config, parser, args):
         recorder.shard, recorder.shards = map(int, options.mutator_shard.split("/"))
         if options.mutator_weights:
             recorder.weights = json.loads(Path(options.mutator_weights).read_text())
+        if options.mutator_imports_out:
+            recorder.imports_out = Path(options.mutator_imports_out)
         early_config.pluginmanager.register(recorder, "mutator-baseline-recorder")
         recorder.start()
     result = yield
@@ -280,7 +290,10 @@ class _Recorder:
         self.collect_causes: dict[str, BaseException] = {}
         self.missing: set[str] = set()  # packages that unimportable modules need and are not installed
         self.shard, self.shards, self.weights = 0, 1, {}
-        self.collected_modules: set[str] = set()  # sys.modules once the suite is collected
+        self.seen_modules: set[str] = set()  # of sys.modules, those already looked at
+        self.imported: list[str] = []  # installed modules the tests imported, in import order
+        self.imports_out: Path | None = None
+        self.libraries = [Path(sysconfig.get_path(key)).resolve() for key in ("stdlib", "platlib", "purelib")]
         self.started = time.perf_counter()
         self.first_test: float | None = None
 
@@ -305,7 +318,13 @@ class _Recorder:
         items[:] = [item for item in items if str(item.path) in mine]
 
     def pytest_collection_finish(self, session):
-        self.collected_modules = set(sys.modules)
+        self.seen_modules = set(sys.modules)  # what collection imported, every worker imports too
+
+    def pytest_runtest_logfinish(self, nodeid, location):
+        new = self.new_imports()
+        if new and self.imports_out is not None:
+            with open(self.imports_out, "a") as out:
+                out.write("".join(f"{name}\n" for name in new))
 
     @hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
@@ -385,19 +404,22 @@ class _Recorder:
                 if not any((d / f"{top}.py").exists() for d in near):
                     self.missing.add(top)
 
-    def imported(self) -> list[str]:
-        """Modules of the standard library and installed packages first imported while the tests ran, in
-        import order; none of the measured target's."""
-        libraries = {Path(sysconfig.get_path(key)).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    def new_imports(self) -> list[str]:
+        """Modules of the standard library and installed packages imported since the last call, in import
+        order (none of the measured target's); they are added to `imported`."""
         targets = {path.stem if path.suffix == ".py" else path.name for path in self.measured}
         names = []
         for name, module in list(sys.modules.items()):
-            if name in self.collected_modules or name.split(".")[0] in targets or name == "__main__":
+            if name in self.seen_modules:
+                continue
+            self.seen_modules.add(name)
+            if name.split(".")[0] in targets or name == "__main__":
                 continue
             origin = getattr(getattr(module, "__spec__", None), "origin", None) or ""
-            installed = Path(origin).is_absolute() and any(Path(origin).resolve().is_relative_to(d) for d in libraries)
-            if installed or origin in ("built-in", "frozen"):
+            path = Path(origin).resolve() if Path(origin).is_absolute() else None
+            if origin in ("built-in", "frozen") or (path and any(path.is_relative_to(d) for d in self.libraries)):
                 names.append(name)
+        self.imported += names
         return names
 
     @hookimpl(trylast=True)
@@ -438,7 +460,7 @@ class _Recorder:
             "fixtures": self.fixture_s,
             "coverage": {test: {f: sorted(lines) for f, lines in files.items()} for test, files in coverage.items()},
             "modules": modules,
-            "imported": self.imported(),
+            "imported": self.imported,
             "failed": failed,
             "collect_errors": self.collect_errors,
             "missing_packages": sorted(self.missing),

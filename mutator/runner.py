@@ -225,12 +225,12 @@ def run(
     timings = session.timings
     local = _Execution(session) if executor is None else None
     make_mutants = mutants if callable(mutants) else lambda: mutants
+    early_workers = workers if callable(mutants) else min(workers, len(mutants))
 
     def meanwhile(measuring: list[str]) -> list[Mutant]:
-        made = make_mutants()
-        if local is not None and "cpu" in measuring and made:  # a fresh baseline: most mutants will run
-            local.start_early("cpu", min(workers, len(made)))
-        return made
+        if local is not None and "cpu" in measuring:  # a fresh baseline: most mutants will run
+            local.start_early("cpu", early_workers)  # killed unless the plan has mutants for them
+        return make_mutants()
 
     try:
         baselines, mutants = _baselines(session, device_list, meanwhile)
@@ -394,10 +394,16 @@ def _baseline_plan(session: _Session, device: str):
             log_dir=session.logs,
             shards=session.workers if device == "cpu" else 1,  # the baseline too runs on every core
             weights=weights,
+            imports_dir=_imports_dir(session, device),
         )
         return data, sources, time.perf_counter() - start
 
     return fingerprint, None, job
+
+
+def _imports_dir(session: _Session, device: str) -> Path:
+    """Where the baseline's shards list the modules their tests import, for early workers to import too."""
+    return session.scratch / f"imports-{device}"
 
 
 def _save_baseline(session: _Session, device: str, fingerprint: str, data: dict, sources: dict, seconds: float):
@@ -482,7 +488,9 @@ class _Execution:
         mode = self.session.isolation
         for index in range(count):
             # no rootdir to pin yet: the worker finds the baseline's, from the same arguments (checked later)
+            imports = str(_imports_dir(self.session, device))  # what the baseline's tests import, as they do
             config = self._config(device, mode, f"{device}-{index}", None, self.session.tests_paths, early=True)
+            config["imports_from"] = imports
             self.early.setdefault(device, []).append(self._spawn(config, self.env))
 
     def discard_early(self):

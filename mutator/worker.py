@@ -17,8 +17,10 @@ error`) and reading their reports from `pytest_runtest_logreport`.
 
 A worker started while the baseline still runs (config "early": true) cannot know yet what the
 baseline will find. It collects, then says {"started": n_items, "rootdir", "collect_errors": {module node
-id: line}} and waits; the runner checks those against the baseline's and answers {"preload": [modules]};
-the worker imports them and says {"ready": n_items, "rootdir"}.
+id: line}} and waits, importing meanwhile the modules the baseline's shards list as their tests import
+them (config "imports_from": a directory of `<shard>.txt` files); the runner checks those errors against
+the baseline's and answers {"preload": [modules]}; the worker imports what it still lacks and says
+{"ready": n_items, "rootdir"}.
 
 A task may also carry "swaps": [mutant dicts] to swap in several functions at once (a challenge's
 bugs together), and "keep_going": true to run every selected test instead of stopping at the first
@@ -277,6 +279,11 @@ class Channel:
         line = self.reader.readline()
         return json.loads(line) if line else None
 
+    def waiting(self, timeout: float) -> bool:
+        """Whether a message is waiting (valid only while nothing is buffered: between whole messages
+        that came one at a time, as the runner sends them)."""
+        return bool(select.select([self.reader], [], [], timeout)[0])
+
 
 class WorkerPlugin:
     def __init__(self, channel: Channel, config: dict):
@@ -321,7 +328,7 @@ class WorkerPlugin:
         rootdir = str(session.config.rootpath)
         if self.config.get("early"):  # the baseline still runs: it will say which collection errors are known
             self.channel.send({"started": len(self.items), "rootdir": rootdir, "collect_errors": self.collect_errors})
-            setup = self.channel.receive()
+            setup = self.wait_for_setup(self.config.get("imports_from"))
             if setup is None:
                 return True
             preload(setup["preload"])
@@ -343,6 +350,17 @@ class WorkerPlugin:
         if self.spare is not None:
             os.close(self.spare[1])  # the spare reads end-of-file and exits
         return True
+
+    def wait_for_setup(self, imports_from: str | None) -> dict | None:
+        """The runner's next message; until it comes, import what the baseline's shards list in imports_from."""
+        read: dict[Path, int] = {}  # file -> bytes of it already imported
+        while not self.channel.waiting(0.2):
+            for path in sorted(Path(imports_from).glob("*.txt")) if imports_from else ():
+                data = path.read_bytes()
+                complete = data[: data.rfind(b"\n") + 1]  # a shard may be writing the last line now
+                preload(complete[read.get(path, 0) :].decode().split())
+                read[path] = len(complete)
+        return self.channel.receive()
 
     def prepare_inprocess(self):
         if self.config.get("device", "cpu") == "cpu":

@@ -373,11 +373,26 @@ def test_no_temporary_directory_outside_the_scratch_survives_a_run_or_its_kill_9
 
 EVENTS_CONFTEST = """
 import os
+import sys
 
 
 def log(line):
     with open(os.environ["MUTATOR_TEST_EVENTS"], "a") as events:
         events.write(line + "\\n")
+
+
+class Watcher:  # asked first for every module not yet imported: logs colorsys's import, finds nothing
+
+    def __init__(self, role):
+        self.role = role
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "colorsys":
+            log(f"{self.role} imports colorsys")
+
+
+def pytest_configure(config):
+    sys.meta_path.insert(0, Watcher("baseline" if config.getoption("--mutator-baseline-out") else "worker"))
 
 
 def pytest_collection_finish(session):
@@ -393,11 +408,15 @@ from conftest import log
 from pkg.mod import double
 
 
-def test_the_baseline_waits_for_a_worker():
-    import colorsys  # noqa: F401 -- imported by a test, not at collection: the workers preload it
+def test_imports_a_module_as_it_runs():
+    import colorsys  # noqa: F401 -- by a test, not at collection: workers import it before they fork
 
-    deadline = time.monotonic() + 30  # a worker started after the baseline never shows up here
-    while "worker collected" not in open(os.environ["MUTATOR_TEST_EVENTS"]).read() and time.monotonic() < deadline:
+
+def test_the_baseline_waits_for_a_worker_to_import_it():
+    deadline = time.monotonic() + 30  # a worker that is not started, or not told, before the baseline ends
+    while "worker imports colorsys" not in open(os.environ["MUTATOR_TEST_EVENTS"]).read():
+        if time.monotonic() > deadline:
+            break
         time.sleep(0.05)
     log("baseline test done")
 
@@ -423,7 +442,8 @@ def test_workers_start_while_the_baseline_runs_and_import_what_its_tests_importe
     report = runner.run([first], target=target, tests=target / "tests", **options)
     assert [r.outcome for r in report.results] == ["killed"]
     lines = events.read_text().splitlines()
-    assert lines.index("worker collected") < lines.index("baseline test done")
+    # started while the baseline runs, it imports what the baseline's tests import as they do
+    assert lines.index("worker collected") < lines.index("worker imports colorsys") < lines.index("baseline test done")
     assert lines[-1] == "colorsys imported before the test: True"  # in the forked child, from the worker
 
     events.write_text("")  # the baseline is reused now: a worker started after it gets the same modules
@@ -431,4 +451,5 @@ def test_workers_start_while_the_baseline_runs_and_import_what_its_tests_importe
     report = runner.run([second], target=target, tests=target / "tests", **options)
     assert "baseline_cpu_s" not in report.timings
     assert [r.outcome for r in report.results] == ["killed"]
-    assert events.read_text().splitlines() == ["worker collected", "colorsys imported before the test: True"]
+    lines = events.read_text().splitlines()
+    assert lines == ["worker collected", "worker imports colorsys", "colorsys imported before the test: True"]
