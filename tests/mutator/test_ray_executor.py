@@ -188,15 +188,28 @@ def test_a_driver_killed_with_minus_9_resumes_with_the_same_command(toy_local, c
     assert not list((store / "scratch").iterdir())  # the killed driver's scratch went with the resumed run
 
 
+def snapshot_of_this_checkout(destination: Path) -> Path:
+    """nanochat, its suite and the project's pytest settings, copied: both runs see the same code even
+    while the checkout is being edited."""
+    repo = catalog.default_target()
+    ignored = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(repo / "nanochat", destination / "nanochat", ignore=ignored)
+    shutil.copytree(repo / "tests" / "nanochat", destination / "tests" / "nanochat", ignore=ignored)
+    shutil.copy(repo / "tests" / "conftest.py", destination / "tests" / "conftest.py")
+    shutil.copy(repo / "pyproject.toml", destination / "pyproject.toml")
+    return destination
+
+
 def test_level_3_from_the_command_line_gives_the_local_executors_outcomes(cluster, tmp_path):
-    common = ["run", "--level", "3", "--device", "cpu", "--workers", "2"]
+    target = snapshot_of_this_checkout(tmp_path / "checkout")
+    common = ["run", "--level", "3", "--target", str(target), "--device", "cpu", "--workers", "2"]
     local = CliRunner().invoke(main, [*common, "--store", str(tmp_path / "local")])
     assert local.exit_code == 0, local.output
     store = without_results(tmp_path / "local", tmp_path / "ray")
     on_ray = CliRunner().invoke(main, [*common, "--store", str(store), "--executor", "ray", "--ray-address", cluster])
     assert on_ray.exit_code == 0, on_ray.output
     expected = stored_verdicts(tmp_path / "local")
-    assert len(expected) == len(catalog.generate_mutants("3", catalog.default_target()))
+    assert len(expected) == len(catalog.generate_mutants("3", target))
     assert stored_verdicts(store) == expected
 
     def summary(output: str) -> str:  # "31 mutants run, 1 reused or needing no run"
