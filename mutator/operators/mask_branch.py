@@ -53,8 +53,9 @@ OTHER_MASKS = re.compile(
     r"(?i)prompt|prob|top_?[pk]|dropout|vision|image|sum_mask|masked|ignore_(index|id)|target|label|pos_|eos|keep"
     r"|mask_cache|cached_mask"
 )
-# code around attention that is not attention: losses, dropout, token shifts, positional biases, rotary
-NOT_ATTENTION = re.compile(r"(?i)loss|dropout|(^|_)shift|bucket|rope|rotary|ramp|positional|position_?bias")
+# code around attention that is not attention: losses, dropout, token shifts, positional biases, rope ramps
+# (not "rotary": fused rotary-attention kernels build causal masks)
+NOT_ATTENTION = re.compile(r"(?i)loss|dropout|(^|_)shift|bucket|ramp|positional|position_?bias")
 COMPLAINTS = m.SimpleStatementLine(
     body=[
         m.Raise()
@@ -121,9 +122,13 @@ def _only_complains(branch: cst.If) -> bool:
 
 def _checks_format(node) -> bool:
     """A check of a mask's format (`mask.dtype == torch.bool`, `mask.dim() == 4`, `isinstance(mask, str)`),
-    judged by the attributes and functions it uses, not by keyword arguments such as `device=`."""
-    names = {a.attr.value for a in m.findall(node, m.Attribute())}
-    names |= {c.func.value for c in m.findall(node, m.Call(func=m.Name()))}
+    judged by the attributes and functions it uses, not by what it passes to calls (`device=`, or the
+    `mask.size(-1)` of a reshape in `cols < (cols + 1).view(mask.size(-1), 1)`)."""
+    names = {c.func.value for c in m.findall(node, m.Call(func=m.Name()))}
+    passed = set()  # attributes inside the arguments of a call that is not itself a check (len, isinstance)
+    for call in m.findall(node, m.Call(func=~m.Name(m.MatchRegex("len|isinstance|hasattr")))):
+        passed |= {id(a) for arg in call.args for a in m.findall(arg, m.Attribute())}
+    names |= {a.attr.value for a in m.findall(node, m.Attribute()) if id(a) not in passed}
     return any(FORMAT.search(name) for name in names)
 
 
@@ -165,11 +170,19 @@ class MaskBranch(Operator):
     )
 
     def sites(self, node, scope):
-        if not isinstance(node, (cst.Arg, cst.Assign, cst.AugAssign, cst.Return, cst.If, cst.Call)):
+        if not isinstance(node, (cst.Arg, cst.Param, cst.Assign, cst.AugAssign, cst.Return, cst.If, cst.Call)):
             return
         if _not_attention(node, scope):
             return
-        if m.matches(node, m.Arg(keyword=m.Name(m.MatchRegex(r"(?i)is_causal|causal")))):
+        if m.matches(
+            node, m.Param(name=m.Name(m.MatchRegex(r"(?i)^(is_)?causal$")), default=m.Name("True") | m.Name("False"))
+        ):
+            # def forward(self, q, k, v, is_causal: bool = True): what every caller that leaves it out gets
+            function = enclosing(node, scope, cst.FunctionDef)
+            if function is not None and function.name.value != "__init__":  # a layer's configuration
+                flipped = cst.Name("False" if node.default.value == "True" else "True")
+                yield Site("is-causal-flipped", {node.default: flipped})
+        elif m.matches(node, m.Arg(keyword=m.Name(m.MatchRegex(r"(?i)is_causal|causal")))):
             if m.matches(node.value, m.Name("True") | m.Name("False")):
                 if _inside_branch(node, scope):
                     flipped = cst.Name("False" if node.value.value == "True" else "True")
@@ -257,6 +270,12 @@ class MaskBranch(Operator):
             "    return sdpa(q, k, v, attn_mask=allowed)\n"
         )
         return (
+            Example(
+                "is-causal-flipped",
+                "def forward(self, q, k, v, is_causal: bool = True):\n    return sdpa(q, k, v, is_causal=is_causal)\n",
+                "def forward(self, q, k, v, is_causal: bool = False):\n    return sdpa(q, k, v, is_causal=is_causal)\n",
+            ),
+            Example("is-causal-flipped", "def __init__(self, dim, causal=False):\n    self.causal = causal\n", None),
             Example("branch-inverted", not_attention, None),
             Example("branch-inverted", validation, None),
             # a ring buffer's index wrap and a mask's length are bookkeeping, not a choice of mask
