@@ -93,12 +93,20 @@ def site_words(clean_lines: list[str]) -> set[str]:
         if token.type == tokenize.NAME and not keyword.iskeyword(token.string) and token.string not in GENERIC_NAMES:
             words.add(token.string)
         elif token.type == tokenize.STRING:
-            value = token.string.strip("\"'rbfu")
-            if value.strip():
+            value = _string_value(token.string)
+            if value is not None and len(value.strip()) >= 3:  # a letter or two would match common words
                 words.add(value)
         elif token.type == tokenize.NUMBER and token.string not in ("0", "1", "0.0", "1.0"):
             words.add(token.string)
     return words
+
+
+def _string_value(literal: str) -> str | None:
+    try:
+        value = ast.literal_eval(literal)
+    except (ValueError, SyntaxError):  # an f-string: its text depends on the values put in
+        return None
+    return value if isinstance(value, str) else None
 
 
 def sites_of(mutants) -> Sites:
