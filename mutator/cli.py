@@ -488,10 +488,12 @@ def report(json_path, html_path, junit_path, store_dir):
 @click.option("--count", "count_only", is_flag=True, help="Only print how many distinct draws the level has.")
 @click.option(
     "--difficulty",
-    type=click.Choice(["easy", "hard"]),
+    type=click.Choice(["easy", "medium", "hard"]),
     default="hard",
     show_default=True,
-    help="easy keeps the code's comments and docstrings; hard removes every one of them from the package.",
+    help="What the code's comments give away and how bugs show up: easy keeps the comments that describe"
+    " no site, medium keeps only plain prose and draws no bug that crashes in every check, hard removes every"
+    " comment and docstring and draws silent bugs.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Say which draws were rejected and why.")
 def challenge(level, seed, out, bugs, key_path, target, count_only, difficulty, verbose):
