@@ -1,8 +1,11 @@
 """Bug-hunt challenges: fresh, validated workspaces with the answer key kept outside them.
 
-`create` draws one mutant per bug class (or `bugs` of them) with a seeded RNG, validates the draw
-against the visible and hidden tests (see grading.validate), writes the workspace and scans it for
-leaks, then writes the key elsewhere. `check` grades an attempt with the key's tests.
+`create` draws one mutant per bug class (or `bugs` of them) with a seeded RNG, among the variants the
+difficulty allows (see symptoms), in the code as the difficulty shows it (see narration). It validates
+the draw against the visible tests, the notebook's probes and the hidden tests (see grading.validate),
+checks that each bug behaves as its symptom says, writes the workspace and scans it for leaks, then
+writes the key elsewhere, with each bug's measured difficulty. `check` grades an attempt with the key's
+tests.
 """
 
 import dataclasses
