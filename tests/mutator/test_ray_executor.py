@@ -88,7 +88,8 @@ def cluster():
     log = open(Path(temp_dir) / "start.log", "w+")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RAY_AUTH_MODE", "disabled")
-        ray_cli = str(Path(sys.executable).with_name("ray"))
+        beside_python = Path(sys.executable).with_name("ray")  # the environment's own, as in a virtualenv
+        ray_cli = str(beside_python) if beside_python.exists() else shutil.which("ray")
         head = subprocess.Popen(
             [ray_cli, "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--num-gpus=0"]
             + ["--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"],
