@@ -59,21 +59,25 @@ def _direct_defs(node: ast.AST) -> list[ast.AST]:
     return defs
 
 
-def _statement_lines(tree: ast.Module, start: int, end: int) -> set[int]:
+def _statement_lines(source: str, start: int, end: int) -> set[int]:
     """The first lines of the statements a line range touches.
 
     coverage.py records a multi-line statement at the lines it executes, not necessarily the one a
     mutant changed (say, the third line of a call); a compound statement counts only by its header.
     """
-    lines = set()
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.stmt):
-            continue
-        body = getattr(node, "body", None)
-        last = body[0].lineno - 1 if isinstance(body, list) and body else node.end_lineno
-        if node.lineno <= end and last >= start:
-            lines.add(node.lineno)
-    return lines
+    return {first for first, last in _statement_spans(source) if first <= end and last >= start}
+
+
+@lru_cache(maxsize=64)
+def _statement_spans(source: str) -> list[tuple[int, int]]:
+    """(first line, last line) of every statement in the source, a compound one's header only: made once
+    per file for all of its mutants."""
+    spans = []
+    for node in ast.walk(_parsed(source)):
+        if isinstance(node, ast.stmt):
+            body = getattr(node, "body", None)
+            spans.append((node.lineno, body[0].lineno - 1 if isinstance(body, list) and body else node.end_lineno))
+    return spans
 
 
 @lru_cache(maxsize=64)
@@ -86,7 +90,7 @@ def select_tests(mutant: Mutant, base: dict, coverage: dict[str, dict[str, set[i
     """The tests that can see this mutant, fastest first; [] when none executes its code."""
     tree = _parsed(mutant.original)
     lines = set(range(mutant.start_line, mutant.end_line + 1))
-    lines |= _statement_lines(tree, mutant.start_line, mutant.end_line)
+    lines |= _statement_lines(mutant.original, mutant.start_line, mutant.end_line)
     tests = base["tests"]
 
     def covering(wanted: set[int]) -> set[str]:
@@ -161,12 +165,17 @@ def units(source: str) -> Units:
 def normalised_digest(path: Path) -> str:
     """A file's content as it matters to Python: the AST of a .py file that parses, else its bytes."""
     data = path.read_bytes()
-    if path.suffix == ".py":
-        try:
-            return _digest(ast.dump(ast.parse(data)))
-        except (SyntaxError, ValueError):
-            pass
-    return hashlib.sha256(data).hexdigest()
+    return _python_digest(data) if path.suffix == ".py" else hashlib.sha256(data).hexdigest()
+
+
+@lru_cache(maxsize=256)
+def _python_digest(data: bytes) -> str:
+    """The digest of a Python file's AST (of its bytes if it does not parse); a run asks for each file
+    more than once (the baseline's fingerprint, then each mutant's)."""
+    try:
+        return _digest(ast.dump(ast.parse(data)))
+    except (SyntaxError, ValueError):
+        return hashlib.sha256(data).hexdigest()
 
 
 def mutant_key(mutant: Mutant) -> str:
