@@ -453,3 +453,9 @@ def test_workers_start_while_the_baseline_runs_and_import_what_its_tests_importe
     assert [r.outcome for r in report.results] == ["killed"]
     lines = events.read_text().splitlines()
     assert lines == ["worker collected", "worker imports colorsys", "colorsys imported before the test: True"]
+
+
+def test_the_runner_process_does_not_import_pytest():
+    # a re-run that reuses every result starts no pytest process, and should not pay for pytest's import
+    code = "import sys, mutator.runner, mutator.baseline, mutator.worker; print('pytest' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
