@@ -23,6 +23,11 @@ from mutator.operators.meaning import SCHEDULE, enclosing, identifiers, mentions
 
 ROUNDING = m.Name("round") | m.Name("int") | m.Attribute(attr=m.Name("ceil") | m.Name("floor"))
 LENGTH = m.Call(func=ROUNDING, args=[m.Arg(keyword=None, value=m.BinaryOperation(operator=m.Multiply()))])
+# min(max_iters, warmup_steps * accum_iters): a length clamped to the run, its product scaled
+CLAMPED = m.Call(
+    func=m.Name("min") | m.Name("max"),
+    args=[m.ZeroOrMore(), m.Arg(keyword=None, value=m.BinaryOperation(operator=m.Multiply())), m.ZeroOrMore()],
+)
 RATIO = m.BinaryOperation(
     operator=m.Divide(), right=m.Name() | m.Attribute() | m.Call() | m.BinaryOperation(operator=m.Subtract())
 )
@@ -45,6 +50,17 @@ def _label(node: cst.CSTNode) -> str:
     return cst.Module(body=[]).code_for_node(node).removeprefix("self.")
 
 
+def _length_name(node: cst.CSTNode, scope) -> str | None:
+    """What a length is called: the variable it is assigned to, or the property that returns it."""
+    parent = scope.parent(node)
+    if m.matches(parent, m.Assign(targets=[m.AssignTarget(target=m.Name() | m.Attribute())])):
+        return _label(parent.targets[0].target)
+    if isinstance(parent, cst.Return):  # def warmup_iters(self): return min(max_iters, steps * accum)
+        function = enclosing(node, scope, cst.FunctionDef)
+        return function.name.value if function is not None else None
+    return None
+
+
 def _named(node: cst.CSTNode, words: re.Pattern) -> str:
     """A short name for a compound divisor: the first identifier in it that carries the meaning."""
     return next(name for name in sorted(identifiers(node)) if words.search(name))
@@ -61,15 +77,16 @@ class ConstantScale(Operator):
             self.variants = (*ConstantScale.variants, "*-boundary", "*-term-dropped", "decay-reversed", "cosine-x2")
 
     def sites(self, node, scope):
-        if m.matches(node, LENGTH):
-            product = node.args[0].value
-            assign = scope.parent(node)
-            named = m.matches(assign, m.Assign(targets=[m.AssignTarget(target=m.Name() | m.Attribute())]))
-            label = _label(assign.targets[0].target) if named else "length"
-            if not (mentions(product, self.words) or (named and mentions(assign.targets[0].target, self.words))):
+        if m.matches(node, LENGTH) or (m.matches(node, CLAMPED) and self.words is SCHEDULE):
+            product = next(a.value for a in node.args if m.matches(a.value, m.BinaryOperation(operator=m.Multiply())))
+            name = _length_name(node, scope)
+            named_for_it = name is not None and bool(self.words.search(name))
+            if m.matches(node, CLAMPED) and not named_for_it:
+                return  # min(a * b, c) is everywhere: only a length the schedule names counts
+            if not (mentions(product, self.words) or named_for_it):
                 return
             for suffix, operator, factor in SCALES:
-                yield Site(f"{label}-{suffix}", {product: binop(product, operator, factor)})
+                yield Site(f"{name or 'length'}-{suffix}", {product: binop(product, operator, factor)})
         elif m.matches(node, PHASE_TEST) and self.words is SCHEDULE and self._phase_end(node, scope):
             # if step < warmup_iters: the phase ends one step early or late
             yield Site(f"{_named(node.test, self.words)}-boundary", rewritten(node.test, BOUNDARY))
@@ -135,6 +152,17 @@ class ConstantScale(Operator):
         warmup = "warmup_iters = round(warmup_ratio * num_iterations)\n"
         ramp = "def lr(step):\n    if step < warmup_iters:\n        return (step + 1) / warmup_iters\n"
         return (
+            Example(
+                "warmup_iters-x10",
+                "def warmup_iters(self, d):\n    return min(max_iters, self.lr_warmup_steps * accum(d))\n",
+                "def warmup_iters(self, d):\n    return min(max_iters, self.lr_warmup_steps * accum(d) * 10)\n",
+            ),
+            Example(
+                "lr_max_steps-div10",
+                "lr_max_steps = min(epochs * steps_per_epoch, max_steps)\n",
+                "lr_max_steps = min(epochs * steps_per_epoch / 10, max_steps)\n",
+            ),
+            Example("*-x10", "width = min(n * k, limit)\n", None),  # a clamp the schedule does not name
             Example(
                 "decay-reversed",
                 "def get_lr(it, warmdown_iters):\n    return 1.0 - progress * (1.0 - final)\n",
