@@ -34,7 +34,15 @@ from mutator import baseline as baseline_mod
 from mutator.errors import UserError
 from mutator.mutants import Mutant
 from mutator.outcomes import CRASHED, ERROR, NO_COVERAGE, OUTCOMES, TIMEOUT, Result
-from mutator.selection import Fingerprints, changed_since, find_def, remap_coverage, select_tests, touched
+from mutator.selection import (
+    Fingerprints,
+    changed_since,
+    find_def,
+    mutant_key,
+    remap_coverage,
+    select_tests,
+    touched,
+)
 from mutator.store import Store
 from mutator.worker import FALLBACK, WorkerDied, WorkerProcess
 
@@ -230,7 +238,10 @@ def run(
     def meanwhile(measuring: list[str]) -> list[Mutant]:
         if local is not None and "cpu" in measuring:  # a fresh baseline: most mutants will run
             local.start_early("cpu", early_workers)  # killed unless the plan has mutants for them
-        return make_mutants()
+        made = make_mutants()
+        if measuring:  # else planning comes next, and needs this only for the mutants it has to run
+            _prepare(session, made)
+        return made
 
     try:
         baselines, mutants = _baselines(session, device_list, meanwhile)
@@ -311,6 +322,8 @@ class _Session:
     not_run: int = 0  # --since: mutants left without a result
     timings: dict[str, float] = field(default_factory=dict)
     known_collect_errors: dict[str, list[str]] = field(default_factory=dict)  # device -> modules left out
+    prepared: dict[str, tuple] = field(default_factory=dict)  # mutant id -> (compile error, swap obstacle)
+    prepared_keys: dict[str, str] = field(default_factory=dict)  # mutant id -> selection.mutant_key
     preload: dict[str, list[str]] = field(default_factory=dict)  # device -> modules its tests imported
     warned: set[str] = field(default_factory=set)
 
@@ -414,10 +427,21 @@ def _save_baseline(session: _Session, device: str, fingerprint: str, data: dict,
     return session.store.baseline(device, fingerprint)
 
 
+def _prepare(session: _Session, mutants: list[Mutant]):
+    """What planning needs to know of each mutant alone, worked out while the baseline runs: after it,
+    planning is all that stands between the baseline and the first mutant."""
+    known_keys = session.store.mutant_keys()
+    for mutant in mutants:
+        broken = compile_error(mutant)
+        session.prepared[mutant.id] = (broken, None if broken else swap_obstacle(mutant))
+        if mutant.id not in known_keys:
+            session.prepared_keys[mutant.id] = mutant_key(mutant)
+
+
 def _plan_device(session: _Session, mutants: list[Mutant], device: str, base: dict, coverage: dict) -> list[Task]:
     """Selection and reuse for one device: record what needs no run, return the rest."""
     known_keys = session.store.mutant_keys()
-    keys = dict(known_keys)
+    keys = {**session.prepared_keys, **known_keys}
     fingerprints = Fingerprints(session.target_root, session.tests_paths, session.pytest_args, base, coverage, keys)
     startup_s = max(1.0, base["startup_s"])  # a fresh process's imports and collection
     tasks = []
@@ -431,7 +455,8 @@ def _plan_device(session: _Session, mutants: list[Mutant], device: str, base: di
             session.store.save_result(old[0], fingerprint, old[1], session.run_id)
             session.on_result(mutant, old[0])
             continue
-        broken = compile_error(mutant)
+        prepared = session.prepared.get(mutant.id)
+        broken = prepared[0] if prepared else compile_error(mutant)
         if broken or not selected:
             result = Result(mutant.id, device, ERROR if broken else NO_COVERAGE, reason=broken or "")
             session.store.save_result(result, "", 0.0, session.run_id)
@@ -443,7 +468,7 @@ def _plan_device(session: _Session, mutants: list[Mutant], device: str, base: di
         fixtures = {f for t in selected for f in base["tests"][t]["fixtures"]}
         expected = sum(base["tests"][t]["duration"] for t in selected)
         expected += sum(base["fixtures"].get(f, 0.0) for f in fixtures)
-        fallback = swap_obstacle(mutant) is not None
+        fallback = (prepared[1] if prepared else swap_obstacle(mutant)) is not None
         timeout = session.timeout_factor * expected + session.timeout_constant
         task = Task(mutant, device, tuple(selected), timeout, timeout + startup_s, fingerprint, False, base["rootdir"])
         tasks.append(replace(task, timeout=task.fresh_timeout, fallback=True) if fallback else task)
