@@ -50,7 +50,7 @@ FORMAT = re.compile(r"(?i)^(dtype|ndim|dim|device|size|shape)$|isinstance|hasatt
 # masks that are not attention's (the prompt's loss mask, sampling's top-p mask, padding, dropout, images),
 # and a cached mask's bookkeeping (`if self.mask_cache is None:` builds it lazily, it chooses nothing)
 OTHER_MASKS = re.compile(
-    r"(?i)prompt|prob|top_?[pk]|dropout|vision|image|sum_mask|masked|ignore_(index|id)|target|label|pos_|eos|keep"
+    r"(?i)prompt|prob|top_?[pk]|dropout|vision|image|sum_mask|masked|ignore_(index|id)|(^|_)targets?(_ids)?$|label|pos_|eos|keep"
     r"|mask_cache|cached_mask"
 )
 # code around attention that is not attention: losses, dropout, token shifts, positional biases, rope ramps

@@ -29,6 +29,7 @@ TO_MINUS_K = m.Slice(lower=None, upper=m.UnaryOperation(operator=m.Minus(), expr
 TO_N_MINUS_K = m.Slice(lower=None, upper=m.BinaryOperation(operator=m.Subtract(), right=K), step=None)  # x[:n - k]
 PLUS_ONE = m.BinaryOperation(operator=m.Add(), right=m.Integer("1"))
 PREDICTIONS = re.compile(r"(?i)logit|pred")
+FROM_ZERO = m.Slice(lower=m.Integer("0"), upper=~m.Integer() & ~m.UnaryOperation(), step=None)  # x[0 : n]
 WINDOW = m.Slice(lower=m.Integer("1") | PLUS_ONE, upper=PLUS_ONE, step=None)  # x[1 : n + 1], x[a + 1 : b + 1]
 
 
@@ -105,12 +106,25 @@ class SliceShift(Operator):
             yield Site("cut-one-more", {node.upper: _minus(k + 1)})
             less = {node: node.with_changes(upper=None)} if k == 1 else {node.upper: _minus(k - 1)}
             yield Site("cut-one-less", less)
+        elif m.matches(node, FROM_ZERO) and self._paired_window(node, scope):
+            # inputs = data[:, 0 : n] beside targets = data[:, 1 : n + 1]: the inputs take the targets' window
+            yield Site("mirrored-end", {node.lower: cst.Integer("1"), node.upper: binop(node.upper, cst.Add(), 1)})
         elif m.matches(node, TO_N_MINUS_K):
             difference = node.upper
             k = _k(difference.right)
             yield Site("cut-one-more", {difference.right: cst.Integer(str(k + 1))})
             less = difference.left if k == 1 else binop(difference.left, difference.operator, k - 1)
             yield Site("cut-one-less", {difference: less})
+
+    @staticmethod
+    def _paired_window(node: cst.Slice, scope) -> bool:
+        """The function also slices `1 : n + 1` with the same n: this `0 : n` is the inputs' side of it."""
+        function = enclosing(node, scope, cst.FunctionDef)
+        if function is None:
+            return False
+        return any(
+            other.upper.left.deep_equals(node.upper) for other in m.findall(function, WINDOW) if other is not node
+        )
 
     def examples(self):
         if self.name != "slice-shift":
@@ -126,6 +140,12 @@ class SliceShift(Operator):
             )
         batch = "inputs = tokens[:-1]\ntargets = tokens[1:]\n"
         return (
+            Example(
+                "mirrored-end",
+                "def fit(data, n):\n    x = data[:, 0 : n].long()\n    y = data[:, 1 : (n + 1)].long()\n",
+                "def fit(data, n):\n    x = data[:, 1 : n + 1].long()\n    y = data[:, 1 : (n + 1)].long()\n",
+            ),
+            Example("mirrored-end", "def head(data, n):\n    x = data[:, 0 : n]\n", None),  # no target window
             Example("mirrored-start", batch, "inputs = tokens[:-1]\ntargets = tokens[:-1]\n"),
             Example("mirrored-end", batch, "inputs = tokens[1:]\ntargets = tokens[1:]\n"),
             Example("cut-one-more", batch, "inputs = tokens[:-1]\ntargets = tokens[2:]\n"),
