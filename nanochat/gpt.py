@@ -60,7 +60,7 @@ def sliding_window_attention(q, k, v, window):
     visible = (distance >= 0) & (distance < window)
     bias = torch.zeros(Tq, Tk, dtype=q.dtype, device=q.device).masked_fill(~visible, float("-inf"))
     # Key/value heads are expanded here rather than by enable_gqa: with an explicit mask, SDPA's GQA
-    # support leaves only its slowest kernel on CUDA. Query head h reads key/value head h // group_size.
+    # support leaves only its slowest kernel on CUDA.
     n_head, n_kv_head = q.size(1), k.size(1)
     group_size = n_head // n_kv_head
     kv_head_of = torch.arange(n_head, device=q.device) // group_size
