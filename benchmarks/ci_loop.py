@@ -15,13 +15,16 @@ mutant generation, baseline, workers, reports):
                   function's mutants and those whose selected tests execute it (computed here from the
                   store's coverage, and printed beside what ran)
 
-The machine's load average is printed before and after: on a loaded machine every figure moves.
+The machine's load average is printed before and after: on a loaded machine every figure moves. So
+each row also gives the CPU time the command and its processes used (user + system, of every process
+waited for), which other work on the machine moves less than wall time.
 """
 
 import argparse
 import ast
 import json
 import os
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -34,13 +37,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def timed(command: list[str], cwd: Path) -> float:
-    start = time.perf_counter()
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list[str], cwd: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of a command."""
+    start, cpu = time.perf_counter(), children_cpu()
     proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {' '.join(command)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return wall
+    return wall, children_cpu() - cpu
 
 
 def last_run(store: Path) -> dict[str, float]:
@@ -119,22 +128,23 @@ def main():
         changed = source.splitlines(keepends=True)
         changed.insert(at, f"{indent}_unused = None\n")
         (work / file).write_text("".join(changed))
-        wall = timed(mutator, work)
-        rows.append((f"one-function change ({qualname})", wall, last_run(store)))
+        rows.append((f"one-function change ({qualname})", timed(mutator, work), last_run(store)))
         expected = expected_reruns(work, store, file, first, last + 1)
     load_after = os.getloadavg()
 
-    plain = rows[0][1]
+    (plain, plain_cpu) = rows[0][1]
     print(
         f"{os.cpu_count()} cores; load average (1, 5, 15 min) before {load_before[0]:.2f} {load_before[1]:.2f} "
         f"{load_before[2]:.2f}, after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}"
     )
-    print(f"{'':50} {'wall':>8} {'x plain':>8} {'mutants run':>12} {'baseline':>9}")
-    for name, wall, timings in rows:
+    print(f"{'':50} {'wall':>8} {'x plain':>8} {'CPU':>8} {'x plain':>8} {'mutants run':>12} {'baseline':>9}")
+    for name, (wall, cpu), timings in rows:
         ran = "" if timings is None else f"{timings.get('executed', 0):.0f}"
         base = "" if timings is None else ("measured" if "baseline_cpu_s" in timings else "reused")
-        print(f"{name:50} {wall:>6.1f} s {wall / plain:>7.2f}x {ran:>12} {base:>9}")
-    for name, wall, timings in rows[1:]:
+        print(
+            f"{name:50} {wall:>6.1f} s {wall / plain:>7.2f}x {cpu:>6.1f} s {cpu / plain_cpu:>7.2f}x {ran:>12} {base:>9}"
+        )
+    for name, (wall, _), timings in rows[1:]:
         parts = {"baseline": "baseline_cpu_s", "worker start": "worker_start_s", "mutants": "mutants_s"}
         shown = ", ".join(f"{label} {timings[key]:.1f} s" for label, key in parts.items() if key in timings)
         print(f"  {name}: run {timings.get('wall_s', 0):.1f} s of {wall:.1f} s ({shown or 'nothing measured'})")
