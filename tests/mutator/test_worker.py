@@ -9,7 +9,15 @@ from types import SimpleNamespace
 import pytest
 
 from mutator.mutants import Mutant
-from mutator.worker import MutantFinder, MutantImportError, SwapError, out_of_memory, report_reason, swap_in
+from mutator.worker import (
+    MutantFinder,
+    MutantImportError,
+    SwapError,
+    out_of_memory,
+    preload,
+    report_reason,
+    swap_in,
+)
 
 SOURCE = textwrap.dedent(
     """\
@@ -169,3 +177,10 @@ def test_reason_is_the_crash_line_and_names_the_phase():
     assert report_reason(call) == "AssertionError: assert 3 == 2"
     setup = SimpleNamespace(longrepr="Traceback...\nE   KeyError: 'x'\n", when="setup", outcome="failed")
     assert report_reason(setup) == "setup: KeyError: 'x'"
+
+
+def test_preload_imports_what_it_can_and_leaves_what_the_tests_made_at_run_time(monkeypatch):
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    preload(["colorsys", "made_by_a_test_at_run_time"])  # the second one cannot be found: no error
+    assert "colorsys" in sys.modules
+    assert "made_by_a_test_at_run_time" not in sys.modules
