@@ -219,7 +219,7 @@ OPS = 'operators = ["exponent-scaling"]'
     [
         ('[level]\nname = "3"', '[level]\nname = "3"\ncolour = "red"', r"level\.colour: unknown key"),
         ('title = "Architecture & Performance"\n', "", r"level\.title: missing"),
-        ('hint = "Compare', 'tip = "Compare', r"classes\[0\]\.tip: unknown key"),
+        ('hint = "Work out', 'tip = "Work out', r"classes\[0\]\.tip: unknown key"),
         (
             'operators = ["exponent-scaling"]',
             'operators = ["exponent-scalin"]',
