@@ -36,7 +36,7 @@ def mutants():
 
 
 def test_the_levels_are_listed_in_order():
-    assert [level.name for level in catalog.levels()] == ["1", "2", "3"]
+    assert [level.name for level in catalog.levels()] == ["1", "2", "3", "4"]
     assert [c.name for c in catalog.load_level("1").classes] == ["bos-missing", "token-dtype", "target-shift"]
     assert [c.name for c in catalog.load_level("2").classes] == [
         "grad-accum-normalisation",
