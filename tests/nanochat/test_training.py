@@ -77,7 +77,8 @@ def test_accumulated_gradient_equals_full_batch_gradient(make_model, device, tol
 
 def test_setup_optimizers_groups_every_parameter_once(make_model):
     model = make_model()
-    lrs = dict(unembedding_lr=0.001, embedding_lr=0.3, matrix_lr=0.05)  # all different: a swap shows
+    # all different, and none a default (AdamW: 0.001): a swapped or dropped lr shows
+    lrs = dict(unembedding_lr=0.002, embedding_lr=0.3, matrix_lr=0.05)
     adamw, muon = model.setup_optimizers(**lrs, weight_decay=0.1)
     assert isinstance(adamw, torch.optim.AdamW)
     assert isinstance(muon, Muon)
