@@ -26,7 +26,7 @@ from mutator.operators.meaning import body_of, mentions, reaches
 
 HEAD_COUNT = re.compile(
     r"(?i)^(?!.*(dim|size|lm_head|idx|index|mask|_ids?$)).*(heads?$|heads?_|n_rep|per_kv|query_groups|kv_groups"
-    r"|key_value_groups|(^|_)kv_h$)"
+    r"|key_value_groups|(^|_)kv_h$|(^|_)repeats$)"
 )
 KV_SHARED = re.compile(r"(?i)kv|key_value|query_groups|n_rep|per_kv|groups|repeats")  # the shared side
 ONE = m.Integer("1")

@@ -41,7 +41,7 @@ MASKING_CALL = m.Call(
 MASK_NAME = re.compile(r"(?i)mask|causal")
 MASK_FUNCTION = re.compile(r"(?i)mask")
 BOOKKEEPING = re.compile(r"(?i)size|len|shape|idx|index")  # mask_size = ...: how big, not which mask
-CHOICE = re.compile(r"(?i)mask|causal|sliding|window|prefix")  # a flag or a helper that decides which mask
+CHOICE = re.compile(r"(?i)mask|causal|sliding|window|prefix|prefill")  # a flag or a helper that decides which mask
 FILLED = m.Call(func=m.Attribute(attr=m.Name("masked_fill") | m.Name("masked_fill_")), args=[m.Arg(), m.Arg()])
 TRIANGLES = m.Name("tril") | m.Name("triu") | m.Name("tril_") | m.Name("triu_")
 TRIANGLE = m.Call(func=TRIANGLES | m.Attribute(attr=TRIANGLES))
@@ -195,6 +195,10 @@ class MaskBranch(Operator):
             if mentions(target, FLAG) or (mentions(target, CAUSAL) and not mentions(target, MASK_FUNCTION)):
                 for comparison in comparisons(node.value):
                     yield Site("is-causal-inverted", rewritten(comparison))
+            elif isinstance(target, cst.Name) and self._picks_mask(target.value, node, scope):
+                # first_prefill = seqpos[0] == 0, then `if first_prefill:` builds the mask
+                for comparison in comparisons(node.value):
+                    yield Site("branch-inverted", rewritten(comparison))
             elif mentions(target, MASK_NAME) and not mentions(target, OTHER_MASKS):
                 test = node.value.test if isinstance(node.value, cst.IfExp) else None
                 if (
@@ -224,7 +228,22 @@ class MaskBranch(Operator):
                         yield Site("branch-inverted", rewritten(condition))
                 elif mentions(condition, CHOICE):  # if is_causal:, if exists(mask):, if use_sliding_window:
                     yield Site("branch-inverted", {condition: _negated(condition)})
-        elif m.matches(node, FILLED) and _in_mask_function(node, scope):
+        elif isinstance(node, cst.Call):
+            yield from self._call_sites(node, scope)
+
+    def _call_sites(self, node: cst.Call, scope):
+        if m.matches(node, MASKING_CALL):
+            # attention(q, k, v, mask if cache is None else cache.mask): the mask chosen in the call
+            for arg in node.args:
+                value = arg.value
+                if not isinstance(value, cst.IfExp) or not mentions(
+                    cst.List([cst.Element(value.body), cst.Element(value.orelse)]), MASK_NAME
+                ):
+                    continue
+                test = value.test
+                if not _checks_format(test) and not mentions(test, OTHER_MASKS):
+                    yield Site("branch-inverted", rewritten(test) if rewritable(test) else {test: _negated(test)})
+        if m.matches(node, FILLED) and _in_mask_function(node, scope):
             # mask.masked_fill_(cols < rows + 1, 0): the comparison that builds a causal mask in place
             yield from self._mask_values(node.args[0].value)
         elif m.matches(node, TRIANGLE):
@@ -240,6 +259,14 @@ class MaskBranch(Operator):
                     )
                     arg = cst.Arg(keyword=cst.Name("diagonal"), value=cst.parse_expression(k), equal=tight)
                     yield Site(variant, {node: node.with_changes(args=[*node.args, arg])})
+
+    @staticmethod
+    def _picks_mask(name: str, assign: cst.Assign, scope) -> bool:
+        """`name` is then the whole test of a branch that builds or passes a mask."""
+        body = enclosing(assign, scope, cst.FunctionDef)
+        return body is not None and any(
+            _chooses_mask(branch, scope) for branch in m.findall(body, m.If(test=m.Name(name)))
+        )
 
     def _mask_values(self, value):
         """The comparisons that build a mask, each with its boundary moved by one: those the value is made
@@ -270,6 +297,18 @@ class MaskBranch(Operator):
             "    return sdpa(q, k, v, attn_mask=allowed)\n"
         )
         return (
+            Example(
+                "branch-inverted",
+                "def f(q, mask, cache):\n    return attention(q, mask if cache is None else cache.mask)\n",
+                "def f(q, mask, cache):\n    return attention(q, mask if cache is not None else cache.mask)\n",
+            ),
+            Example(
+                "branch-inverted",
+                "def metadata(seqpos, seqlens):\n    first_prefill = seqpos[0] == 0\n    if first_prefill:\n"
+                "        mask = causal(seqlens)\n    return mask\n",
+                "def metadata(seqpos, seqlens):\n    first_prefill = seqpos[0] != 0\n    if first_prefill:\n"
+                "        mask = causal(seqlens)\n    return mask\n",
+            ),
             Example(
                 "is-causal-flipped",
                 "def forward(self, q, k, v, is_causal: bool = True):\n    return sdpa(q, k, v, is_causal=is_causal)\n",
