@@ -117,3 +117,48 @@ def test_refused_work_never_runs(operations, expression, refused_operation):
     assert use_calculator(expression) is None
     # the operands were computed, then the operation itself was refused before it ran
     assert operations and operations[-1][0] != refused_operation, [name for name, _ in operations]
+
+
+def test_result_and_expression_length_bounds_are_inclusive():
+    at = power_of_two_with_estimate(4000)
+    assert use_calculator(f"2**{at}") == 2**at  # an integer estimated at exactly MAX_RESULT_DIGITS digits
+    assert use_calculator("1" * 1000) == int("1" * 1000)  # exactly MAX_EXPRESSION_CHARS characters
+    assert use_calculator("1" * 1001) is None
+
+
+def left_sum(count, leaf="1"):
+    """count additions nested to the left: ((1+1)+1)+...; its deepest leaf lies `count` levels below it."""
+    return "(" * (count - 1) + leaf + "".join(f"+{leaf})" for _ in range(count - 1)) + f"+{leaf}"
+
+
+def right_sum(count, leaf="1"):
+    return "".join(f"{leaf}+(" for _ in range(count - 1)) + f"{leaf}+{leaf}" + ")" * (count - 1)
+
+
+# Nesting: the parsed expression is level 0, each node one level below its parent (a method call's
+# receiver and argument one below the call); deeper than MAX_DEPTH (50) is refused.
+@pytest.mark.parametrize(
+    "deepest_allowed, nested",
+    [
+        pytest.param(49, lambda k: "-" * k + "1", id="signs"),  # k signs: the literal at level k + 1
+        pytest.param(49, left_sum, id="left-nested-sum"),
+        pytest.param(49, right_sum, id="right-nested-sum"),
+        pytest.param(48, lambda k: f"({left_sum(k, repr('a'))}).count('a')", id="count-of-a-nested-receiver"),
+        pytest.param(48, lambda k: f"'aaa'.count({left_sum(k, repr('a'))})", id="count-of-a-nested-argument"),
+    ],
+)
+def test_nesting_bound_edges(deepest_allowed, nested):
+    assert use_calculator(nested(deepest_allowed)) is not None
+    assert use_calculator(nested(deepest_allowed + 1)) is None
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        pytest.param("'abc'.count('a', 1)", id="count-with-a-second-argument"),
+        pytest.param("'abc'.count('a', start=1)", id="count-with-a-keyword"),
+        pytest.param("'abc'.find('b')", id="another-one-argument-method"),
+    ],
+)
+def test_only_count_with_one_argument_is_a_call(expression):
+    assert use_calculator(expression) is None
