@@ -9,6 +9,10 @@ fastest first, and reuse a stored result with the same fingerprint (both in muta
 (see mutator.worker) and commit each result as it arrives. Mutants that cannot be swapped into a live
 function (module-level code, decorators, class bodies) run in a fresh process instead.
 
+While a baseline is measured, the mutants are made and the CPU workers start: they import and collect
+the suite, and import the modules the baseline's tests import as each test ends, so that they are
+ready when the baseline is (a fork worker imports them once, instead of each forked child).
+
 Every temporary directory of a run lives under its scratch directory, `<store>/scratch/<pid>/`: pytest's
 `--basetemp` of the baseline and every worker, and `TMPDIR` of each of those processes, so what a suite
 makes with `tempfile` goes there too, even when a worker is killed before its clean-up runs. The
