@@ -145,3 +145,18 @@ def test_autodetect_device_type_prefers_cuda_then_mps(monkeypatch, cuda, mps, ex
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
     assert autodetect_device_type() == expected
+
+
+def test_the_smallest_vocabulary_holds_every_byte_and_the_specials():
+    smallest = 256 + 9
+    assert RustBPETokenizer.train_from_iterator(iter(["ab ab"] * 5), smallest).get_vocab_size() == smallest
+
+
+@pytest.mark.project_extras
+def test_too_small_a_vocabulary_and_a_wrong_input_say_so(tokenizer):
+    with pytest.raises(AssertionError) as raised:
+        RustBPETokenizer.train_from_iterator(iter(["ab ab"] * 5), 256 + 8)
+    assert str(raised.value) == "vocab_size must be at least 265"
+    with pytest.raises(ValueError) as raised:
+        tokenizer.encode(42)
+    assert str(raised.value) == "encode takes a string or a list of strings, not int"

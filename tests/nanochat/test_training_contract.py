@@ -86,3 +86,17 @@ def test_lr_multiplier_defaults_no_warmup_and_a_fifth_warmdown_to_zero():
     explicit = [get_lr_multiplier(s, 10, warmup_ratio=0.0, warmdown_ratio=0.2, final_lr_frac=0.0) for s in range(10)]
     assert [get_lr_multiplier(s, 10) for s in range(10)] == explicit
     assert explicit[:9] == [1.0] * 9 and 0.0 <= explicit[9] < 1.0  # the warmdown: the last 2 of 10 steps
+
+
+def test_setup_optimizers_defaults(make_model):
+    from nanochat.muon import Muon
+
+    model = make_model()
+    adamw, muon = model.setup_optimizers()
+    head, embedding = adamw.param_groups  # the head's group first, then the embedding's
+    assert head["params"][0] is model.lm_head.weight and embedding["params"][0] is model.transformer.wte.weight
+    assert (head["lr"], embedding["lr"]) == (0.004, 0.2)
+    assert all(g["betas"] == (0.8, 0.95) and g["eps"] == 1e-10 and g["weight_decay"] == 0.0 for g in adamw.param_groups)
+    assert all(g["lr"] == 0.02 and g["momentum"] == 0.95 for g in muon.param_groups)
+    group = Muon([torch.nn.Parameter(torch.zeros(4, 4))]).param_groups[0]
+    assert (group["lr"], group["momentum"], group["nesterov"], group["ns_steps"]) == (0.02, 0.95, True, 10)
