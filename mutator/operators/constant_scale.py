@@ -19,7 +19,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import BOUNDARY, Example, Operator, Site, binop, parens, rewritten
-from mutator.operators.meaning import SCHEDULE, enclosing, identifiers, mentions
+from mutator.operators.meaning import SCHEDULE, enclosing, identifiers, mentions, owners
 
 ROUNDING = m.Name("round") | m.Name("int") | m.Attribute(attr=m.Name("ceil") | m.Name("floor"))
 LENGTH = m.Call(func=ROUNDING, args=[m.Arg(keyword=None, value=m.BinaryOperation(operator=m.Multiply()))])
@@ -117,12 +117,7 @@ class ConstantScale(Operator):
     @staticmethod
     def _in_schedule(node, scope) -> bool:
         """node sits in a learning-rate function, or one that mentions a schedule's phases."""
-        function = enclosing(node, scope, cst.FunctionDef)
-        while function is not None:
-            if SCHEDULER.search(function.name.value) or mentions(function, PHASE):
-                return True
-            function = enclosing(function, scope, cst.FunctionDef)
-        return False
+        return any(SCHEDULER.search(f.name.value) or mentions(f, PHASE) for f in owners(node, scope))
 
     @staticmethod
     def _phase_end(node: cst.If, scope) -> bool:

@@ -20,7 +20,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import INVERSE, Example, Operator, Site, comparisons, drop_statement, rewritten
-from mutator.operators.meaning import LOSS_MASK, MASKS, identifiers
+from mutator.operators.meaning import LOSS_MASK, MASKS, enclosing, identifiers
 
 SINGLE = m.Comparison(comparisons=[m.ComparisonTarget()])  # a op b (not a chain like a < b < c)
 FLAG = m.Assign(value=SINGLE) | m.AnnAssign(value=SINGLE)  # masked = role != "assistant"
@@ -77,9 +77,7 @@ def _builds_loss_mask(arg: cst.Arg, scope) -> bool:
     statement = _statement(arg, scope)
     if statement is None or not m.matches(statement.body[0], m.Assign(targets=[m.AssignTarget(target=m.Name())])):
         return False
-    function = scope.parent(statement)
-    while function is not None and not isinstance(function, cst.FunctionDef):
-        function = scope.parent(function)
+    function = enclosing(statement, scope, cst.FunctionDef)
     return (
         bool(LOSS_MASK.match(statement.body[0].targets[0].target.value))
         and function is not None

@@ -27,7 +27,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import BOUNDARY, Example, Operator, Site, binop, comparisons, parens, rewritable, rewritten
-from mutator.operators.meaning import enclosing, mentions
+from mutator.operators.meaning import enclosing, mentions, owners
 
 CAUSAL = re.compile(r"(?i)causal")
 # what a mask choice compares: query/key lengths, shapes, the mask itself
@@ -97,22 +97,12 @@ def _operands(expr) -> list[cst.Comparison]:
 
 def _in_mask_function(node, scope) -> bool:
     """node sits in a function (or a function nested in one) whose name says it builds masks."""
-    function = enclosing(node, scope, cst.FunctionDef)
-    while function is not None:
-        if MASK_FUNCTION.search(function.name.value):
-            return True
-        function = enclosing(function, scope, cst.FunctionDef)
-    return False
+    return any(MASK_FUNCTION.search(function.name.value) for function in owners(node, scope))
 
 
 def _not_attention(node, scope) -> bool:
     """node sits in a loss, a dropout, a token shift, a positional bias or rotary code (by their names)."""
-    owner = enclosing(node, scope, (cst.FunctionDef, cst.ClassDef))
-    while owner is not None:
-        if NOT_ATTENTION.search(owner.name.value):
-            return True
-        owner = enclosing(owner, scope, (cst.FunctionDef, cst.ClassDef))
-    return False
+    return any(NOT_ATTENTION.search(owner.name.value) for owner in owners(node, scope, (cst.FunctionDef, cst.ClassDef)))
 
 
 def _only_complains(branch: cst.If) -> bool:

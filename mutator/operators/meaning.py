@@ -52,6 +52,14 @@ def enclosing(node: cst.CSTNode, scope, kind: type) -> cst.CSTNode | None:
     return parent
 
 
+def owners(node: cst.CSTNode, scope, kind: type | tuple = cst.FunctionDef):
+    """The definitions `node` sits in, innermost first (a function nested in a function yields both)."""
+    owner = enclosing(node, scope, kind)
+    while owner is not None:
+        yield owner
+        owner = enclosing(owner, scope, kind)
+
+
 def body_of(node: cst.CSTNode, scope) -> cst.CSTNode:
     """The function `node` sits in, or the module at top level: where its names are bound."""
     return enclosing(node, scope, cst.FunctionDef) or enclosing(node, scope, cst.Module) or node
