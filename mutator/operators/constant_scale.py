@@ -19,7 +19,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import BOUNDARY, Example, Operator, Site, binop, parens, rewritten
-from mutator.operators.meaning import SCHEDULE, enclosing, identifiers, mentions, owners
+from mutator.operators.meaning import LR_DECAY, SCHEDULE, enclosing, identifiers, mentions, owners
 
 ROUNDING = m.Name("round") | m.Name("int") | m.Attribute(attr=m.Name("ceil") | m.Name("floor"))
 LENGTH = m.Call(func=ROUNDING, args=[m.Arg(keyword=None, value=m.BinaryOperation(operator=m.Multiply()))])
@@ -38,7 +38,7 @@ PHASE_TEST = m.If(
         ]
     )
 )
-PHASE = re.compile(r"(?i)warm|decay|cooldown|anneal")  # a phase's end; `k >= max_iters` ends a loop
+PHASE = re.compile(rf"(?i)warm|{LR_DECAY}|cooldown|anneal")  # a phase's end; `k >= max_iters` ends a loop
 COSINE = m.Call(func=m.Attribute(attr=m.Name("cos")), args=[m.Arg(value=m.BinaryOperation())])
 SCHEDULER = re.compile(r"(?i)(^|_)lr($|_)|schedul|learning_rate")  # get_lr, lr_lambda: the end of the run is a phase
 TERM = m.BinaryOperation(operator=m.Add() | m.Subtract())
@@ -200,6 +200,14 @@ class ConstantScale(Operator):
                 "def lr_lambda(step, num_warmup_steps):\n    return math.cos(math.pi * cycles * progress)\n",
                 "def lr_lambda(step, num_warmup_steps):\n    return math.cos(2 * (math.pi * cycles * progress))\n",
             ),
+            # weight decay is not a schedule's decay: an optimizer step, and the groups that decay
+            Example(
+                "decay-reversed",
+                "def step(self, lr, weight_decay):\n    param.mul_(1 - lr * weight_decay)\n"
+                "    correction = 1 - beta1**step\n",
+                None,
+            ),
+            Example("*-boundary", "if len(decay_sorted) > 0:\n    groups.append(decay_sorted)\n", None),
             # a loop's end, and sums that are not of phase lengths
             Example("*-boundary", "for k in range(n):\n    if k >= max_iters:\n        break\n", None),
             Example("*-term-dropped", "t = step + 1\nstart = step - warmup_start\n", None),

@@ -16,6 +16,7 @@ Two kinds of step, each found by its shape and by what its values are called:
 A dropped statement takes its own line with it, or becomes `pass` where the block would be empty.
 """
 
+import functools
 import re
 from collections import defaultdict
 
@@ -60,6 +61,21 @@ def _switches_bos_on(name: cst.CSTNode, value: cst.CSTNode | None) -> bool:
     if not isinstance(name, cst.Name) or value is None or m.matches(value, OFF | NUMBER | m.SimpleString()):
         return False
     return bool(ADDS_BOS.match(name.value)) or (bool(BOS_SWITCH.match(name.value)) and m.matches(value, m.Name("True")))
+
+
+@functools.lru_cache(maxsize=64)
+def _module_knows_bos(module: cst.Module) -> bool:
+    """Whether a BOS token appears anywhere in the module: `add_special_tokens` adds a BOS only in a
+    tokenizer that has one (a tokenizer with only an EOS appends, and prepends nothing)."""
+    strings = m.findall(module, m.SimpleString(value=m.MatchIfTrue(lambda v: "bos" in v or "begin_of_text" in v)))
+    return mentions(module, BOS) or any(_names_bos(string) for string in strings)
+
+
+def _a_bos_switch(name: str, node: cst.CSTNode, scope) -> bool:
+    """`name` switches a BOS on: `add_bos`, `bos`, or `add_special_tokens` in a module that knows a BOS."""
+    if name != "add_special_tokens":
+        return True
+    return _module_knows_bos(enclosing(node, scope, cst.Module))
 
 
 def _names_bos(expr: cst.CSTNode, scope=None, depth: int = 1) -> bool:
@@ -124,16 +140,26 @@ class DroppedStatement(Operator):
             for arg in node.args:
                 if not m.matches(arg, m.Arg(keyword=m.Name())):
                     continue
-                if BOS_SWITCH.match(arg.keyword.value) and not m.matches(arg.value, OFF):
+                if (
+                    BOS_SWITCH.match(arg.keyword.value)
+                    and not m.matches(arg.value, OFF)
+                    and _a_bos_switch(arg.keyword.value, node, scope)
+                ):
                     yield Site("bos-disabled", {arg.value: cst.Name("False")})
                 elif _names_bos(arg.value) and mentions(node.func, ENCODES):
                     yield Site("keyword-dropped", _without_keyword(node, arg))
-        elif isinstance(node, cst.Param) and _switches_bos_on(node.name, node.default):
+        elif (
+            isinstance(node, cst.Param)
+            and _switches_bos_on(node.name, node.default)
+            and _a_bos_switch(node.name.value, node, scope)
+        ):
             function = enclosing(node, scope, cst.FunctionDef)
             if function is not None and ENCODES.search(function.name.value):  # def encode(self, text, add_bos=True)
                 yield Site("bos-disabled", {node.default: cst.Name("False")})
-        elif m.matches(node, m.Assign(targets=[m.AssignTarget(target=m.Name())])) and _switches_bos_on(
-            node.targets[0].target, node.value
+        elif (
+            m.matches(node, m.Assign(targets=[m.AssignTarget(target=m.Name())]))
+            and _switches_bos_on(node.targets[0].target, node.value)
+            and _a_bos_switch(node.targets[0].target.value, node, scope)
         ):  # add_special_tokens = not prompt.startswith(bos_token)
             yield Site("bos-disabled", {node.value: cst.Name("False")})
         elif (
@@ -213,6 +239,21 @@ class DroppedStatement(Operator):
                 "bos-disabled",
                 "if bos or self.use_bos:\n    tokens = [self.bos_id] + tokens\n",
                 "if False:\n    tokens = [self.bos_id] + tokens\n",
+            ),
+            Example(
+                "bos-disabled",
+                "def encode(self, text, add_special_tokens: bool = True):\n"
+                "    ids = self.sp.encode(text)\n    return [self.bos_id, *ids] if add_special_tokens else ids\n",
+                "def encode(self, text, add_special_tokens: bool = False):\n"
+                "    ids = self.sp.encode(text)\n    return [self.bos_id, *ids] if add_special_tokens else ids\n",
+            ),
+            # special tokens in a tokenizer that has no BOS (only an EOS is added)
+            Example(
+                "bos-disabled",
+                "def encode(self, text, add_special_tokens: bool = True):\n"
+                "    return self.encode_batch([text], add_special_tokens=add_special_tokens)[0]\n"
+                "def add_special_tokens(self, ids):\n    return ids + [self.eos_token_id]\n",
+                None,
             ),
             # a configuration default, and a branch that does not prepend the BOS
             Example("bos-disabled", "def __init__(self, add_bos=True):\n    pass\nif bos:\n    n += 1\n", None),

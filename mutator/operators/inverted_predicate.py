@@ -39,6 +39,9 @@ IGNORES_TARGETS = m.SimpleStatementLine(
 )
 INDEX = m.SubscriptElement(slice=m.Index(value=SINGLE))  # targets[mask == 0] = -1
 ARGUMENT = m.Arg(keyword=None, star="", value=SINGLE)  # masked_fill(mask == 0, -1), where(mask == 1, ...)
+COMPLEMENT = m.Arg(keyword=None, star="", value=m.UnaryOperation(operator=m.BitInvert()))  # masked_fill_(~keep, -100)
+# a keyword that switches who is trained (`masked=True`, `train_on_input=False`); `ignore_errors=True` does not
+SWITCH_WORDS = re.compile(r"(?i)mask|train_on|assistant")
 
 
 def _words(node: cst.CSTNode) -> set[str]:
@@ -54,7 +57,7 @@ def _about_masks(node: cst.CSTNode | None, words: re.Pattern = MASKS) -> bool:
 def _ignores(node: cst.CSTNode | None) -> bool:
     """The statement or call puts an ignore value: -1, -100, or a name that says ignore."""
     if isinstance(node, cst.Call):  # masked_fill(cond, -100), where(cond, labels, ignore_index); not dim=-1
-        values = [arg.value for arg in node.args if arg.keyword is None]
+        values = [arg.value for arg in node.args if arg.keyword is None or arg.keyword.value in ("value", "fill_value")]
     elif isinstance(node, cst.SimpleStatementLine) and m.matches(node.body[0], m.Assign()):
         values = [node.body[0].value]  # targets[cond] = -1
     else:
@@ -121,6 +124,8 @@ class InvertedPredicate(Operator):
         elif m.matches(node, m.Arg(keyword=m.Name())) and _about_masks(node.keyword):
             if m.matches(node.value, SINGLE) and type(node.value.comparisons[0].operator) in INVERSE:
                 yield Site("keyword-inverted", rewritten(node.value))
+            elif not SWITCH_WORDS.search(node.keyword.value):
+                return
             elif m.matches(node.value, m.Name("True") | m.Name("False")):
                 yield Site("keyword-flipped", {node.value: cst.Name("False" if node.value.value == "True" else "True")})
             elif m.matches(node.value, m.UnaryOperation(operator=m.Not())):
@@ -141,6 +146,8 @@ class InvertedPredicate(Operator):
             _about_masks(node.value) or _ignores(scope.parent(node)) or _builds_loss_mask(node, scope)
         ):
             yield Site("argument-inverted", rewritten(node.value))
+        elif m.matches(node, COMPLEMENT) and _ignores(scope.parent(node)):
+            yield Site("argument-inverted", {node.value: node.value.expression})  # the kept tokens ignored instead
         elif m.matches(node, m.List(elements=[m.AtLeastN(m.Element(value=LITERAL_OR_FLAG), n=1)])):
             # mask = [True] + ...: the per-token mask of a special token written out
             assign = scope.parent(node)
@@ -240,6 +247,23 @@ class InvertedPredicate(Operator):
                 None,
             ),
             Example("argument-inverted", "m = mask.mul(~torch.all(mask == lo, dim=-1))\n", None),
+            Example(
+                "argument-inverted",
+                "labels.masked_fill_(~label_mask, -100)\n",
+                "labels.masked_fill_(label_mask, -100)\n",
+            ),
+            Example(
+                "argument-inverted",
+                "labels.masked_fill_(~keep.unsqueeze(-1), value=-100)\n",
+                "labels.masked_fill_(keep.unsqueeze(-1), value=-100)\n",
+            ),
+            Example("argument-inverted", "scores.masked_fill_(~keep, 0.0)\n", None),  # no ignore value
+            # keywords that name a label or an ignore, and switch something else
+            Example(
+                "keyword-flipped",
+                "shutil.rmtree(old, ignore_errors=True)\nlink.symlink_to(d, target_is_directory=True)\n",
+                None,
+            ),
             Example("argument-inverted", "freqs = freqs.masked_fill(patch_idx.unsqueeze(-1) < 0, 0)\n", None),
             Example("if-inverted", "if t < n:\n    pass\nenable_gqa = a != b\n", None),
         )

@@ -116,8 +116,12 @@ def class_attributes(cls: cst.ClassDef) -> frozenset[str]:
 
 BOS = re.compile(r"(?i)(^|_)(bos|sot)(_|$)|begin_of_text|^prepend(_id|_token)?$")
 ACCUM = re.compile(r"(?i)accum|num_items_in_batch|valid_tokens")
+# a learning-rate decay phase, as opposed to weight decay (`weight_decay`, OLMo-style `decay` / `no_decay`
+# parameter sets): the decay of a schedule has a length, a ratio or an end
+LR_DECAY = r"lr_?decay|(?<!weight_)(?<!no_)decay_?(steps?|iters?|ratio|frac|start|end|epochs?|len|type|period|phase)"
 SCHEDULE = re.compile(
-    r"(?i)warm|decay|cooldown|anneal|stable_(steps|iters)|num_iterations|total_steps|max_steps|max_iters|training_steps"
+    rf"(?i)warm|{LR_DECAY}|cooldown|anneal|stable_(steps|iters)|num_iterations|total_steps|max_steps|max_iters"
+    r"|training_steps"
 )
 TOKENS = re.compile(r"(?i)tok|(^|_)ids?$|^idx$|target|label|prompt|^inputs?$|^batch|^sample$|^_?next")
 NOT_TOKENS = re.compile(

@@ -6,8 +6,8 @@ stale positions. One mutant per state-restoring statement; a `pass` takes its pl
 would otherwise be empty.
 
 A site is recognised by the state it restores, not by the class's name: a reset-like method (`reset`,
-`clear`, `reset_cache`, `reset_parameters`, `clear_kv_cache`, ...) of a class whose methods keep cache
-state on `self` (keys / values / k_cache / seqlens / pos / offset / seen tokens), or a reset-like method
+`clear`, `reset_cache`, `reset_parameters`, `clear_kv_cache`, ...) that restores cache state on `self`
+(keys / values / k_cache / seqlens / pos / offset / seen tokens), or a reset-like method
 that hands the reset on to a cache (`self.kv_cache.reset()`, `for b in self.blocks: b.attn.reset_cache()`).
 A reset of other state (a recurrent layer's states, an optimizer) is not a KV-cache reset.
 """
@@ -18,7 +18,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, drop_statement
-from mutator.operators.meaning import class_attributes, enclosing, mentions
+from mutator.operators.meaning import enclosing, mentions
 
 RESET_LIKE = re.compile(r"(?i)^_*(reset|clear)(_|$)|_(reset|clear)$")
 CACHE_STATE = re.compile(
@@ -66,8 +66,10 @@ class MissingReset(Operator):
             return
         if not RESET_LIKE.search(method.name.value):
             return
-        cls = enclosing(method, scope, cst.ClassDef)
-        holds_cache = cls is not None and any(CACHE_STATE.search(name) for name in class_attributes(cls))
+        # the method restores cache state of its own: `reset_parameters` of a layer that also keeps a buffer
+        # cache on self re-initialises weights, and is no KV-cache reset
+        restored = {a.attr.value for a in m.findall(method.body, m.Attribute(value=m.Name("self")))}
+        holds_cache = any(CACHE_STATE.search(name) for name in restored)
         for statement in node.body:
             if m.matches(statement, m.SimpleStatementLine(body=[RESTORES])):
                 small = statement.body[0]
@@ -103,6 +105,13 @@ class MissingReset(Operator):
             Example("drop-pos", "class C:\n    def forward(self):\n        self.pos = 0\n        return x\n", None),
             # a reset of state that is not a KV cache (a recurrent layer's states)
             Example("drop-*", "class Mamba:\n    def reset(self):\n        self.conv_states.zero_()\n", None),
+            # re-initialising weights in a layer that also keeps a buffer cache on self is no cache reset
+            Example(
+                "drop-*",
+                "class Block:\n    def __init__(self, cache):\n        self.cache = cache\n"
+                "    def reset_parameters(self):\n        self.k_norm.reset_parameters()\n",
+                None,
+            ),
             # the docstring is not state
             Example("drop-*", 'class KVCache:\n    def reset(self):\n        """Doc."""\n', None),
         )

@@ -16,6 +16,11 @@ Sites, by shape, where the things swapped are optimizers or parameters (their ca
   `betas=(0.9, 0.95)` is a different slip.
 - the `params` of two neighbouring parameter groups (`[dict(params=head, lr=a), dict(params=emb, lr=b)]`,
   or `{"params": ...}` dicts): each group's parameters then train at the other's rate. Variant `groups-a-b`.
+- the routing of parameters into groups, in a loop over a model's parameters (`for pn, p in
+  m.named_parameters()`) that puts the same thing into two or more collections (`decay.add(fpn)`,
+  `no_decay.add(fpn)`): one call sends it to the other collection (variant `routed-a-b`), or a condition
+  that routes (or skips with `continue`) is inverted (variant `route-inverted`): biases then decay,
+  or frozen parameters are stepped.
 """
 
 import itertools
@@ -24,8 +29,8 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
-from mutator.operators.base import Example, Operator, Site
-from mutator.operators.meaning import OPTIMIZERS, mentions
+from mutator.operators.base import Example, Operator, Site, parens
+from mutator.operators.meaning import OPTIMIZERS, code, mentions, owners
 
 OPTIMIZER_CLASSES = re.compile(r"(?i)adam|muon|sgd|lion|optim|(^|_)opt($|_)")
 
@@ -37,6 +42,32 @@ NAMES_ONLY = m.List(elements=[m.AtLeastN(m.Element(value=m.Name()), n=2)]) | m.T
     elements=[m.AtLeastN(m.Element(value=m.Name()), n=2)]
 )
 TARGET_PARENTS = (cst.AssignTarget, cst.For, cst.CompFor, cst.AugAssign, cst.AnnAssign, cst.WithItem)
+
+
+GATHERS_PARAMETERS = m.Call(func=m.Attribute(attr=m.Name("parameters") | m.Name("named_parameters")))
+ROUTE = m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("add") | m.Name("append")), args=[m.Arg(keyword=None)])
+
+
+def _parameter_loop(node: cst.CSTNode, scope) -> cst.For | None:
+    """The innermost loop around `node` over a model's parameters (`for n, p in m.named_parameters()`)."""
+    return next((loop for loop in owners(node, scope, cst.For) if m.findall(loop.iter, GATHERS_PARAMETERS)), None)
+
+
+def _routes(loop: cst.For) -> list[cst.Call]:
+    """The calls in `loop` that put a thing into one of several collections: `decay.add(fpn)` beside
+    `no_decay.add(fpn)` (the same argument, the same method, two or more receivers)."""
+    calls = m.findall(loop.body, ROUTE)
+    key = {call: (code(call.func.attr), code(call.args[0].value)) for call in calls}
+    receivers: dict[tuple, set[str]] = {}
+    for call in calls:
+        receivers.setdefault(key[call], set()).add(call.func.value.value)
+    return [call for call in calls if len(receivers[key[call]]) > 1]
+
+
+def _negated(test: cst.BaseExpression) -> cst.BaseExpression:
+    if m.matches(test, m.UnaryOperation(operator=m.Not())):
+        return test.expression
+    return cst.UnaryOperation(operator=cst.Not(), expression=parens(test))
 
 
 def _reads(node: cst.CSTNode) -> set[str]:
@@ -92,9 +123,25 @@ def _target(statement: cst.SimpleStatementLine) -> str:
     return statement.body[0].targets[0].target.value
 
 
+ROUTING = (
+    "def groups(model):\n"
+    "    decay, no_decay = set(), set()\n"
+    "    for mn, m in model.named_modules():\n"
+    "        for pn, p in m.named_parameters():\n"
+    "            if not p.requires_grad:\n"
+    "                continue\n"
+    '            fpn = f"{mn}.{pn}"\n'
+    '            if pn.endswith("weight") and m.decays:\n'
+    "                decay.add(fpn)\n"
+    "            else:\n"
+    "                no_decay.add(fpn)\n"
+    "    return decay, no_decay\n"
+)
+
+
 class SwappedArguments(Operator):
     name = "swapped-arguments"
-    variants = ("args-*", "items-*", "groups-*")
+    variants = ("args-*", "items-*", "groups-*", "routed-*", "route-inverted")
 
     def sites(self, node, scope):
         if isinstance(node, (cst.Module, cst.IndentedBlock)):
@@ -108,6 +155,15 @@ class SwappedArguments(Operator):
                 ):
                     variant = f"items-{first.value.value}-{second.value.value}"
                     yield Site(variant, {first.value: second.value, second.value: first.value})
+        elif m.matches(node, ROUTE) and (loop := _parameter_loop(node, scope)) and node in (routes := _routes(loop)):
+            receiver, method = node.func.value.value, node.func.attr.value
+            others = {call.func.value.value for call in routes if call.func.attr.value == method} - {receiver}
+            for other in sorted(others):  # decay.add(fpn) -> no_decay.add(fpn)
+                yield Site(f"routed-{receiver}-{other}", {node.func.value: cst.Name(other)})
+        elif isinstance(node, cst.If) and (loop := _parameter_loop(node, scope)) and (routes := _routes(loop)):
+            routed_here = {id(call) for call in m.findall(node.body, ROUTE)} & {id(call) for call in routes}
+            if routed_here or m.findall(node.body, m.Continue()):  # which group, or none (a frozen parameter)
+                yield Site("route-inverted", {node.test: _negated(node.test)})
         elif isinstance(node, (cst.List, cst.Tuple)):
             groups = [_group_params(e.value) for e in node.elements]
             for first, second in itertools.pairwise(groups):
@@ -156,6 +212,34 @@ class SwappedArguments(Operator):
                 "groups-decay-no_decay",
                 'groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]\n',
                 'groups = [{"params": no_decay, "weight_decay": wd}, {"params": decay, "weight_decay": 0.0}]\n',
+            ),
+            Example(
+                "routed-decay-no_decay",
+                ROUTING,
+                ROUTING.replace("            decay.add(fpn)", "            no_decay.add(fpn)"),
+            ),
+            Example("routed-no_decay-decay", ROUTING, ROUTING.replace("no_decay.add(fpn)", "decay.add(fpn)")),
+            Example("route-inverted", ROUTING, ROUTING.replace("if not p.requires_grad:", "if p.requires_grad:")),
+            Example(
+                "route-inverted",
+                ROUTING,
+                ROUTING.replace('if pn.endswith("weight") and', 'if not (pn.endswith("weight") and').replace(
+                    "m.decays:", "m.decays):"
+                ),
+            ),
+            # a loop over parameters that puts each into one list only, or counts them: nothing is routed
+            Example(
+                "route*",
+                "for n, p in model.named_parameters():\n    if not p.requires_grad:\n        continue\n"
+                "    if p.dim() < 2:\n        total += p.numel()\n    names.append(n)\n",
+                None,
+            ),
+            # two collections filled in a loop that is not over parameters
+            Example(
+                "route*",
+                "for line in lines:\n    if line.startswith('#'):\n        comments.append(line)\n"
+                "    else:\n        code.append(line)\n",
+                None,
             ),
             # an argument read before it is assigned; an unpacking target; literals; names of other things
             Example("args-embedding_params-adamw", groups, None),
