@@ -16,6 +16,11 @@ conftest is imported and switches its dynamic context around each test:
                              test's coverage is its own context plus those of the wider-scoped
                              fixtures it requests.
 
+Split over N shards, the suite is imported and collected once: the process forks a child per shard
+after collection, and each child runs its share of the test modules under coverage of its own (the
+lines executed at import and collection come from the parent). A shard does not pay for Python,
+torch and the suite's imports again, which on two cores is a third of the baseline's work.
+
 Only files of the target's mutated packages are measured. Durations come from the test reports.
 The modules of the standard library and of installed packages that the tests import as they run (after
 collection) are listed too: workers import them once before forking (mutator.worker.preload).
@@ -79,7 +84,7 @@ def measure(
     tests imported, for workers started meanwhile to import as they wait (mutator.worker.preload).
 
     weights: seconds per test module from an earlier baseline, to balance the shards (else test counts).
-    log_dir: where each shard's output goes (`baseline-<device>-<shard>.log`); errors name that file.
+    log_dir: where the output goes (`baseline-<device>.log`, the shards' included); errors name that file.
     See `_Recorder.finish` for the keys of the result.
     """
     if workdir is not None:
@@ -92,36 +97,34 @@ def measure(
         env["TMPDIR"] = tmp  # the suite's own temp dirs go with this one
         if shards > 1:  # one thread per shard: the shards already fill the cores, as the workers will
             env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        procs, log_paths = [], []
-        for shard in range(shards):
-            # Own options as --name=value: pytest takes a separate value that names an existing path for
-            # a path to test, and infers its rootdir from those; a worker, started before this baseline
-            # ends, must infer the same one from the suite's arguments alone.
-            cmd = [sys.executable, "-P", "-m", "pytest", *suite_args(tests, list(pytest_args), device), "-q"]
-            cmd += [f"--mutator-baseline-out={tmp}/{shard}.json", f"--mutator-shard={shard}/{shards}"]
-            cmd += [f"--mutator-weights={tmp}/weights.json", f"--basetemp={tmp}/t{shard}"]
-            cmd += ["--continue-on-collection-errors"]  # a module that fails to import is reported, not fatal
-            cmd += [f"--mutator-measure={target_root / pkg}" for pkg in packages]
-            if imports_dir is not None:
-                Path(imports_dir).mkdir(parents=True, exist_ok=True)
-                cmd += [f"--mutator-imports-out={Path(imports_dir) / f'{shard}.txt'}"]
-            log_paths.append(logs / f"baseline-{device}-{shard}.log")
-            with open(log_paths[-1], "wb") as log:
-                procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
-        codes = [proc.wait() for proc in procs]
+        # Own options as --name=value: pytest takes a separate value that names an existing path for a path
+        # to test, and infers its rootdir from those; a worker, started before this baseline ends, must
+        # infer the same one from the suite's arguments alone.
+        cmd = [sys.executable, "-P", "-m", "pytest", *suite_args(tests, list(pytest_args), device), "-q"]
+        cmd += [f"--mutator-baseline-out={tmp}", f"--mutator-shards={shards}"]
+        cmd += [f"--mutator-weights={tmp}/weights.json", f"--basetemp={tmp}/t"]
+        cmd += ["--continue-on-collection-errors"]  # a module that fails to import is reported, not fatal
+        cmd += [f"--mutator-measure={target_root / pkg}" for pkg in packages]
+        if imports_dir is not None:
+            Path(imports_dir).mkdir(parents=True, exist_ok=True)
+            cmd += [f"--mutator-imports-out={imports_dir}"]
+        log_path = logs / f"baseline-{device}.log"
+        with open(log_path, "wb") as log:
+            code = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+        codes_file = Path(tmp, "exit-codes.json")  # the shards' exit codes, as the forking process saw them
+        codes = json.loads(codes_file.read_text()) if codes_file.exists() else [code] * shards
         parts = {shard: json.loads(Path(tmp, f"{shard}.json").read_text()) for shard in range(shards)
                  if Path(tmp, f"{shard}.json").exists()}  # fmt: skip
     failing = [test for part in parts.values() for test in part["failed"]]
     if failing:
         shown = "; ".join(failing[:8]) + (f"; and {len(failing) - 8} more" if len(failing) > 8 else "")
-        log = log_paths[next(shard for shard, part in parts.items() if part["failed"])]
-        raise UserError(f"the suite fails on the clean target ({device}): {shown} (log: {log})")
+        raise UserError(f"the suite fails on the clean target ({device}): {shown} (log: {log_path})")
     for shard, code in enumerate(codes):
         # exit 1 with no failing test: only the collection errors that the merged baseline reports
         if shard not in parts or code not in (0, 1, 5):  # pytest's exit codes: ok, tests failed, none collected
-            lines = [line for line in log_paths[shard].read_text(errors="replace").splitlines() if line.strip()]
+            lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
             tail = " | ".join(line.strip() for line in lines[-3:])
-            why = f"pytest exit {code}: {tail} (log: {log_paths[shard]})"
+            why = f"pytest exit {code}: {tail} (log: {log_path})"
             raise UserError(f"the suite could not run on the clean target ({device}): {why}")
     data = _merge(list(parts.values()))
     if not data["tests"]:
@@ -243,11 +246,11 @@ def fingerprint(target_root: Path, tests: list[Path], device: str, packages: lis
 def pytest_addoption(parser):
     group = parser.getgroup("mutator baseline")
     group.addoption("--mutator-device", default="cpu", help="the device of the run: see pass_device")
-    group.addoption("--mutator-baseline-out", default=None, help="write the baseline JSON here")
+    group.addoption("--mutator-baseline-out", default=None, help="DIR: write shard K's baseline JSON to DIR/K.json")
     group.addoption("--mutator-measure", action="append", default=[], help="a target file or package dir")
-    group.addoption("--mutator-shard", default="0/1", help="K/N: run the K-th of N shards of the test modules")
+    group.addoption("--mutator-shards", default=1, type=int, help="after collection, fork N shards of the test modules")
     group.addoption("--mutator-weights", default=None, help="JSON file: seconds per test module")
-    group.addoption("--mutator-imports-out", default=None, help="append the modules the tests import here")
+    group.addoption("--mutator-imports-out", default=None, help="DIR: shard K lists its tests' imports in K.txt")
 
 
 @hookimpl(wrapper=True, tryfirst=True)
@@ -258,7 +261,7 @@ def pytest_load_initial_conftests(early_config, parser, args):
     if options.mutator_baseline_out:
         die_with_parent()  # a run killed with -9 takes its baseline shards along
         recorder = _Recorder(Path(options.mutator_baseline_out), [Path(p) for p in options.mutator_measure])
-        recorder.shard, recorder.shards = map(int, options.mutator_shard.split("/"))
+        recorder.shards = options.mutator_shards
         if options.mutator_weights:
             recorder.weights = json.loads(Path(options.mutator_weights).read_text())
         if options.mutator_imports_out:
@@ -276,12 +279,10 @@ def fixture_key(fixturedef) -> str:
 
 class _Recorder:
     def __init__(self, out: Path, measured: list[Path]):
-        import coverage  # only the baseline process needs it
-
-        self.out = out
+        self.out = out  # a directory: shard K writes K.json there
         self.measured = [p.resolve() for p in measured]
-        include = [f"{p}{os.sep}*" if p.is_dir() else str(p) for p in self.measured]
-        self.cov = coverage.Coverage(data_file=None, include=include, config_file=False, branch=False)
+        self.cov = self._coverage()
+        self.import_lines: dict[str, set[int]] = {}  # in a forked shard: the forking process's import-time lines
         self.current = IMPORT_TIME  # the test whose protocol is running
         self.fixture_stack: list[str] = []
         self.tests: dict[str, dict] = {}  # node id -> {file, duration, fixtures, outcome}
@@ -290,32 +291,66 @@ class _Recorder:
         self.collect_causes: dict[str, BaseException] = {}
         self.missing: set[str] = set()  # packages that unimportable modules need and are not installed
         self.shard, self.shards, self.weights = 0, 1, {}
+        self.forked = False  # this process forked the shards, and so runs no test itself
         self.seen_modules: set[str] = set()  # of sys.modules, those already looked at
         self.imported: list[str] = []  # installed modules the tests imported, in import order
-        self.imports_out: Path | None = None
+        self.imports_out: Path | None = None  # a directory: shard K appends to K.txt
         self.libraries = [Path(sysconfig.get_path(key)).resolve() for key in ("stdlib", "platlib", "purelib")]
         self.started = time.perf_counter()
         self.first_test: float | None = None
 
+    def _coverage(self):
+        import coverage  # only the baseline process needs it
+
+        include = [f"{p}{os.sep}*" if p.is_dir() else str(p) for p in self.measured]
+        return coverage.Coverage(data_file=None, include=include, config_file=False, branch=False)
+
     def start(self):
         self.cov.start()
 
-    def pytest_collection_modifyitems(self, config, items):
-        """Keep this shard's test modules: heaviest first, each to the least loaded shard."""
-        if self.shards <= 1:
-            return
+    def shares(self, items) -> list[list]:
+        """The items of each shard, whole test modules: heaviest first, each to the least loaded shard."""
         modules: dict[str, list] = {}
         for item in items:
             modules.setdefault(str(item.path), []).append(item)
         loads = [0.0] * self.shards
-        mine = set()
+        owner: dict[str, int] = {}
         for path, group in sorted(modules.items(), key=lambda kv: (-self.weights.get(kv[0], len(kv[1])), kv[0])):
-            shard = loads.index(min(loads))
-            loads[shard] += self.weights.get(path, len(group))
-            if shard == self.shard:
-                mine.add(path)
-        config.hook.pytest_deselected(items=[item for item in items if str(item.path) not in mine])
-        items[:] = [item for item in items if str(item.path) in mine]
+            owner[path] = loads.index(min(loads))
+            loads[owner[path]] += self.weights.get(path, len(group))
+        shares: list[list] = [[] for _ in range(self.shards)]
+        for item in items:  # in collection order
+            shares[owner[str(item.path)]].append(item)
+        return shares
+
+    @hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session):
+        """With shards, fork a child per shard once the suite is collected; each child goes on to pytest's
+        own test loop over its share, under a coverage of its own, while this process waits for them."""
+        if self.shards <= 1 or session.config.option.collectonly or not session.items:
+            return None  # pytest's own loop, here
+        shares = self.shares(session.items)
+        self.cov.stop()
+        self.import_lines = self.lines_by_context().get(IMPORT_TIME, {})
+        sys.stdout.flush()
+        sys.stderr.flush()
+        children = []
+        for shard, share in enumerate(shares):
+            pid = os.fork()
+            if pid == 0:
+                die_with_parent()
+                self.shard = shard
+                mine = set(share)
+                session.config.hook.pytest_deselected(items=[item for item in session.items if item not in mine])
+                session.items[:] = share
+                self.cov = self._coverage()
+                self.cov.start()
+                return None  # pytest's own loop, in the child
+            children.append(pid)
+        self.forked = True
+        codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
+        (self.out / "exit-codes.json").write_text(json.dumps(codes))
+        return True
 
     def pytest_collection_finish(self, session):
         self.seen_modules = set(sys.modules)  # what collection imported, every worker imports too
@@ -323,7 +358,7 @@ class _Recorder:
     def pytest_runtest_logfinish(self, nodeid, location):
         new = self.new_imports()
         if new and self.imports_out is not None:
-            with open(self.imports_out, "a") as out:
+            with open(self.imports_out / f"{self.shard}.txt", "a") as out:
                 out.write("".join(f"{name}\n" for name in new))
 
     @hookimpl(wrapper=True)
@@ -424,14 +459,14 @@ class _Recorder:
 
     @hookimpl(trylast=True)
     def pytest_sessionfinish(self, session, exitstatus):
+        if self.forked:
+            return  # its shards wrote theirs
         self.cov.stop()
-        self.out.write_text(json.dumps(self.finish(session)))
+        (self.out / f"{self.shard}.json").write_text(json.dumps(self.finish(session)))
 
-    def finish(self, session) -> dict:
-        """The baseline as JSON: tests (duration, fixtures, outcome, file), fixtures' set-up times,
-        coverage (test -> file relative to the target root -> lines), where target packages came from."""
-        root = session.config.getoption("--mutator-measure")
-        roots = [Path(p).resolve().parent for p in root]  # each measured package sits in the target root
+    def lines_by_context(self) -> dict[str, dict[str, set[int]]]:
+        """Coverage so far: context -> file relative to the target root -> lines."""
+        roots = [path.parent for path in self.measured]  # each measured package sits in the target root
         data = self.cov.get_data()
         by_context: dict[str, dict[str, set[int]]] = {}
         for filename in data.measured_files():
@@ -439,6 +474,14 @@ class _Recorder:
             for line, contexts in data.contexts_by_lineno(filename).items():
                 for context in contexts:
                     by_context.setdefault(context, {}).setdefault(relative, set()).add(line)
+        return by_context
+
+    def finish(self, session) -> dict:
+        """The baseline as JSON: tests (duration, fixtures, outcome, file), fixtures' set-up times,
+        coverage (test -> file relative to the target root -> lines), where target packages came from."""
+        by_context = self.lines_by_context()
+        for file, lines in self.import_lines.items():  # measured before this shard was forked
+            by_context.setdefault(IMPORT_TIME, {}).setdefault(file, set()).update(lines)
         coverage = {IMPORT_TIME: by_context.get(IMPORT_TIME, {})}
         for nodeid, test in self.tests.items():
             if test["outcome"] != "passed":

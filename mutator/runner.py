@@ -48,7 +48,7 @@ from mutator.selection import (
     touched,
 )
 from mutator.store import Store
-from mutator.worker import FALLBACK, WorkerDied, WorkerProcess
+from mutator.worker import FALLBACK, ClonedWorker, WorkerDied, WorkerProcess
 
 DEVICES = ("cpu", "cuda")
 ISOLATIONS = ("fork", "inprocess")
@@ -495,7 +495,9 @@ class _Execution:
     """Lanes of workers (one thread each) pulling tasks; the calling thread records the results.
 
     Workers may be started early, while the baseline runs (`start_early`): each imports the suite and
-    collects it meanwhile, and hears what the baseline found when its lane takes it.
+    collects it meanwhile, and hears what the baseline found when its lane takes it. In fork mode the
+    CPU workers are the clones of one zygote (mutator.worker), so the suite is imported and collected
+    once, not once per worker; a worker that dies is replaced by a fresh process of its own.
     """
 
     def __init__(self, session: _Session):
@@ -510,23 +512,31 @@ class _Execution:
         self.stopping = threading.Event()
         self.overheads: list[float] = []  # swapped mutants: wall time minus the tests' own time
         self.counter = 0
-        self.early: dict[str, list[WorkerProcess]] = {}  # device -> workers started before the baseline ended
+        self.early: dict[str, list[WorkerProcess | ClonedWorker]] = {}  # device -> workers no lane took yet
+        self.zygotes: dict[str, WorkerProcess] = {}  # device -> the zygote whose clones are in `early`
 
-    def start_early(self, device: str, count: int):
-        """Start `count` workers for `device` now; `run` hands them to its lanes."""
+    def start_early(self, device: str, count: int, rootdir: str | None = None):
+        """Start `count` workers for `device` now (in fork mode, one zygote of `count` clones); `run` hands
+        them to its lanes. Without a rootdir (the baseline still runs), a worker finds the baseline's from
+        the same arguments, checked when the baseline is in."""
         mode = self.session.isolation
+        imports = str(_imports_dir(self.session, device))  # what the baseline's tests import, as they do
+        if mode == "fork" and device == "cpu":
+            config = self._config(device, mode, f"{device}-0", rootdir, self.session.tests_paths, early=True)
+            self.zygotes[device] = self._spawn(dict(config, imports_from=imports), self.env, clones=count)
+            self.early.setdefault(device, []).extend(self.zygotes[device].clones)
+            return
         for index in range(count):
-            # no rootdir to pin yet: the worker finds the baseline's, from the same arguments (checked later)
-            imports = str(_imports_dir(self.session, device))  # what the baseline's tests import, as they do
-            config = self._config(device, mode, f"{device}-{index}", None, self.session.tests_paths, early=True)
-            config["imports_from"] = imports
-            self.early.setdefault(device, []).append(self._spawn(config, self.env))
+            config = self._config(device, mode, f"{device}-{index}", rootdir, self.session.tests_paths, early=True)
+            self.early.setdefault(device, []).append(self._spawn(dict(config, imports_from=imports), self.env))
 
     def discard_early(self):
         """Kill the early workers no lane took."""
         with self.lock:
             left = [worker for workers in self.early.values() for worker in workers]
+            left += self.zygotes.values()
             self.early.clear()
+            self.zygotes.clear()
         for worker in left:
             self._kill(worker)
 
@@ -543,11 +553,15 @@ class _Execution:
                 count, mode = max(1, torch.cuda.device_count()), "inprocess"
             else:
                 count, mode = min(self.session.workers, tasks_q.qsize()), self.session.isolation
+                if mode == "fork" and device not in self.early:  # the baseline was reused: start them now
+                    self.start_early(device, count, rootdir=tasks_q.queue[0].rootdir)
             with self.lock:
                 spare = self.early.get(device, [])[count:]
                 del self.early.get(device, [])[count:]
             for worker in spare:  # fewer mutants to run than workers started
                 self._kill(worker)
+            if device in self.zygotes:
+                self._set_up_zygote(device, tasks_q.queue[0].rootdir, count)
             for index in range(count):
                 name = f"{device}-{index}"
                 lanes.append(threading.Thread(target=self._lane, args=(device, mode, index, tasks_q), name=name))
@@ -641,15 +655,40 @@ class _Execution:
         self.session.timings.setdefault("worker_start_s", time.perf_counter() - start)
         return worker
 
-    def _tell_early(self, worker: WorkerProcess, device: str, rootdir: str, hello: dict) -> dict | None:
-        """An early worker has collected the suite: check it against the baseline, send it the modules to
-        import; its next message says it is ready."""
+    def _set_up_zygote(self, device: str, rootdir: str, count: int):
+        """The zygote has collected the suite: check it, and have it import what the tests import and fork
+        `count` clones (their lanes then hear "ready" from each)."""
+        zygote = self.zygotes[device]
+        try:
+            hello = zygote.receive(STARTUP_TIMEOUT_S)
+            if hello is not None and "started" in hello:
+                hello = self._check_early(device, rootdir, hello) or hello
+            if hello is not None and "started" in hello:
+                zygote.send({"preload": self.session.preload.get(device, []), "clones": count})
+                return
+        except WorkerDied as error:
+            hello = {"fatal": str(error)}
+        why = (hello or {}).get("fatal", f"no answer in {STARTUP_TIMEOUT_S:.0f} s")
+        cause = _log_cause(zygote.log_path)
+        why += f": {cause}" if cause and cause not in why else ""
+        raise UserError(f"a {device} worker failed: {why} (log: {zygote.log_path})")
+
+    def _check_early(self, device: str, rootdir: str, hello: dict) -> dict | None:
+        """What is wrong with an early worker's collection, as a {"fatal": why}; None if nothing."""
         if hello["rootdir"] != rootdir:
             return {"fatal": f"the worker's pytest rootdir is {hello['rootdir']}, the baseline's {rootdir}"}
         known = self.session.known_collect_errors.get(device, [])
         unknown = [line for module, line in hello["collect_errors"].items() if module not in known]
         if unknown:
             return {"fatal": "collection failed: " + "; ".join(unknown[:3])}
+        return None
+
+    def _tell_early(self, worker: WorkerProcess, device: str, rootdir: str, hello: dict) -> dict | None:
+        """An early worker has collected the suite: check it against the baseline, send it the modules to
+        import; its next message says it is ready."""
+        problem = self._check_early(device, rootdir, hello)
+        if problem is not None:
+            return problem
         worker.send({"preload": self.session.preload.get(device, [])})
         return worker.receive(STARTUP_TIMEOUT_S)
 
@@ -671,11 +710,12 @@ class _Execution:
             **extra,
         }
 
-    def _spawn(self, config: dict, env: dict) -> WorkerProcess:
+    def _spawn(self, config: dict, env: dict, clones: int = 0) -> WorkerProcess:
         log = self.session.logs / f"{Path(config['basetemp']).name}.log"
-        worker = WorkerProcess(config, env, os.getcwd(), log)
+        worker = WorkerProcess(config, env, os.getcwd(), log, clones=clones)
         with self.lock:
             self.live.add(worker)
+            self.live.update(worker.clones)
         return worker
 
     def _kill(self, worker: WorkerProcess, gracefully: bool = False):

@@ -22,6 +22,15 @@ them (config "imports_from": a directory of `<shard>.txt` files); the runner che
 the baseline's and answers {"preload": [modules]}; the worker imports what it still lacks and says
 {"ready": n_items, "rootdir"}.
 
+A worker may be started as the *zygote* of N workers (config "clone_fds": N pairs of descriptors, each
+the worker's end of one more channel, which the runner passed on): it imports and collects once, and
+on the setup message, {"preload": [...], "clones": n}, forks n clones, each of which says {"ready",
+"rootdir", "pid"} on its own channel and serves it as a worker of its own. The zygote runs no task: it
+waits for its channel to close, then for its clones, and only then ends its pytest session (so that
+the suite's `pytest_unconfigure` cannot remove what a clone still uses). A clone ends with its channel,
+without ending the session. On two cores, N workers that each import torch and collect the suite cost
+as much CPU as half the baseline.
+
 A task may also carry "swaps": [mutant dicts] to swap in several functions at once (a challenge's
 bugs together), and "keep_going": true to run every selected test instead of stopping at the first
 failure; the reply then lists every failing test in "failed" with one-line "reasons".
@@ -297,6 +306,7 @@ class WorkerPlugin:
         self.answered = False  # the test loop started, so every task gets its answer there
         self.exiting: list[int] = []  # forked children that answered and are exiting
         self.spare: tuple[int, int, int] | None = None  # (pid, task pipe, result pipe) of the next child
+        self.clone = False  # forked by a zygote: serves a channel of its own, and does not end the session
 
     def pytest_collectreport(self, report):
         # a module the baseline could not import either is left out of the run (and reported there once)
@@ -332,13 +342,15 @@ class WorkerPlugin:
             if setup is None:
                 return True
             preload(setup["preload"])
+            if "clones" in setup and not self.serve_as_zygote(setup["clones"]):
+                return True  # the zygote, once its clones are done
         elif self.collect_errors:
             self.channel.send({"fatal": "collection failed: " + "; ".join(list(self.collect_errors.values())[:3])})
             return True
         preload(self.config.get("preload", []))
         if self.mode == "inprocess":
             self.prepare_inprocess()  # after the imports: a memory limit counts from what the worker holds
-        self.channel.send({"ready": len(self.items), "rootdir": rootdir})
+        self.channel.send({"ready": len(self.items), "rootdir": rootdir, "pid": os.getpid()})
         if self.mode == "fork":
             self.fork_spare(session)
         while (task := self.channel.receive()) is not None:
@@ -349,7 +361,36 @@ class WorkerPlugin:
                 self.channel.send(self.run_inprocess(session, task))
         if self.spare is not None:
             os.close(self.spare[1])  # the spare reads end-of-file and exits
+        if self.clone:
+            os._exit(0)  # the session is the zygote's to end
         return True
+
+    def serve_as_zygote(self, count: int) -> bool:
+        """Fork `count` clones. In a clone, return True at once: it goes on to serve its own channel. In
+        the zygote, return False once the runner closed its channel and every clone has exited."""
+        gc.freeze()  # as for a spare child: the clones' collections must not copy what the zygote holds
+        pairs = self.config.get("clone_fds", [])
+        clones = []
+        for index in range(min(count, len(pairs))):
+            pid = os.fork()
+            if pid == 0:
+                os.setpgid(0, 0)  # its own group: the runner kills a clone that hangs with killpg
+                die_with_parent()  # with the zygote, which dies with the runner
+                for fd in {fd for k, pair in enumerate(pairs) if k != index for fd in pair}:
+                    os.close(fd)
+                self.channel.reader.close()  # the zygote's channel is the zygote's alone
+                os.close(self.channel.write_fd)
+                self.channel = Channel(*pairs[index])
+                self.clone = True
+                return True
+            clones.append(pid)
+        for fd in {fd for pair in pairs for fd in pair}:
+            os.close(fd)  # the clones hold theirs; unused channels close for the runner too
+        while self.channel.receive() is not None:  # nothing is asked of a zygote: wait for the end
+            pass
+        for pid in clones:
+            os.waitpid(pid, 0)
+        return False
 
     def wait_for_setup(self, imports_from: str | None) -> dict | None:
         """The runner's next message; until it comes, import what the baseline's shards list in imports_from."""
@@ -518,12 +559,53 @@ class WorkerDied(Exception):
     pass
 
 
-class WorkerProcess:
-    """A worker as seen from the runner: start it, send tasks, read replies with a deadline, kill it."""
+class _RunnerEnd:
+    """The runner's end of a worker's channel: JSON lines out, replies read with a deadline."""
 
-    def __init__(self, config: dict, env: dict, cwd: str, log_path: Path):
+    log_path: Path
+    read_fd: int
+    buffer = b""
+
+    def _write(self, data: bytes):
+        raise NotImplementedError
+
+    def exit_reason(self) -> str:
+        raise NotImplementedError
+
+    def send(self, message: dict):
+        try:
+            self._write((json.dumps(message) + "\n").encode())
+        except (BrokenPipeError, OSError):
+            raise WorkerDied(self.exit_reason()) from None
+
+    def receive(self, timeout: float | None) -> dict | None:
+        """The next message, or None when `timeout` seconds pass first; WorkerDied if it exits."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            if not select.select([self.read_fd], [], [], remaining)[0]:
+                return None
+            chunk = os.read(self.read_fd, 65536)
+            if not chunk:
+                raise WorkerDied(self.exit_reason())
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return json.loads(line)
+
+
+class WorkerProcess(_RunnerEnd):
+    """A worker as seen from the runner: start it, send tasks, read replies with a deadline, kill it.
+
+    With `clones`, it is a zygote (see the module docstring): `self.clones` are the runner's ends of the
+    channels of the workers it will fork.
+    """
+
+    def __init__(self, config: dict, env: dict, cwd: str, log_path: Path, clones: int = 0):
         self.log_path = log_path
         self.log = open(log_path, "ab")
+        pipes = [(os.pipe(), os.pipe()) for _ in range(clones)]  # per clone: (tasks in, replies out)
         self.proc = subprocess.Popen(
             [sys.executable, "-P", "-m", "mutator.worker"],
             stdin=subprocess.PIPE,
@@ -532,33 +614,20 @@ class WorkerProcess:
             env=env,
             cwd=cwd,
             start_new_session=True,  # Ctrl-C reaches the runner only; the runner stops the workers
+            pass_fds=[fd for (task_read, _), (_, reply_write) in pipes for fd in (task_read, reply_write)],
         )
-        self.buffer = b""
-        self.send({**config, "parent_pid": os.getpid()})
+        self.read_fd = self.proc.stdout.fileno()
+        self.clones = []
+        for (task_read, task_write), (reply_read, reply_write) in pipes:
+            os.close(task_read)
+            os.close(reply_write)
+            self.clones.append(ClonedWorker(task_write, reply_read, log_path))
+        clone_fds = [[task_read, reply_write] for (task_read, _), (_, reply_write) in pipes]
+        self.send({**config, "parent_pid": os.getpid(), **({"clone_fds": clone_fds} if clones else {})})
 
-    def send(self, message: dict):
-        try:
-            self.proc.stdin.write((json.dumps(message) + "\n").encode())
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            raise WorkerDied(self.exit_reason()) from None
-
-    def receive(self, timeout: float | None) -> dict | None:
-        """The next message, or None when `timeout` seconds pass first; WorkerDied if it exits."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in self.buffer:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return None
-            if not select.select([fd], [], [], remaining)[0]:
-                return None
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                raise WorkerDied(self.exit_reason())
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        return json.loads(line)
+    def _write(self, data: bytes):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
 
     def exit_reason(self) -> str:
         try:
@@ -588,6 +657,58 @@ class WorkerProcess:
                 stream.close()
             except OSError:
                 pass
+        for clone in self.clones:
+            if clone.pid is None:  # never forked: only its channel is left to close
+                clone.kill()
+
+
+class ClonedWorker(_RunnerEnd):
+    """A worker forked by a zygote, as seen from the runner: its channel's two pipes, and its pid (from
+    its "ready" message). It is not the runner's child: it ends when its channel closes, or by killpg."""
+
+    def __init__(self, write_fd: int, read_fd: int, log_path: Path):
+        self.write_fd, self.read_fd, self.log_path = write_fd, read_fd, log_path
+        self.pid: int | None = None
+
+    def _write(self, data: bytes):
+        while data:
+            data = data[os.write(self.write_fd, data) :]
+
+    def receive(self, timeout: float | None) -> dict | None:
+        message = super().receive(timeout)
+        if message is not None and "pid" in message:
+            self.pid = message["pid"]
+        return message
+
+    def exit_reason(self) -> str:
+        return "exited (a clone: its exit status is its zygote's to read)"
+
+    def stop(self, grace_s: float = 10.0):
+        """Close its channel and wait for it to go (its reply pipe then closes); kill it if it hangs."""
+        self._close(self.write_fd)
+        deadline = time.monotonic() + grace_s
+        try:
+            while (left := deadline - time.monotonic()) > 0 and select.select([self.read_fd], [], [], left)[0]:
+                if not os.read(self.read_fd, 65536):
+                    break
+        except OSError:
+            pass
+        self.kill()
+
+    def kill(self):
+        if self.pid is not None:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        self._close(self.write_fd)
+        self._close(self.read_fd)
+
+    def _close(self, fd: int):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 # --- the worker process ---------------------------------------------------------------------------

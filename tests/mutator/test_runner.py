@@ -455,6 +455,34 @@ def test_workers_start_while_the_baseline_runs_and_import_what_its_tests_importe
     assert lines == ["worker collected", "worker imports colorsys", "colorsys imported before the test: True"]
 
 
+def test_the_suite_is_imported_and_collected_once_for_all_shards_and_once_for_all_workers(tmp_path, monkeypatch):
+    # Two shards and two workers: the baseline's process forks its shards after collecting, and one
+    # zygote forks the workers; each shard and each worker still runs in a process of its own.
+    target = tmp_path / "target"
+    (target / "pkg").mkdir(parents=True)
+    (target / "pkg" / "__init__.py").write_text("")
+    (target / "pkg" / "mod.py").write_text("def double(x):\n    return 2 * x\n\n\ndef half(x):\n    return x / 2\n")
+    (target / "tests").mkdir()
+    (target / "tests" / "conftest.py").write_text(EVENTS_CONFTEST)
+    for name, body in (("double", "double(2) == 4"), ("half", "half(4) == 2")):
+        (target / "tests" / f"test_{name}.py").write_text(
+            f"import os\nfrom conftest import log\nfrom pkg.mod import {name}\n\n\n"
+            f"def test_{name}():\n    log(f'test in {{os.getpid()}}')\n    assert {body}\n"
+        )
+    events = tmp_path / "events.log"
+    monkeypatch.setenv("MUTATOR_TEST_EVENTS", str(events))
+    mutants = [
+        plant_in(target, "double", "pkg/mod.py", "double", "2 * x", "3 * x"),
+        plant_in(target, "half", "pkg/mod.py", "half", "x / 2", "x / 3"),
+    ]
+    report = runner.run(mutants, target=target, tests=target / "tests", **dict(OPTIONS, store_dir=tmp_path / "store"))
+    assert [r.outcome for r in report.results] == ["killed", "killed"]
+    lines = events.read_text().splitlines()
+    assert lines.count("baseline collected") == 1 and lines.count("worker collected") == 1
+    testing = [line for line in lines if line.startswith("test in ")]
+    assert len(testing) == 4 and len(set(testing)) == 4  # two shards and two mutants' children: four processes
+
+
 def test_the_runner_process_does_not_import_pytest():
     # a re-run that reuses every result starts no pytest process, and should not pay for pytest's import
     code = "import sys, mutator.runner, mutator.baseline, mutator.worker; print('pytest' in sys.modules)"
