@@ -90,12 +90,9 @@ class ConstantScale(Operator):
         elif m.matches(node, PHASE_TEST) and self.words is SCHEDULE and self._phase_end(node, scope):
             # if step < warmup_iters: the phase ends one step early or late
             yield Site(f"{_named(node.test, self.words)}-boundary", rewritten(node.test, BOUNDARY))
-        elif (
-            m.matches(node, TERM)
-            and self.words is SCHEDULE
-            and all(mentions(side, self.words) for side in (node.left, node.right))
-        ):
-            # decay_steps = total_steps - warmup_steps: one phase's length forgotten in another's
+        elif m.matches(node, TERM) and self.words is SCHEDULE and self._joins_phases(node, scope):
+            # decay_steps = total_steps - warmup_steps: one phase's length forgotten in another's, or, in a
+            # learning-rate function, `step - warmup_steps`: the decay then starts from the wrong step
             yield Site(f"{_named(node.right, self.words)}-term-dropped", {node: node.left})
         elif m.matches(node, COMPLEMENT) and self.words is SCHEDULE and self._in_schedule(node, scope):
             # 1 - progress: the decay runs the wrong way (rises where it should fall)
@@ -113,6 +110,12 @@ class ConstantScale(Operator):
             label = _label(divisor) if isinstance(divisor, (cst.Name, cst.Attribute)) else _named(divisor, self.words)
             for suffix, operator, factor in SCALES:
                 yield Site(f"{label}-divisor-{suffix}", {divisor: parens(binop(divisor, operator, factor))})
+
+    def _joins_phases(self, node: cst.BinaryOperation, scope) -> bool:
+        if all(mentions(side, self.words) for side in (node.left, node.right)):
+            return True
+        in_lr_function = any(SCHEDULER.search(f.name.value) for f in owners(node, scope))
+        return isinstance(node.operator, cst.Subtract) and mentions(node.right, PHASE) and in_lr_function
 
     @staticmethod
     def _in_schedule(node, scope) -> bool:
@@ -211,6 +214,12 @@ class ConstantScale(Operator):
             # a loop's end, and sums that are not of phase lengths
             Example("*-boundary", "for k in range(n):\n    if k >= max_iters:\n        break\n", None),
             Example("*-term-dropped", "t = step + 1\nstart = step - warmup_start\n", None),
+            Example(
+                "warmup_steps-term-dropped",
+                "def get_lr(self, step):\n    step = step - self.warmup_steps\n",
+                "def get_lr(self, step):\n    step = step\n",
+            ),
+            Example("*-term-dropped", "def get_lr(self, step):\n    i = step - offset\n", None),
             # lengths and divisors that are not a schedule's
             Example("*-x100", "n = round(frac * total)\nmean = total / count\n", None),
             # literals and rounding of a single value are neither a fraction of a length nor a count

@@ -59,6 +59,7 @@ NOT_ATTENTION = re.compile(r"(?i)loss|dropout|(^|_)shift|bucket|ramp|positional|
 COMPLAINTS = m.SimpleStatementLine(
     body=[
         m.Raise()
+        | m.Assert()
         | m.Expr(
             value=m.Call(
                 func=m.Name(m.MatchRegex(r"(?i)print|warn.*"))
@@ -68,6 +69,19 @@ COMPLAINTS = m.SimpleStatementLine(
     ]
 )
 FLAG = re.compile(r"(?i)^(is_)?causal$|^has_.*mask|^use_.*mask")  # a flag that says which mask, not a mask
+# what attention's masked scores are set to: the dtype's lowest value, or minus infinity
+INF = m.SimpleString(m.MatchRegex(r"""^['"]-inf['"]$"""))
+MASKED_SCORE = (
+    m.Attribute(value=m.Call(func=m.Attribute(attr=m.Name("finfo")) | m.Name("finfo")), attr=m.Name("min"))
+    | m.Call(func=m.Name("float"), args=[m.Arg(value=INF)])
+    | m.UnaryOperation(operator=m.Minus(), expression=m.Call(func=m.Name("float")) | m.Attribute(attr=m.Name("inf")))
+)
+# (1.0 - mask) * finfo.min: a keep-mask turned into an additive one
+ADDITIVE = m.BinaryOperation(
+    operator=m.Multiply(),
+    left=m.BinaryOperation(operator=m.Subtract(), left=m.Integer("1") | m.Float("1.0")),
+    right=MASKED_SCORE,
+)
 
 
 def _negated(test: cst.BaseExpression) -> cst.BaseExpression:
@@ -108,6 +122,36 @@ def _not_attention(node, scope) -> bool:
 def _only_complains(branch: cst.If) -> bool:
     """A branch that only raises or warns validates its input; inverting it chooses no other mask."""
     return isinstance(branch.body, cst.IndentedBlock) and all(m.matches(s, COMPLAINTS) for s in branch.body.body)
+
+
+LABELS = re.compile(r"(?i)label|target")
+
+
+def _writes(statement: cst.CSTNode) -> cst.CSTNode | None:
+    """What a one-line statement writes to: the target of `x[k] = v`, or the receiver of `x.f(...)`."""
+    if not m.matches(statement, m.SimpleStatementLine(body=[m.DoNotCare()])):
+        return None
+    small = statement.body[0]
+    if m.matches(small, m.Assign(targets=[m.AssignTarget()])):
+        return small.targets[0].target
+    if m.matches(small, m.Expr(value=m.Call(func=m.Attribute()))):
+        return small.value.func.value
+    return None
+
+
+def _passes_mask_on(branch: cst.If) -> bool:
+    """The branch only writes the labels (`labels.masked_fill_(mask == 0, -100)`: the loss mask), or only
+    files values under a key of a container that is not a mask (`state["attention_mask"] = mask`):
+    it chooses no attention mask."""
+    if not isinstance(branch.body, cst.IndentedBlock):
+        return False
+    written = [_writes(statement) for statement in branch.body.body]
+    if any(target is None for target in written):
+        return False
+    labels = all(mentions(target, LABELS) for target in written)
+    filed = m.Subscript(slice=[m.SubscriptElement(slice=m.Index(value=m.SimpleString() | m.FormattedString()))])
+    stored = all(m.matches(t, filed) and not mentions(t.value, MASK_NAME) for t in written)
+    return labels or stored
 
 
 def _checks_format(node) -> bool:
@@ -157,6 +201,7 @@ class MaskBranch(Operator):
         "boundary-shifted",
         "diagonal-plus-one",
         "diagonal-minus-one",
+        "fill-inverted",
     )
 
     def sites(self, node, scope):
@@ -199,6 +244,8 @@ class MaskBranch(Operator):
                 ):
                     # mask = swa_mask if layer.use_sliding else fa_mask
                     yield Site("branch-inverted", rewritten(test) if rewritable(test) else {test: _negated(test)})
+                if m.matches(node.value, ADDITIVE):  # (1.0 - mask) * finfo.min -> mask * finfo.min
+                    yield Site("fill-inverted", {node.value.left: node.value.left.right})
                 yield from self._mask_values(node.value)
         elif m.matches(node, m.AugAssign(target=m.Name() | m.Attribute())) and mentions(node.target, MASK_NAME):
             yield from self._mask_values(node.value)  # mask &= linds < rinds + window_size
@@ -208,6 +255,7 @@ class MaskBranch(Operator):
             isinstance(node, cst.If)
             and (_chooses_mask(node, scope) or mentions(node.test, MASK_NAME))
             and not _only_complains(node)
+            and not _passes_mask_on(node)
         ):
             anywhere = _in_mask_function(node, scope)
             for condition in _conditions(node.test):
@@ -236,6 +284,13 @@ class MaskBranch(Operator):
         if m.matches(node, FILLED) and _in_mask_function(node, scope):
             # mask.masked_fill_(cols < rows + 1, 0): the comparison that builds a causal mask in place
             yield from self._mask_values(node.args[0].value)
+        elif m.matches(node, FILLED) and m.matches(node.args[1].value, MASKED_SCORE):
+            # bias.masked_fill_(bias == 0, finfo.min): the keys hidden are the complement of the right ones
+            where = node.args[0].value
+            if m.matches(where, m.UnaryOperation(operator=m.BitInvert())):
+                yield Site("fill-inverted", {where: where.expression})
+            elif rewritable(where) and not _checks_format(where) and not mentions(where, OTHER_MASKS):
+                yield Site("fill-inverted", rewritten(where))
         elif m.matches(node, TRIANGLE):
             diagonal = _diagonal(node)
             if diagonal is not None:
@@ -287,6 +342,52 @@ class MaskBranch(Operator):
             "    return sdpa(q, k, v, attn_mask=allowed)\n"
         )
         return (
+            Example(
+                "fill-inverted",
+                "def bias(n):\n    b = torch.triu(torch.ones(n, n), diagonal=1)\n"
+                "    b.masked_fill_(b == 1, torch.finfo(b.dtype).min)\n",
+                "def bias(n):\n    b = torch.triu(torch.ones(n, n), diagonal=1)\n"
+                "    b.masked_fill_(b != 1, torch.finfo(b.dtype).min)\n",
+            ),
+            Example(
+                "fill-inverted",
+                "scores = scores.masked_fill(~allowed, float('-inf'))\n",
+                "scores = scores.masked_fill(allowed, float('-inf'))\n",
+            ),
+            Example(
+                "fill-inverted",
+                "attention_mask = (1.0 - attention_mask) * torch.finfo(dtype).min\n",
+                "attention_mask = attention_mask * torch.finfo(dtype).min\n",
+            ),
+            # a filled value that is no masked score, a loss mask, a top-k filter that is no comparison
+            Example(
+                "fill-inverted",
+                "s = s.masked_fill(~keep, 0.0)\nlabels = labels.masked_fill(labels == pad, float('-inf'))\n"
+                "logits = logits.masked_fill(indices_to_remove, float('-inf'))\n",
+                None,
+            ),
+            # the loss mask written into the labels, and a mask filed away for the next step
+            Example(
+                "branch-inverted",
+                "def get_labels(labels, attention_mask):\n    if attention_mask is not None:\n"
+                "        labels.masked_fill_(attention_mask == 0.0, -100)\n"
+                "def step(state, attention_mask):\n    if attention_mask is not None:\n"
+                '        state["attention_mask"] = attention_mask\n',
+                None,
+            ),
+            Example(
+                "branch-inverted",
+                "def attend(scores, attention_mask):\n    if attention_mask is not None:\n"
+                "        scores[:, :, :, :n] = scores[:, :, :, :n] + attention_mask\n",
+                "def attend(scores, attention_mask):\n    if attention_mask is None:\n"
+                "        scores[:, :, :, :n] = scores[:, :, :, :n] + attention_mask\n",
+            ),
+            # checking a mask's shape is validation, not a choice of mask
+            Example(
+                "branch-inverted",
+                "def f(mask, b, t):\n    if mask is not None:\n        assert mask.shape == (b, t)\n",
+                None,
+            ),
             Example(
                 "branch-inverted",
                 "def f(q, mask, cache):\n    return attention(q, mask if cache is None else cache.mask)\n",
