@@ -15,6 +15,7 @@ import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from mutator import catalog
@@ -115,14 +116,86 @@ def count(level_name: str, bugs: int | None = None, target: Path | None = None) 
     return count_combinations(mutants, names, bugs or len(names))
 
 
+class Validation:
+    """What validating a level at a difficulty measures once, whatever the seed: the suite as the
+    difficulty shows it, its mutants, the Grader (a baseline and a collected worker) and each mutant's
+    run alone, with the behaviour judged from it.
+
+    A mutant's solo run depends on the mutant and the suite, not on the draw it is part of, so runs are
+    kept by mutant id (which hashes the mutant's file) under this suite's fingerprint. `create` makes
+    one for a single workspace; a sweep over seeds shares one per level and difficulty.
+    """
+
+    def __init__(self, level_name: str, difficulty: str, target: Path | None = None, log=lambda message: None):
+        if difficulty not in DIFFICULTIES:
+            raise UserError(f"--difficulty must be one of {', '.join(DIFFICULTIES)}")
+        self.level, self.difficulty = _challenge_level(level_name), difficulty
+        self.target = Path(target or catalog.default_target())
+        self.suite = load_suite(self.level.name, self.target, difficulty)
+        self.mutants, self.sites = level_mutants(self.level, self.target, difficulty)
+        self.names = drawable_classes(self.level, self.mutants, difficulty)
+        self.suite.code = narrated(self.suite.code, difficulty, self.sites)
+        self.fingerprint = self.suite.fingerprint()
+        self.solo: dict[str, Outcomes] = {}  # mutant id -> its outcomes alone
+        self.behaviours: dict[str, Behaviour] = {}  # mutant id -> what those outcomes show of it
+        self._log = log
+
+    @cached_property
+    def grader(self) -> Grader:
+        """Made on first use (a baseline of every test: the expensive part), so input errors come first."""
+        self._log("measuring the clean code against every test")
+        self._workdir = tempfile.TemporaryDirectory(prefix="mutator-challenge-")
+        try:
+            return Grader({**self.suite.code, **self.suite.tests}, Path(self._workdir.name))
+        except BaseException:
+            self._workdir.cleanup()
+            raise
+
+    @cached_property
+    def visible(self) -> set[str]:
+        return {t for t in self.grader.tests if _is_visible(t, self.suite)}
+
+    @cached_property
+    def probes(self) -> set[str]:
+        return {t for t in self.grader.tests if _is_probe(t, self.suite)}
+
+    def judge(self, mutant, outcomes) -> str:
+        """Why this bug may not be planted at this difficulty (see symptoms); empty when it may."""
+        behaviour = self.behaviours[mutant.id] = observe(outcomes, self.visible, self.probes)
+        if self.difficulty != "easy" and behaviour.kind == "crashes":
+            return f"{mutant.bug_class} ({mutant.variant}) crashes in every check: easy at most"
+        return mismatch(mutant, behaviour)
+
+    def close(self):
+        if "grader" in self.__dict__:
+            self.grader.close()
+            self._workdir.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def create(
-    level_name, seed, out: Path, bugs=None, key_path=None, target=None, log=lambda message: None, difficulty="hard"
+    level_name,
+    seed,
+    out: Path,
+    bugs=None,
+    key_path=None,
+    target=None,
+    log=lambda message: None,
+    difficulty="hard",
+    validation: Validation | None = None,
 ) -> Path:
-    """Write a validated workspace to `out` and its key to `key_path`; returns the key's path."""
+    """Write a validated workspace to `out` and its key to `key_path`; returns the key's path.
+
+    `validation`, when given, is that of this level and difficulty, shared with other seeds' workspaces.
+    """
     if difficulty not in DIFFICULTIES:
         raise UserError(f"--difficulty must be one of {', '.join(DIFFICULTIES)}")
     level = _challenge_level(level_name)
-    target = Path(target or catalog.default_target())
     out, key_path = Path(out), Path(key_path or default_key_path(level.name, seed))
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} exists and is not empty")
@@ -130,24 +203,23 @@ def create(
         raise UserError("the key must be kept outside the workspace")
     if bugs is not None and not 1 <= bugs <= len(level.classes):
         raise UserError(f"--bugs must be between 1 and {len(level.classes)} for level {level.name}")
+    if validation is None:
+        with Validation(level.name, difficulty, target, log) as own:
+            return create(level.name, seed, out, bugs, key_path, log=log, difficulty=difficulty, validation=own)
+    if (validation.level.name, validation.difficulty) != (level.name, difficulty) or (
+        target is not None and Path(target).resolve() != validation.target.resolve()
+    ):
+        raise ValueError("the validation given is of another level, difficulty or target")
 
-    suite = load_suite(level.name, target, difficulty)
-    mutants, sites = level_mutants(level, target, difficulty)
-    names = drawable_classes(level, mutants, difficulty)
+    suite, names = validation.suite, validation.names
     bugs = bugs or len(names)
     if bugs > len(names):
         raise UserError(
             f"at --difficulty {difficulty}, {len(names)} classes of level {level.name} have bugs to draw"
             f" ({', '.join(names)}): the others only crash, which is easy at most"
         )
-    suite.code = narrated(suite.code, difficulty, sites)
-    log("measuring the clean code against every test")
-    with tempfile.TemporaryDirectory(prefix="mutator-challenge-") as workdir:
-        grader = Grader({**suite.code, **suite.tests}, Path(workdir))
-        try:
-            candidate, draw, behaviours = _first_valid_draw(grader, suite, level, seed, bugs, mutants, log, difficulty)
-        finally:
-            grader.close()
+    candidate, draw = _first_valid_draw(validation, seed, bugs, log)
+    behaviours = validation.behaviours
 
     planted = {**suite.code, **plant(candidate)}
     reports = [(m, symptom_of(m).text) for m in candidate]
@@ -190,34 +262,24 @@ def create(
     return key_path
 
 
-def _first_valid_draw(grader, suite, level, seed, bugs, mutants, log, difficulty):
-    """The seed's first draw that validates and whose bugs behave as their symptoms say, with the
-    behaviour of each bug (mutant id -> Behaviour)."""
-    visible = {t for t in grader.tests if _is_visible(t, suite)}
-    probes = {t for t in grader.tests if _is_probe(t, suite)}
-    solo: dict[str, Outcomes] = {}  # each mutant is run alone once, whatever draws it appears in
-    behaviours: dict[str, Behaviour] = {}
-
-    def judge(mutant, outcomes):
-        behaviours[mutant.id] = observe(outcomes, visible, probes)
-        if difficulty != "easy" and behaviours[mutant.id].kind == "crashes":
-            return f"{mutant.bug_class} ({mutant.variant}) crashes in every check: easy at most"
-        return mismatch(mutant, behaviours[mutant.id])
-
-    names = drawable_classes(level, mutants, difficulty)
-    for attempt, candidate in enumerate(draws(eligible(mutants, difficulty), names, seed, bugs)):
+def _first_valid_draw(validation: Validation, seed, bugs, log):
+    """The seed's first draw that validates and whose bugs behave as their symptoms say (see
+    Validation.judge), with its validation record."""
+    eligible_mutants = eligible(validation.mutants, validation.difficulty)
+    for attempt, candidate in enumerate(draws(eligible_mutants, validation.names, seed, bugs)):
         if attempt == MAX_DRAWS:
             raise UserError(f"no valid draw in {MAX_DRAWS} tries for seed {seed}")
         label = ", ".join(f"{m.bug_class}/{m.variant}" for m in candidate)
         if not compatible(candidate):
             log(f"rejected draw {attempt + 1} ({label}): two bugs change the same lines")
             continue
-        draw = validate(Draw(candidate, solo=solo), grader, visible, probes, judge)
+        draw = Draw(candidate, solo=validation.solo)
+        validate(draw, validation.grader, validation.visible, validation.probes, validation.judge)
         if draw.problem:
             log(f"rejected draw {attempt + 1} ({label}): {draw.problem}")
             continue
         log(f"accepted draw {attempt + 1} ({label})")
-        return candidate, draw, behaviours
+        return candidate, draw
     raise AssertionError("draws() is endless")
 
 

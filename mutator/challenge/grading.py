@@ -137,13 +137,10 @@ class Grader:
     def clean(self) -> Outcomes:
         return Outcomes(dict.fromkeys(self.tests, "passed"))
 
-    def run(self, mutants: list[Mutant], only: set[str] | None = None) -> Outcomes:
-        """Outcomes of every test with these bugs planted together; `only` limits which tests may run."""
-        files = plant(mutants)
-        swaps = {(m.file, m.qualname.split(".<locals>.")[0]): m for m in mutants}
-        swaps = [{"file": f, "qualname": q, "mutated": files[f]} for f, q in swaps]
-        selected = {t for m in mutants for t in select_tests(m, self.base, self.coverage)}
-        selected = sorted(selected & only if only is not None else selected)
+    def run(self, mutants: list[Mutant]) -> Outcomes:
+        """Outcomes of every test with these bugs planted together."""
+        swaps = _swaps(mutants)
+        selected = sorted({t for m in mutants for t in select_tests(m, self.base, self.coverage)})
         outcomes = dict.fromkeys(self.tests, "passed")
         if not selected:
             return Outcomes(outcomes)
@@ -157,8 +154,25 @@ class Grader:
         outcomes.update(dict.fromkeys(reply["failed"], "failed"))
         return Outcomes(outcomes, reply["reasons"])
 
+    def detects(self, mutants: list[Mutant], tests: set[str]) -> bool:
+        """Whether any of `tests` fails with these bugs planted together: run fastest first, stopping at
+        the first failure (a run that times out or gets no answer detects nothing)."""
+        ordered = sorted(tests, key=lambda t: (self.base["tests"][t]["duration"], t))
+        timeout = 3 * sum(self.base["tests"][t]["duration"] for t in ordered) + 30
+        swaps = _swaps(mutants)
+        self.worker.send({"mutant": swaps[0], "swaps": swaps, "tests": ordered, "timeout": timeout})
+        reply = self.worker.receive(timeout + 30)
+        return reply is not None and reply.get("killing_test") is not None
+
     def close(self):
         self.worker.stop()
+
+
+def _swaps(mutants: list[Mutant]) -> list[dict]:
+    """The functions to swap in for these bugs together: each changed function once, with its file planted."""
+    files = plant(mutants)
+    functions = dict.fromkeys((m.file, m.qualname.split(".<locals>.")[0]) for m in mutants)
+    return [{"file": f, "qualname": q, "mutated": files[f]} for f, q in functions]
 
 
 @dataclass
@@ -204,10 +218,8 @@ def validate(draw: Draw, grader: Grader, visible: set[str], probes=frozenset(), 
         return draw
     for fixed in draw.mutants if len(draw.mutants) > 1 else []:
         rest = [m for m in draw.mutants if m is not fixed]
-        watched = {t for m in rest for t in draw.solo[m.id].failed()}
-        outcomes = grader.run(rest, only=watched)
-        for mutant in rest:
-            if not outcomes.failed(draw.solo[mutant.id].failed()):
+        for mutant in rest:  # one run each, which stops at the first of its tests to fail
+            if not grader.detects(rest, draw.solo[mutant.id].failed()):
                 draw.problem = f"{fixed.bug_class} masks {mutant.bug_class}: fixing it hides the other"
                 return draw
     return draw

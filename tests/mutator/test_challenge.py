@@ -7,6 +7,7 @@ measures every variant against its symptom.
 """
 
 import filecmp
+import hashlib
 import itertools
 import json
 import os
@@ -23,8 +24,9 @@ from click.testing import CliRunner
 
 from mutator import catalog, challenge
 from mutator.challenge.compose import changed_ranges, compatible, draws, family, plant
+from mutator.challenge.grading import read_tree
 from mutator.challenge.narration import DIFFICULTIES, narration, states_specifics
-from mutator.challenge.symptoms import KINDS, MINUTES, eligible, raised, symptom_of
+from mutator.challenge.symptoms import KINDS, MINUTES, eligible, mismatch, observe, raised, symptom_of
 from mutator.challenge.workspace import Estimate, find_leaks, probe_cells, write_workspace
 from mutator.cli import main
 
@@ -60,11 +62,18 @@ def mutants():
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    """One validated level-3 workspace with all its bugs (the expensive part: about a minute)."""
+def validation():
+    """Level 3 at hard, measured once (a baseline of every test: the expensive part, under a minute)."""
+    with challenge.Validation("3", "hard") as measured:
+        yield measured
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, validation):
+    """One validated level-3 workspace with all its bugs."""
     root = tmp_path_factory.mktemp("challenge")
     out, key = root / "workspace", root / "keys" / "key.json"
-    challenge.create("3", seed=7, out=out, key_path=key)
+    challenge.create("3", seed=7, out=out, key_path=key, validation=validation)
     return out, key
 
 
@@ -102,6 +111,7 @@ print(json.dumps(printed))
 
 
 def run_probe_cells(workspace: Path, level_name: str, difficulty: str) -> dict[str, str]:
+    """What each probe cell printed, run in the workspace (so on its own nanochat)."""
     cells = probe_cells(level_name, difficulty)
     (workspace / "cells.json").write_text(json.dumps(cells))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -449,18 +459,31 @@ def check_every_rule(out: Path, key_path: Path, level_name: str, difficulty: str
         assert bug["symptom"] == symptom_of(mutant).text and bug["measured"]["kind"] == symptom_of(mutant).kind
         assert difficulty == "easy" or bug["measured"]["kind"] != "crashes"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=out / "tests",
+    # -x: one failing test is all this rule needs to see
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"], cwd=out / "tests",
                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert run.returncode == 1, run.stdout[-2000:]
     fixed = scratch / "fixed"
     shutil.copytree(out, fixed)
     challenge.revert(fixed, key_path)
     for tree in (out, fixed):
-        printed = run_probe_cells(tree, level_name, difficulty)
+        printed = probes_printed(tree, level_name, difficulty)
         for name, cell in probe_cells(level_name, difficulty).items():
             verdicts = [line for line in printed[name].splitlines() if line.startswith(("OK ", "PROBLEM "))]
             assert "CRASHED" not in printed[name] and len(verdicts) == len(re.findall(r"^probe\(", cell, re.M))
             assert tree == out or all(v.startswith("OK") for v in verdicts), printed[name]
+
+
+PRINTED: dict[str, dict[str, str]] = {}
+
+
+def probes_printed(tree: Path, level_name: str, difficulty: str) -> dict[str, str]:
+    """run_probe_cells, once per code: what a probe prints depends on its cells and on the tree's
+    nanochat alone, so the fixed trees of one level and difficulty, all alike, share one run."""
+    digest = hashlib.sha256(json.dumps([probe_cells(level_name, difficulty), read_tree(tree, "nanochat")]).encode())
+    if digest.hexdigest() not in PRINTED:
+        PRINTED[digest.hexdigest()] = run_probe_cells(tree, level_name, difficulty)
+    return PRINTED[digest.hexdigest()]
 
 
 def test_the_validated_workspace_meets_every_rule(workspace, tmp_path):
@@ -468,27 +491,46 @@ def test_the_validated_workspace_meets_every_rule(workspace, tmp_path):
     check_every_rule(out, key_path, "3", "hard", tmp_path)
 
 
+@pytest.fixture(scope="module")
+def measured():
+    """The Validation of a level and difficulty, shared by its seeds: one is held at a time."""
+    held: dict[tuple[str, str], challenge.Validation] = {}
+
+    def of(level_name: str, difficulty: str) -> challenge.Validation:
+        if (level_name, difficulty) not in held:
+            for other in held.values():
+                other.close()
+            held.clear()
+            held[level_name, difficulty] = challenge.Validation(level_name, difficulty)
+        return held[level_name, difficulty]
+
+    yield of
+    for other in held.values():
+        other.close()
+
+
 @pytest.mark.parametrize("level_name, difficulty, seed", VALIDATED)
-def test_validated_workspaces_meet_every_rule(tmp_path, level_name, difficulty, seed):
+def test_validated_workspaces_meet_every_rule(tmp_path, measured, level_name, difficulty, seed):
     out, key_path = tmp_path / "workspace", tmp_path / "keys" / "key.json"
-    challenge.create(level_name, seed=seed, out=out, key_path=key_path, difficulty=difficulty)
+    validation = measured(level_name, difficulty)
+    challenge.create(level_name, seed=seed, out=out, key_path=key_path, difficulty=difficulty, validation=validation)
     check_every_rule(out, key_path, level_name, difficulty, tmp_path)
 
 
 @pytest.mark.parametrize("level_name", LEVELS if FULL_SEEDS else [])
-def test_every_variant_behaves_as_its_symptom_says(tmp_path, level_name):
+def test_every_variant_behaves_as_its_symptom_says(level_name):
     """Each mutant of the level alone, against the visible tests and probes (minutes a level)."""
-    from mutator.challenge.grading import Grader
-    from mutator.challenge.symptoms import mismatch, observe
-
-    level, target = catalog.load_level(level_name), catalog.default_target()
-    suite = challenge.load_suite(level_name, target, "easy")
-    mutants, sites = challenge.level_mutants(level, target, "easy")
-    grader = Grader({**challenge.narrated(suite.code, "easy", sites), **suite.tests}, tmp_path)
-    try:
-        visible = {t for t in grader.tests if t.split("::")[0] in suite.visible}
-        probes = {t for t in grader.tests if t.split("::")[0] in suite.probes}
-        wrong = [mismatch(m, observe(grader.run([m]), visible, probes)) for m in mutants]
-    finally:
-        grader.close()
+    with challenge.Validation(level_name, "easy") as validation:
+        runs = [(m, validation.grader.run([m])) for m in validation.mutants]
+        wrong = [mismatch(m, observe(outcomes, validation.visible, validation.probes)) for m, outcomes in runs]
     assert [problem for problem in wrong if problem] == []
+
+
+def test_a_masking_check_stops_at_a_failing_test_and_sees_a_masked_one(workspace, validation):
+    """Grader.detects, which the masking rule uses, agrees with each bug's runs alone."""
+    key = json.loads(workspace[1].read_text())
+    drawn = [m for m in validation.mutants if m.id in {bug["mutant_id"] for bug in key["bugs"]}]
+    seen = {m.id: validation.solo[m.id].failed() for m in drawn}
+    first, second = next((a, b) for a, b in itertools.permutations(drawn, 2) if seen[a.id] - seen[b.id])
+    assert validation.grader.detects([first], seen[first.id])
+    assert not validation.grader.detects([second], seen[first.id] - seen[second.id])
