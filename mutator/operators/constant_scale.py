@@ -19,7 +19,16 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import BOUNDARY, Example, Operator, Site, binop, parens, rewritten
-from mutator.operators.meaning import LR_DECAY, SCHEDULE, enclosing, identifiers, mentions, owners
+from mutator.operators.meaning import (
+    ACCUM,
+    LR_DECAY,
+    SCHEDULE,
+    divides_by_callers_count,
+    enclosing,
+    identifiers,
+    mentions,
+    owners,
+)
 
 ROUNDING = m.Name("round") | m.Name("int") | m.Attribute(attr=m.Name("ceil") | m.Name("floor"))
 LENGTH = m.Call(func=ROUNDING, args=[m.Arg(keyword=None, value=m.BinaryOperation(operator=m.Multiply()))])
@@ -66,6 +75,9 @@ def _named(node: cst.CSTNode, words: re.Pattern) -> str:
     return next(name for name in sorted(identifiers(node)) if words.search(name))
 
 
+SUMMED_STEP = 'def micro_step(batch, n_tokens):\n    loss = ce(batch, reduction="sum")\n    return loss / n_tokens\n'
+
+
 class ConstantScale(Operator):
     """Made once per meaning: the `words` a length (or its name) or a divisor must mention."""
 
@@ -105,7 +117,9 @@ class ConstantScale(Operator):
         ):
             angle = node.args[0].value  # cos(pi * progress): half a period over the decay phase
             yield Site("cosine-x2", {angle: binop(cst.Integer("2"), cst.Multiply(), parens(angle))})
-        elif m.matches(node, RATIO) and mentions(node.right, self.words):
+        elif m.matches(node, RATIO) and (
+            mentions(node.right, self.words) or (self.words is ACCUM and divides_by_callers_count(node, scope))
+        ):
             divisor = node.right
             label = _label(divisor) if isinstance(divisor, (cst.Name, cst.Attribute)) else _named(divisor, self.words)
             for suffix, operator, factor in SCALES:
@@ -146,6 +160,8 @@ class ConstantScale(Operator):
                     "grad = tree_map(lambda g: g / (accum_steps * 100), grad)\n",
                 ),
                 Example("*-x100", "warmup = round(0.1 * steps)\nmean = loss / n_tokens\n", None),
+                Example("n_tokens-divisor-x10", SUMMED_STEP, SUMMED_STEP.replace("/ n_tokens", "/ (n_tokens * 10)")),
+                Example("*-divisor-*", SUMMED_STEP.replace('"sum"', '"mean"'), None),
             )
         warmup = "warmup_iters = round(warmup_ratio * num_iterations)\n"
         ramp = "def lr(step):\n    if step < warmup_iters:\n        return (step + 1) / warmup_iters\n"

@@ -24,7 +24,16 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, drop_statement
-from mutator.operators.meaning import ACCUM, BOS, bindings, body_of, enclosing, identifiers, mentions
+from mutator.operators.meaning import (
+    ACCUM,
+    BOS,
+    bindings,
+    body_of,
+    divides_by_callers_count,
+    enclosing,
+    identifiers,
+    mentions,
+)
 
 ARITHMETIC = m.Add() | m.Subtract() | m.Multiply() | m.Divide() | m.FloorDivide()
 IN_PLACE = m.AddAssign() | m.SubtractAssign() | m.MultiplyAssign() | m.DivideAssign() | m.FloorDivideAssign()
@@ -106,8 +115,15 @@ def _updates(small: cst.BaseSmallStatement) -> bool:
     return bool(found) and found["target"].value == found["source"].value and mentions(small.value.right, ACCUM)
 
 
-def _is_update(statement) -> bool:
-    return isinstance(statement, (cst.Assign, cst.AugAssign)) and _updates(statement)
+def _normalises(small: cst.BaseSmallStatement, scope) -> bool:
+    """loss = loss / n, where n is the caller's count of the whole accumulated batch (see meaning)."""
+    found = m.extract(small, SELF_UPDATE)
+    same = bool(found) and found["target"].value == found["source"].value
+    return same and divides_by_callers_count(small.value, scope)
+
+
+def _is_update(statement, scope) -> bool:
+    return isinstance(statement, (cst.Assign, cst.AugAssign)) and (_updates(statement) or _normalises(statement, scope))
 
 
 def _without_keyword(call: cst.Call, arg: cst.Arg) -> dict:
@@ -117,6 +133,14 @@ def _without_keyword(call: cst.Call, arg: cst.Arg) -> dict:
     if i == len(call.args) - 1 and i > 0:
         edits[call.args[i - 1]] = call.args[i - 1].with_changes(comma=arg.comma)
     return edits
+
+
+MICRO_BATCH = (
+    "def train_micro_batch(self, micro_batch, batch_size_in_tokens):\n"
+    '    ce_loss = self.model_forward(micro_batch, loss_reduction="sum")\n'
+    "    ce_loss = ce_loss / batch_size_in_tokens\n"
+    "    return ce_loss\n"
+)
 
 
 class DroppedStatement(Operator):
@@ -172,7 +196,11 @@ class DroppedStatement(Operator):
             yield Site("prefix-dropped", {node: node.right})
         elif m.matches(node, STARTS_WITH_BOS) and _names_bos(node.value.elements[0].value):
             yield Site("prefix-dropped", {node.value: node.value.with_changes(elements=[])})  # starts empty
-        elif m.matches(node, DIVISION) and mentions(node.right, ACCUM) and not _is_update(scope.parent(node)):
+        elif (
+            m.matches(node, DIVISION)
+            and (mentions(node.right, ACCUM) or divides_by_callers_count(node, scope))
+            and not _is_update(scope.parent(node), scope)
+        ):
             yield Site("divisor-dropped", {node: node.left})
 
     def _statements(self, block, scope):
@@ -180,7 +208,7 @@ class DroppedStatement(Operator):
             if not m.matches(statement, m.SimpleStatementLine(body=[m.DoNotCare()])):
                 continue
             small = statement.body[0]
-            if _updates(small):
+            if _updates(small) or _normalises(small, scope):
                 yield Site("update-dropped", {statement: drop_statement(block, statement)})
             elif m.matches(small, INSERT_FRONT) and _names_bos(small.value.args[1].value, scope):
                 yield Site("insert-dropped", {statement: drop_statement(block, statement)})
@@ -286,6 +314,20 @@ class DroppedStatement(Operator):
             Example("keyword-dropped", "rows = tok.encode(docs, num_threads=4)\n", None),
             Example("prefix-dropped", "t_needed = t1 + 1024\n", None),
             Example("update-dropped", "def f(x):\n    y = x / 2\n    return y\n", None),
+            Example(
+                "update-dropped",
+                MICRO_BATCH,
+                MICRO_BATCH.replace("    ce_loss = ce_loss / batch_size_in_tokens\n", ""),
+            ),
+            # a summed loss divided by a count made here is a mean over this batch, not accumulation
+            Example(
+                "update-dropped",
+                MICRO_BATCH.replace("(self, micro_batch, batch_size_in_tokens)", "(self, micro_batch)").replace(
+                    "    ce_loss = ce_loss",
+                    '    batch_size_in_tokens = micro_batch["input_ids"].numel()\n    ce_loss = ce_loss',
+                ),
+                None,
+            ),
             # a rescaling that is not accumulation, a prefix that is not the BOS token
             Example("update-dropped", "def f(x, s):\n    x *= s\n    x = x / norm\n", None),
             Example("prefix-dropped", "ids = header + ids\n", None),

@@ -109,6 +109,22 @@ def class_attributes(cls: cst.ClassDef) -> frozenset[str]:
     return frozenset(names | {str(call.args[0].value.evaluated_value) for call in registered})
 
 
+SUMMED = m.Arg(keyword=m.Name(m.MatchRegex(r"(?i)(loss_)?reduction")), value=m.SimpleString(m.MatchRegex("^.sum.$")))
+
+
+def divides_by_callers_count(division: cst.CSTNode, scope) -> bool:
+    """A summed loss divided by a count the caller hands in: `ce_loss / batch_size_in_tokens` in a function
+    that computes its loss with `reduction="sum"` and takes the divisor as a parameter. The caller counted
+    the whole batch, across its micro-batches; a count made in the function (`loss / n_tokens`) is a mean."""
+    if not m.matches(division, m.BinaryOperation(operator=m.Divide(), right=m.Name())):
+        return False
+    function = enclosing(division, scope, cst.FunctionDef)
+    if function is None or not mentions(division.left, LOSS) or division.right.value in bindings(function):
+        return False
+    parameters = {p.name.value for p in (*function.params.params, *function.params.kwonly_params)}
+    return division.right.value in parameters and bool(m.findall(function.body, SUMMED))
+
+
 # --- the words that carry a quantity's meaning in ML code -----------------------------------------
 # Where the structure alone is everywhere (a division, a slice, an integer dtype), what a value *is*
 # shows in the names it is computed from or assigned to: `loss / grad_accum_steps` normalises gradient
@@ -116,6 +132,7 @@ def class_attributes(cls: cst.ClassDef) -> frozenset[str]:
 
 BOS = re.compile(r"(?i)(^|_)(bos|sot)(_|$)|begin_of_text|^prepend(_id|_token)?$")
 ACCUM = re.compile(r"(?i)accum|num_items_in_batch|valid_tokens")
+LOSS = re.compile(r"(?i)loss")
 # a learning-rate decay phase, as opposed to weight decay (`weight_decay`, OLMo-style `decay` / `no_decay`
 # parameter sets): the decay of a schedule has a length, a ratio or an end
 LR_DECAY = r"lr_?decay|(?<!weight_)(?<!no_)decay_?(steps?|iters?|ratio|frac|start|end|epochs?|len|type|period|phase)"
