@@ -95,12 +95,14 @@ def test_python_end_without_python_start_runs_nothing(model, tokenizer):
     assert run(model, tokenizer, script, len(script)) == script  # nothing forced: no block was open
 
 
-def test_a_closed_block_does_not_stay_open(model, tokenizer):
-    # a refused call, then text and a stray <|python_end|>: that text is no expression to evaluate
+@pytest.mark.parametrize("inside", ["x", "1+", ""], ids=["refused", "refused-prefix", "empty"])
+def test_a_closed_block_does_not_stay_open(model, tokenizer, inside):
+    # a block that runs nothing (a refused call, or an empty one), then text and a stray <|python_end|>:
+    # that text is no expression to evaluate, neither alone nor appended to the closed block's ("1+" "2+2")
     special = tokenizer.encode_special
-    refused = [special("<|python_start|>")] + tokenizer.encode("x") + [special("<|python_end|>")]
+    closed = [special("<|python_start|>")] + tokenizer.encode(inside) + [special("<|python_end|>")]
     stray = tokenizer.encode("2+2") + [special("<|python_end|>")]
-    script = refused + stray + tokenizer.encode("Z") * 4
+    script = closed + stray + tokenizer.encode("Z") * 4
     assert run(model, tokenizer, script, len(script)) == script
 
 
