@@ -21,6 +21,11 @@ Sites, by shape, where the things swapped are optimizers or parameters (their ca
   `no_decay.add(fpn)`): one call sends it to the other collection (variant `routed-a-b`), or a condition
   that routes (or skips with `continue`) is inverted (variant `route-inverted`): biases then decay,
   or frozen parameters are stepped.
+- the `params` of two parameter groups appended one after the other (`groups.append({"params": decay, ...})`
+  in one branch, `groups.append({"params": no_decay, ...})` in the next): variant `groups-a-b`, as above.
+- the zero weight decay of a no-decay group (`{"params": ..., "weight_decay": 0.0}`, or
+  `group["weight_decay"] = 0.0`) dropped: its norms and biases then decay at the default rate. Variant
+  `zero-decay-dropped`.
 """
 
 import itertools
@@ -29,7 +34,7 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
-from mutator.operators.base import Example, Operator, Site, parens
+from mutator.operators.base import Example, Operator, Site, drop_statement, parens
 from mutator.operators.meaning import OPTIMIZERS, code, mentions, owners
 
 OPTIMIZER_CLASSES = re.compile(r"(?i)adam|muon|sgd|lion|optim|(^|_)opt($|_)")
@@ -114,7 +119,44 @@ def _group_params(expr: cst.BaseExpression) -> cst.BaseExpression | None:
     return None
 
 
+APPENDED_GROUP = m.Call(
+    func=m.Attribute(attr=m.Name("append")), args=[m.Arg(value=m.Dict() | m.Call(func=m.Name("dict")))]
+)
+ZERO = m.Float("0.0") | m.Integer("0") | m.Float("0.")
+ZERO_DECAY = m.DictElement(key=m.SimpleString(m.MatchRegex("^.weight_decay.$")), value=ZERO) | m.Arg(
+    keyword=m.Name("weight_decay"), value=ZERO
+)
+SET_ZERO_DECAY = m.SimpleStatementLine(
+    body=[
+        m.Assign(
+            targets=[
+                m.AssignTarget(
+                    target=m.Subscript(
+                        slice=[
+                            m.SubscriptElement(slice=m.Index(value=m.SimpleString(m.MatchRegex("^.weight_decay.$"))))
+                        ]
+                    )
+                )
+            ],
+            value=ZERO,
+        )
+    ]
+)
+
+
+def _without(container: cst.Dict | cst.Call, element) -> dict:
+    """Edits that delete `element` from a dict literal or a call; the one before takes over its comma."""
+    elements = list(container.elements if isinstance(container, cst.Dict) else container.args)
+    i = elements.index(element)
+    edits = {element: cst.RemovalSentinel.REMOVE}
+    if i == len(elements) - 1 and i > 0:
+        edits[elements[i - 1]] = elements[i - 1].with_changes(comma=element.comma)
+    return edits
+
+
 def _label(expr: cst.BaseExpression) -> str:
+    if isinstance(expr, cst.ListComp) and isinstance(expr.for_in.iter, cst.Name):  # [p[n] for n in decay_sorted]
+        return expr.for_in.iter.value
     text = cst.Module(body=[]).code_for_node(expr)
     return text if len(text) <= 24 and text.replace("_", "").replace(".", "").isalnum() else "group"
 
@@ -139,13 +181,38 @@ ROUTING = (
 )
 
 
+APPENDED = (
+    "def groups(params, decay_sorted, no_decay_sorted, defaults):\n"
+    "    groups = []\n"
+    "    if decay_sorted:\n"
+    '        groups.append({"params": [params[n] for n in decay_sorted], **defaults})\n'
+    "    if no_decay_sorted:\n"
+    '        groups.append({"params": [params[n] for n in no_decay_sorted], "weight_decay": 0.0})\n'
+    "    return groups\n"
+)
+
+
 class SwappedArguments(Operator):
     name = "swapped-arguments"
-    variants = ("args-*", "items-*", "groups-*", "routed-*", "route-inverted")
+    variants = ("args-*", "items-*", "groups-*", "routed-*", "route-inverted", "zero-decay-dropped")
 
     def sites(self, node, scope):
         if isinstance(node, (cst.Module, cst.IndentedBlock)):
             yield from self._neighbouring_calls(node.body)
+            for statement in node.body:
+                if m.matches(statement, SET_ZERO_DECAY):  # no_decay_group["weight_decay"] = 0.0
+                    yield Site("zero-decay-dropped", {statement: drop_statement(node, statement)})
+        elif isinstance(node, cst.FunctionDef):
+            appended = [_group_params(call.args[0].value) for call in m.findall(node.body, APPENDED_GROUP)]
+            groups = [params for params in appended if params is not None]
+            for first, second in itertools.pairwise(groups):
+                if not first.deep_equals(second):
+                    yield Site(f"groups-{_label(first)}-{_label(second)}", {first: second, second: first})
+        elif m.matches(node, m.Dict() | m.Call(func=m.Name("dict"))) and _group_params(node) is not None:
+            elements = node.elements if isinstance(node, cst.Dict) else node.args
+            for element in elements:
+                if m.matches(element, ZERO_DECAY):
+                    yield Site("zero-decay-dropped", _without(node, element))
         elif m.matches(node, NAMES_ONLY) and not isinstance(scope.parent(node), TARGET_PARENTS):
             for first, second in itertools.pairwise(node.elements):
                 if (
@@ -226,6 +293,27 @@ class SwappedArguments(Operator):
                 ROUTING.replace('if pn.endswith("weight") and', 'if not (pn.endswith("weight") and').replace(
                     "m.decays:", "m.decays):"
                 ),
+            ),
+            Example(
+                "groups-decay_sorted-no_decay_sorted",
+                APPENDED,
+                APPENDED.replace("for n in decay_sorted]", "for n in @]")
+                .replace("for n in no_decay_sorted]", "for n in decay_sorted]")
+                .replace("for n in @]", "for n in no_decay_sorted]"),
+            ),
+            Example("zero-decay-dropped", APPENDED, APPENDED.replace(', "weight_decay": 0.0}', "}")),
+            Example(
+                "zero-decay-dropped",
+                'no_decay_group = dict(old)\nno_decay_group["weight_decay"] = 0.0\n'
+                "groups = [decay_group, no_decay_group]\n",
+                "no_decay_group = dict(old)\ngroups = [decay_group, no_decay_group]\n",
+            ),
+            # one group appended, and a group that decays at a rate of its own
+            Example(
+                "*",
+                'def groups(ps, wd):\n    out = []\n    out.append({"params": ps, "weight_decay": wd})\n'
+                "    return out\n",
+                None,
             ),
             # a loop over parameters that puts each into one list only, or counts them: nothing is routed
             Example(
