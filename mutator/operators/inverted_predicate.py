@@ -65,6 +65,12 @@ def _ignores(node: cst.CSTNode | None) -> bool:
     return any(m.matches(v, IGNORE_VALUE) or "ignore" in " ".join(_words(v)).lower() for v in values)
 
 
+def _names_ignore(comparison: cst.Comparison) -> bool:
+    """One side of the comparison is the ignore index: `labels != ignore_index`, `targets != -100`."""
+    sides = [comparison.left, comparison.comparisons[0].comparator]
+    return any(m.matches(side, IGNORE_VALUE) or "ignore" in " ".join(_words(side)).lower() for side in sides)
+
+
 def _picks_ignore(value: cst.CSTNode, comparison: cst.Comparison) -> bool:
     """`pad = pad_id if key == "input_ids" else ignore_index`: the test picks where the ignore value goes."""
     return (
@@ -111,6 +117,7 @@ class InvertedPredicate(Operator):
         "keyword-flipped",
         "literal-flipped",
         "ignore-dropped",
+        "weight-inverted",
     )
 
     def sites(self, node, scope):
@@ -146,6 +153,11 @@ class InvertedPredicate(Operator):
             _about_masks(node.value) or _ignores(scope.parent(node)) or _builds_loss_mask(node, scope)
         ):
             yield Site("argument-inverted", rewritten(node.value))
+        elif m.matches(node, m.BinaryOperation(operator=m.Multiply())):
+            # z_squared * (labels != ignore_index): a loss term weighted by the tokens that are trained
+            for side in (node.left, node.right):
+                if m.matches(side, SINGLE) and type(side.comparisons[0].operator) in INVERSE and _names_ignore(side):
+                    yield Site("weight-inverted", rewritten(side))
         elif m.matches(node, COMPLEMENT) and _ignores(scope.parent(node)):
             yield Site("argument-inverted", {node.value: node.value.expression})  # the kept tokens ignored instead
         elif m.matches(node, m.List(elements=[m.AtLeastN(m.Element(value=LITERAL_OR_FLAG), n=1)])):
@@ -258,6 +270,12 @@ class InvertedPredicate(Operator):
                 "labels.masked_fill_(keep.unsqueeze(-1), value=-100)\n",
             ),
             Example("argument-inverted", "scores.masked_fill_(~keep, 0.0)\n", None),  # no ignore value
+            Example(
+                "weight-inverted",
+                "z = (z_squared * (labels != ignore_index)).mean()\n",
+                "z = (z_squared * (labels == ignore_index)).mean()\n",
+            ),
+            Example("weight-inverted", "y = x * (ids != pad_id)\nn = (labels != ignore_index).sum()\n", None),
             # keywords that name a label or an ignore, and switch something else
             Example(
                 "keyword-flipped",
