@@ -89,8 +89,8 @@ def test_precomputed_rotary_tables_default_to_base_10000_and_no_scaling(make_mod
     cos, sin = model._precompute_rotary_embeddings(16, head_dim)
     channels = torch.arange(0, head_dim, 2, dtype=torch.float64)
     angles = torch.outer(torch.arange(16, dtype=torch.float64), 1.0 / 10000 ** (channels / head_dim))
-    torch.testing.assert_close(cos[0, :, 0].double(), angles.cos(), atol=1e-6, rtol=0)
-    torch.testing.assert_close(sin[0, :, 0].double(), angles.sin(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(cos[0, :, 0].double().cpu(), angles.cos(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(sin[0, :, 0].double().cpu(), angles.sin(), atol=1e-6, rtol=0)
 
 
 @pytest.mark.project_extras  # this project keeps the tables out of checkpoints (a pure function of the config)
