@@ -19,7 +19,10 @@ conftest is imported and switches its dynamic context around each test:
 Split over N shards, the suite is imported and collected once: the process forks a child per shard
 after collection, and each child runs its share of the test modules under coverage of its own (the
 lines executed at import and collection come from the parent). A shard does not pay for Python,
-torch and the suite's imports again, which on two cores is a third of the baseline's work.
+torch and the suite's imports again, which on two cores is a third of the baseline's work. A shard
+ends its session (its fixtures, `pytest_sessionfinish`) but not the configuration it inherited: what
+the suite's `pytest_configure` made, its `pytest_unconfigure` removes once, in the parent, after
+every shard is done.
 
 Only files of the target's mutated packages are measured. Durations come from the test reports.
 The modules of the standard library and of installed packages that the tests import as they run (after
@@ -292,6 +295,8 @@ class _Recorder:
         self.missing: set[str] = set()  # packages that unimportable modules need and are not installed
         self.shard, self.shards, self.weights = 0, 1, {}
         self.forked = False  # this process forked the shards, and so runs no test itself
+        self.in_shard = False  # this process is a forked shard
+        self.exitstatus = 0  # a forked shard's, to exit with before the suite's pytest_unconfigure
         self.seen_modules: set[str] = set()  # of sys.modules, those already looked at
         self.imported: list[str] = []  # installed modules the tests imported, in import order
         self.imports_out: Path | None = None  # a directory: shard K appends to K.txt
@@ -339,7 +344,7 @@ class _Recorder:
             pid = os.fork()
             if pid == 0:
                 die_with_parent()
-                self.shard = shard
+                self.shard, self.in_shard = shard, True
                 mine = set(share)
                 session.config.hook.pytest_deselected(items=[item for item in session.items if item not in mine])
                 session.items[:] = share
@@ -463,6 +468,14 @@ class _Recorder:
             return  # its shards wrote theirs
         self.cov.stop()
         (self.out / f"{self.shard}.json").write_text(json.dumps(self.finish(session)))
+        self.exitstatus = int(exitstatus)
+
+    @hookimpl(tryfirst=True)
+    def pytest_unconfigure(self, config):
+        if self.in_shard:  # the configuration is its parent's to end
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(self.exitstatus)
 
     def lines_by_context(self) -> dict[str, dict[str, set[int]]]:
         """Coverage so far: context -> file relative to the target root -> lines."""

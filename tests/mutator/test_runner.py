@@ -483,6 +483,71 @@ def test_the_suite_is_imported_and_collected_once_for_all_shards_and_once_for_al
     assert len(testing) == 4 and len(set(testing)) == 4  # two shards and two mutants' children: four processes
 
 
+SHARED_DIR_CONFTEST = """
+import os
+import shutil
+import tempfile
+
+
+def pytest_configure(config):  # a resource for the whole run, as tests/conftest.py makes one
+    config._shared = tempfile.mkdtemp(prefix="shared-", dir=os.environ["MUTATOR_TEST_SHARED"])
+    os.environ["SHARED_DIR"] = config._shared
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(config._shared)
+"""
+
+
+QUICK_SHARD = """
+import os
+
+
+def test_quick():
+    with open(os.path.join(os.environ["MUTATOR_TEST_SHARED"], "..", "quick.pid"), "w") as out:
+        out.write(str(os.getpid()))
+"""
+
+SLOW_SHARD = """
+import os
+import time
+
+
+def test_slow():  # waits for the quick shard's process to end (up to 60 s), then needs the directory
+    pid_file = os.path.join(os.environ["MUTATOR_TEST_SHARED"], "..", "quick.pid")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{open(pid_file).read()}/status") as status:
+                if "State:\\tZ" in status.read():
+                    break
+        except (FileNotFoundError, ValueError):  # not written yet, or the process is gone
+            if os.path.exists(pid_file):
+                break
+        time.sleep(0.05)
+    assert os.path.isdir(os.environ["SHARED_DIR"])
+"""
+
+
+def test_forked_shards_leave_the_suites_configuration_to_the_process_that_made_it(tmp_path, monkeypatch):
+    # The quick module's shard ends first; were it to unconfigure, the slow one would lose the directory.
+    from mutator import baseline
+
+    target = tmp_path / "target"
+    (target / "pkg").mkdir(parents=True)
+    (target / "pkg" / "__init__.py").write_text("def one():\n    return 1\n")
+    (target / "tests").mkdir()
+    (target / "tests" / "conftest.py").write_text(SHARED_DIR_CONFTEST)
+    (target / "tests" / "test_quick.py").write_text(QUICK_SHARD)
+    (target / "tests" / "test_slow.py").write_text(SLOW_SHARD)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    monkeypatch.setenv("MUTATOR_TEST_SHARED", str(shared))
+    data = baseline.measure(target, [target / "tests"], "cpu", ["pkg"], shards=2, workdir=tmp_path / "work")
+    assert sorted(data["tests"]) == ["test_quick.py::test_quick", "test_slow.py::test_slow"]
+    assert list(shared.iterdir()) == []  # removed once, by the process that made it
+
+
 def test_the_runner_process_does_not_import_pytest():
     # a re-run that reuses every result starts no pytest process, and should not pay for pytest's import
     code = "import sys, mutator.runner, mutator.baseline, mutator.worker; print('pytest' in sys.modules)"
