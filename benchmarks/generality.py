@@ -33,7 +33,7 @@ from pathlib import Path
 
 SITES_FILE = Path(__file__).with_name("generality_sites.toml")
 ARCHIVES = (".tar.gz", ".tgz", ".zip", ".whl")
-CODEBASE_KEYS = {"name", "requirement", "archive", "root", "files", "absent", "sites"}
+CODEBASE_KEYS = {"name", "requirement", "archive", "root", "files", "absent", "sites", "pip_args", "pip_env"}
 SITE_KEYS = {"class", "file", "qualname", "line", "end_line", "code", "why"}
 
 
@@ -68,6 +68,9 @@ class Codebase:
     files: tuple[str, ...]
     absent: tuple[str, ...]
     sites: tuple[Site, ...]
+    # for an sdist whose metadata pip cannot read by default (flash-attn's setup.py builds CUDA unless told)
+    pip_args: tuple[str, ...] = ()
+    pip_env: tuple[tuple[str, str], ...] = ()
 
 
 def load_codebases(path: Path = SITES_FILE) -> list[Codebase]:
@@ -101,6 +104,8 @@ def load_codebases(path: Path = SITES_FILE) -> list[Codebase]:
                 tuple(raw.get("files", ())),
                 tuple(raw.get("absent", ())),
                 tuple(sites),
+                tuple(raw.get("pip_args", ())),
+                tuple(raw.get("pip_env", {}).items()),
             )
         )
     names = [c.name for c in codebases]
@@ -236,10 +241,11 @@ def download(codebase: Codebase, cache: Path, verbose: bool) -> Path:
         return found
     directory.mkdir(parents=True, exist_ok=True)
     kind = ["--no-binary", ":all:"] if codebase.archive == "sdist" else ["--only-binary", ":all:"]
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", *kind, codebase.requirement, "-d", str(directory)]
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", *kind, *codebase.pip_args]
+    command += [codebase.requirement, "-d", str(directory)]
     if verbose:
         print("  $", " ".join(command), flush=True)
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **dict(codebase.pip_env)})
     if verbose:
         print(done.stdout + done.stderr, flush=True)
     found = cached_archive(directory, codebase.requirement, codebase.archive)
