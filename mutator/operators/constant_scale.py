@@ -18,7 +18,7 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
-from mutator.operators.base import BOUNDARY, Example, Operator, Site, binop, parens, rewritten
+from mutator.operators.base import BOUNDARY, Example, Operator, Site, binop, parens, rewritable, rewritten
 from mutator.operators.meaning import (
     ACCUM,
     LR_DECAY,
@@ -47,6 +47,7 @@ PHASE_TEST = m.If(
         ]
     )
 )
+CHOSEN_LENGTH = m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.IfExp())
 PHASE = re.compile(rf"(?i)warm|{LR_DECAY}|cooldown|anneal")  # a phase's end; `k >= max_iters` ends a loop
 COSINE = m.Call(func=m.Attribute(attr=m.Name("cos")), args=[m.Arg(value=m.BinaryOperation())])
 SCHEDULER = re.compile(r"(?i)(^|_)lr($|_)|schedul|learning_rate")  # get_lr, lr_lambda: the end of the run is a phase
@@ -86,7 +87,14 @@ class ConstantScale(Operator):
     def __init__(self, name: str = "constant-scale", words: re.Pattern = SCHEDULE):
         self.name, self.words = name, words
         if words is SCHEDULE:  # a schedule's phases also end at a comparison, and decay along a cosine
-            self.variants = (*ConstantScale.variants, "*-boundary", "*-term-dropped", "decay-reversed", "cosine-x2")
+            self.variants = (
+                *ConstantScale.variants,
+                "*-boundary",
+                "*-term-dropped",
+                "decay-reversed",
+                "cosine-x2",
+                "*-choice-inverted",
+            )
 
     def sites(self, node, scope):
         if m.matches(node, LENGTH) or (m.matches(node, CLAMPED) and self.words is SCHEDULE):
@@ -99,6 +107,15 @@ class ConstantScale(Operator):
                 return
             for suffix, operator, factor in SCALES:
                 yield Site(f"{name or 'length'}-{suffix}", {product: binop(product, operator, factor)})
+        elif (
+            m.matches(node, CHOSEN_LENGTH)
+            and self.words is SCHEDULE
+            and self.words.search(node.targets[0].target.value)
+            and rewritable(node.value.test)
+            and any(SCHEDULER.search(f.name.value) for f in owners(node, scope))
+        ):
+            # max_steps = max_steps if self.t_max is None else self.t_max: the other length is used
+            yield Site(f"{node.targets[0].target.value}-choice-inverted", rewritten(node.value.test))
         elif m.matches(node, PHASE_TEST) and self.words is SCHEDULE and self._phase_end(node, scope):
             # if step < warmup_iters: the phase ends one step early or late
             yield Site(f"{_named(node.test, self.words)}-boundary", rewritten(node.test, BOUNDARY))
@@ -227,6 +244,18 @@ class ConstantScale(Operator):
                 None,
             ),
             Example("*-boundary", "if len(decay_sorted) > 0:\n    groups.append(decay_sorted)\n", None),
+            Example(
+                "max_steps-choice-inverted",
+                "def get_lr(self, step, n):\n    max_steps = n if self.t_max is None else self.t_max\n",
+                "def get_lr(self, step, n):\n    max_steps = n if self.t_max is not None else self.t_max\n",
+            ),
+            # a choice outside a learning-rate function, and one of a value that is no length
+            Example(
+                "*-choice-inverted",
+                "max_steps = max_steps if t_max is None else t_max\n"
+                "def get_lr(self, step):\n    scale = 1.0 if step is None else 0.5\n",
+                None,
+            ),
             # a loop's end, and sums that are not of phase lengths
             Example("*-boundary", "for k in range(n):\n    if k >= max_iters:\n        break\n", None),
             Example("*-term-dropped", "t = step + 1\nstart = step - warmup_start\n", None),

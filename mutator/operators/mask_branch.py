@@ -31,14 +31,15 @@ from mutator.operators.meaning import enclosing, mentions, owners
 
 CAUSAL = re.compile(r"(?i)causal")
 # what a mask choice compares: query/key lengths, shapes, the mask itself
-SHAPES = re.compile(r"(?i)(mask|causal|^t[qk]?$|^[qk]_?len|len$|^len|seq|window|shape|size)")
+SHAPES = re.compile(r"(?i)(mask|causal|^(attn|attention)_bias$|^t[qk]?$|^[qk]_?len|len$|^len|seq|window|shape|size)")
 MASKING_CALL = m.Call(
     func=m.Name(m.MatchRegex(r"(?i).*(attention|attn|sdpa|tril|triu).*"))
     | m.Attribute(attr=m.Name(m.MatchRegex(r"(?i).*(attention|attn|sdpa|tril|triu|masked_fill).*")))
 ) | m.Call(
     args=[m.ZeroOrMore(), m.Arg(keyword=m.Name(m.MatchRegex(r"(?i)(is_causal|attn_mask|mask)"))), m.ZeroOrMore()]
 )
-MASK_NAME = re.compile(r"(?i)mask|causal")
+# an additive mask is an "attention bias" (SDPA's and xformers' `attn_bias`), not a positional one
+MASK_NAME = re.compile(r"(?i)mask|causal|^(attn|attention)_bias$")
 MASK_FUNCTION = re.compile(r"(?i)mask")
 BOOKKEEPING = re.compile(r"(?i)size|len|shape|idx|index")  # mask_size = ...: how big, not which mask
 CHOICE = re.compile(r"(?i)mask|causal|sliding|window|prefix|prefill")  # a flag or a helper that decides which mask
@@ -381,6 +382,22 @@ class MaskBranch(Operator):
                 "        scores[:, :, :, :n] = scores[:, :, :, :n] + attention_mask\n",
                 "def attend(scores, attention_mask):\n    if attention_mask is None:\n"
                 "        scores[:, :, :, :n] = scores[:, :, :, :n] + attention_mask\n",
+            ),
+            Example(
+                "branch-inverted",
+                "def attention(q, k, v, attention_bias):\n    if attention_bias is not None:\n"
+                "        attention_bias = attention_bias[:, :, -q.size(2) :, :]\n"
+                "    return sdpa(q, k, v, attention_bias)\n",
+                "def attention(q, k, v, attention_bias):\n    if attention_bias is None:\n"
+                "        attention_bias = attention_bias[:, :, -q.size(2) :, :]\n"
+                "    return sdpa(q, k, v, attention_bias)\n",
+            ),
+            # a positional bias is no mask
+            Example(
+                "branch-inverted",
+                "def attention(q, k, v, position_bias):\n    if position_bias is not None:\n"
+                "        position_bias = position_bias[:, :, -q.size(2) :, :]\n    return q + position_bias\n",
+                None,
             ),
             # checking a mask's shape is validation, not a choice of mask
             Example(
