@@ -268,7 +268,8 @@ def _plant(bug_class: BugClass, path: str, source: str, target: Path) -> list[Mu
     planted = []
     for operator in bug_class.operators:
         try:
-            mutations = list(OPERATORS[operator].mutations(source, path, where=bug_class.applies_to_function))
+            where = None if bug_class.functions == ("*",) else bug_class.applies_to_function  # "*" takes all
+            mutations = list(OPERATORS[operator].mutations(source, path, where=where))
         except cst.ParserSyntaxError as error:  # valid Python that LibCST cannot read
             raise UserError(f"{target / path}: does not parse: {_one_line(error)}") from None
         for mu in (mu for mu in mutations if bug_class.plants_variant(mu.variant)):

@@ -180,6 +180,8 @@ class HeadSharing(Operator):
     )
 
     def sites(self, node, scope):
+        if not isinstance(node, (cst.Arg, cst.Assign, cst.AnnAssign, cst.If, cst.BinaryOperation, cst.Call)):
+            return  # what every branch below matches: most nodes are none of these
         if (
             m.matches(node, m.Arg(keyword=m.Name("enable_gqa"), value=SINGLE))
             and type(node.value.comparisons[0].operator) in INVERSE

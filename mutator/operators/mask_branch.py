@@ -182,6 +182,20 @@ def _chooses_mask(branch: cst.If, scope) -> bool:
     return False
 
 
+_MASK_CHOOSING: dict[cst.FunctionDef, frozenset[str]] = {}  # nodes hash by identity; bounded below
+
+
+def _mask_choosing_names(function: cst.FunctionDef, scope) -> frozenset[str]:
+    """The names that are the whole test of a branch of `function` that chooses a mask, found once per
+    function: every assignment in it asks (a search of the whole function each time, before)."""
+    if function not in _MASK_CHOOSING:
+        if len(_MASK_CHOOSING) > 4096:
+            _MASK_CHOOSING.clear()
+        branches = m.findall(function, m.If(test=m.Name()))
+        _MASK_CHOOSING[function] = frozenset(b.test.value for b in branches if _chooses_mask(b, scope))
+    return _MASK_CHOOSING[function]
+
+
 def _diagonal(call: cst.Call):
     """The diagonal argument of tril/triu (keyword or the positional after the tensor), or None."""
     method_form = not m.matches(call.func, m.Name() | m.Attribute(value=m.Name("torch")))
@@ -309,10 +323,8 @@ class MaskBranch(Operator):
     @staticmethod
     def _picks_mask(name: str, assign: cst.Assign, scope) -> bool:
         """`name` is then the whole test of a branch that builds or passes a mask."""
-        body = enclosing(assign, scope, cst.FunctionDef)
-        return body is not None and any(
-            _chooses_mask(branch, scope) for branch in m.findall(body, m.If(test=m.Name(name)))
-        )
+        function = enclosing(assign, scope, cst.FunctionDef)
+        return function is not None and name in _mask_choosing_names(function, scope)
 
     def _mask_values(self, value):
         """The comparisons that build a mask, each with its boundary moved by one: those the value is made
