@@ -94,3 +94,24 @@ def test_cached_archive_picks_the_pinned_release(tmp_path):
     assert gen.cached_archive(tmp_path, "litgpt==0.5.13", "wheel").name == "litgpt-0.5.13-py3-none-any.whl"
     assert gen.cached_archive(tmp_path, "litgpt==0.5.1", "sdist") is None
     assert gen.cached_archive(tmp_path / "absent", "litgpt==0.5.13", "sdist") is None
+
+
+def test_a_codebase_can_give_pip_download_its_own_arguments_and_environment(tmp_path, monkeypatch):
+    sites = tmp_path / "sites.toml"
+    sites.write_text(
+        'levels = ["3"]\n[[codebases]]\nname = "fa"\nrequirement = "flash-attn==2.8.3"\narchive = "sdist"\n'
+        'root = "flash_attn-2.8.3/flash_attn"\npip_args = ["--no-build-isolation"]\n'
+        'pip_env = { FLASH_ATTENTION_SKIP_CUDA_BUILD = "TRUE" }\n'
+    )
+    (codebase,) = gen.load_codebases(sites)
+    calls = []
+
+    def fake_pip(command, env, **kwargs):  # what pip would leave: the sdist in the download directory
+        calls.append((command, env))
+        Path(command[command.index("-d") + 1], "flash_attn-2.8.3.tar.gz").write_bytes(b"")
+        return SimpleNamespace(returncode=0, stdout="", stderr="")
+
+    monkeypatch.setattr(gen.subprocess, "run", fake_pip)
+    assert gen.download(codebase, tmp_path / "cache", verbose=False).name == "flash_attn-2.8.3.tar.gz"
+    ((command, env),) = calls
+    assert "--no-build-isolation" in command and env["FLASH_ATTENTION_SKIP_CUDA_BUILD"] == "TRUE"
