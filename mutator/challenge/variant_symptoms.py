@@ -294,6 +294,11 @@ SYMPTOMS = [
         **{"class": "attention-mask", "variants": ["diagonal-*"]},
     ),
     dict(
+        kind="hidden",  # no visible test or probe sees it
+        text="With a sliding window, each position attends to exactly the keys it should not see.",
+        **{"class": "attention-mask", "variants": ["fill-inverted"], "site": "masked_fill(~visible"},
+    ),
+    dict(
         kind="silent",
         text="Cached or chunked decoding disagrees with the full forward pass: queries see the wrong keys.",
         **{"class": "attention-mask", "variants": ["*"]},
