@@ -67,6 +67,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 import types
 from pathlib import Path
@@ -669,12 +670,15 @@ class ClonedWorker(_RunnerEnd):
     def __init__(self, write_fd: int, read_fd: int, log_path: Path):
         self.write_fd, self.read_fd, self.log_path = write_fd, read_fd, log_path
         self.pid: int | None = None
+        self.closing = threading.Lock()  # a lane and the runner's clean-up may both kill it
 
     def _write(self, data: bytes):
         while data:
             data = data[os.write(self.write_fd, data) :]
 
     def receive(self, timeout: float | None) -> dict | None:
+        if self.read_fd < 0:
+            raise WorkerDied(self.exit_reason())
         message = super().receive(timeout)
         if message is not None and "pid" in message:
             self.pid = message["pid"]
@@ -685,13 +689,13 @@ class ClonedWorker(_RunnerEnd):
 
     def stop(self, grace_s: float = 10.0):
         """Close its channel and wait for it to go (its reply pipe then closes); kill it if it hangs."""
-        self._close(self.write_fd)
+        self._close("write_fd")
         deadline = time.monotonic() + grace_s
         try:
             while (left := deadline - time.monotonic()) > 0 and select.select([self.read_fd], [], [], left)[0]:
                 if not os.read(self.read_fd, 65536):
                     break
-        except OSError:
+        except (OSError, ValueError):  # closed meanwhile by a kill from another thread
             pass
         self.kill()
 
@@ -701,14 +705,16 @@ class ClonedWorker(_RunnerEnd):
                 os.killpg(self.pid, signal.SIGKILL)
             except OSError:
                 pass
-        self._close(self.write_fd)
-        self._close(self.read_fd)
+        self._close("write_fd")
+        self._close("read_fd")
 
-    def _close(self, fd: int):
-        try:
+    def _close(self, name: str):
+        """Close a descriptor once: closed twice, its number may by then belong to another open file."""
+        with self.closing:
+            fd = getattr(self, name)
+            setattr(self, name, -1)
+        if fd >= 0:
             os.close(fd)
-        except OSError:
-            pass
 
 
 # --- the worker process ---------------------------------------------------------------------------

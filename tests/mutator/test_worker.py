@@ -184,3 +184,25 @@ def test_preload_imports_what_it_can_and_leaves_what_the_tests_made_at_run_time(
     preload(["colorsys", "made_by_a_test_at_run_time"])  # the second one cannot be found: no error
     assert "colorsys" in sys.modules
     assert "made_by_a_test_at_run_time" not in sys.modules
+
+
+def test_a_cloned_worker_closes_its_channel_once_whoever_stops_and_kills_it(tmp_path):
+    # stop() then kill() (a lane, then the run's clean-up): the second must not close the numbers again,
+    # which by then may belong to another open file (a directory rmtree is walking, the store)
+    import os
+
+    from mutator.worker import ClonedWorker
+
+    task_read, task_write = os.pipe()
+    reply_read, reply_write = os.pipe()
+    clone = ClonedWorker(task_write, reply_read, tmp_path / "log")
+    os.close(reply_write)  # the clone has exited: its reply pipe reads end-of-file
+    clone.stop(grace_s=1)
+    reused = [os.open(os.devnull, os.O_RDONLY) for _ in range(2)]  # the lowest free numbers: the clone's
+    assert set(reused) & {task_write, reply_read}
+    clone.kill()
+    for fd in reused:
+        os.fstat(fd)  # still open
+        os.close(fd)
+    os.close(task_read)
+
