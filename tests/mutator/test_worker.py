@@ -205,4 +205,3 @@ def test_a_cloned_worker_closes_its_channel_once_whoever_stops_and_kills_it(tmp_
         os.fstat(fd)  # still open
         os.close(fd)
     os.close(task_read)
-
