@@ -541,6 +541,7 @@ class _Execution:
             self._kill(worker)
 
     def run(self, tasks: list[Task]):
+        self.phase_start = time.perf_counter()  # a zygote's set-up, before the lanes, is start-up too
         queues: dict[str, queue.Queue] = {}
         # Longest expected first, so that no long mutant starts last on an otherwise idle machine.
         for task in sorted(tasks, key=lambda t: -t.timeout):
@@ -630,7 +631,6 @@ class _Execution:
                 self._kill(worker, gracefully=not self.stopping.is_set())
 
     def _start(self, device: str, mode: str, index: int, rootdir: str) -> WorkerProcess | None:
-        start = time.perf_counter()
         with self.lock:
             early = self.early.get(device, [])
             worker = early.pop(0) if early else None
@@ -652,7 +652,7 @@ class _Execution:
             self.results.put(("fatal", device, f"{why} (log: {worker.log_path})", 0.0))
             return None
         # what the mutant phase waited for its first worker (an early one may have been ready all along)
-        self.session.timings.setdefault("worker_start_s", time.perf_counter() - start)
+        self.session.timings.setdefault("worker_start_s", time.perf_counter() - self.phase_start)
         return worker
 
     def _set_up_zygote(self, device: str, rootdir: str, count: int):

@@ -374,6 +374,7 @@ def test_no_temporary_directory_outside_the_scratch_survives_a_run_or_its_kill_9
 EVENTS_CONFTEST = """
 import os
 import sys
+import time
 
 
 def log(line):
@@ -397,6 +398,8 @@ def pytest_configure(config):
 
 def pytest_collection_finish(session):
     log("baseline collected" if session.config.getoption("--mutator-baseline-out") else "worker collected")
+    if not session.config.getoption("--mutator-baseline-out"):  # a slow suite to collect, for the workers
+        time.sleep(float(os.environ.get("MUTATOR_TEST_WORKER_COLLECT_S", "0")))
 """
 
 EVENTS_TESTS = """
@@ -447,9 +450,11 @@ def test_workers_start_while_the_baseline_runs_and_import_what_its_tests_importe
     assert lines[-1] == "colorsys imported before the test: True"  # in the forked child, from the worker
 
     events.write_text("")  # the baseline is reused now: a worker started after it gets the same modules
+    monkeypatch.setenv("MUTATOR_TEST_WORKER_COLLECT_S", "1.5")
     second = plant_in(target, "double", "pkg/mod.py", "double", "2 * x", "x")
     report = runner.run([second], target=target, tests=target / "tests", **options)
     assert "baseline_cpu_s" not in report.timings
+    assert report.timings["worker_start_s"] >= 1.5  # the mutant phase waited for the collection: start-up
     assert [r.outcome for r in report.results] == ["killed"]
     lines = events.read_text().splitlines()
     assert lines == ["worker collected", "worker imports colorsys", "colorsys imported before the test: True"]
