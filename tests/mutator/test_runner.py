@@ -430,13 +430,19 @@ def test_double():
 """
 
 
-def test_workers_start_while_the_baseline_runs_and_import_what_its_tests_imported(tmp_path, monkeypatch):
+def events_target(tmp_path: Path, module: str) -> Path:
+    """A target whose package `pkg.mod` is `module`, with a suite whose conftest logs its events."""
     target = tmp_path / "target"
     (target / "pkg").mkdir(parents=True)
     (target / "pkg" / "__init__.py").write_text("")
-    (target / "pkg" / "mod.py").write_text("def double(x):\n    return 2 * x\n")
+    (target / "pkg" / "mod.py").write_text(module)
     (target / "tests").mkdir()
     (target / "tests" / "conftest.py").write_text(EVENTS_CONFTEST)
+    return target
+
+
+def test_workers_start_while_the_baseline_runs_and_import_what_its_tests_imported(tmp_path, monkeypatch):
+    target = events_target(tmp_path, "def double(x):\n    return 2 * x\n")
     (target / "tests" / "test_mod.py").write_text(EVENTS_TESTS)
     events = tmp_path / "events.log"
     monkeypatch.setenv("MUTATOR_TEST_EVENTS", str(events))
@@ -463,12 +469,7 @@ def test_workers_start_while_the_baseline_runs_and_import_what_its_tests_importe
 def test_the_suite_is_imported_and_collected_once_for_all_shards_and_once_for_all_workers(tmp_path, monkeypatch):
     # Two shards and two workers: the baseline's process forks its shards after collecting, and one
     # zygote forks the workers; each shard and each worker still runs in a process of its own.
-    target = tmp_path / "target"
-    (target / "pkg").mkdir(parents=True)
-    (target / "pkg" / "__init__.py").write_text("")
-    (target / "pkg" / "mod.py").write_text("def double(x):\n    return 2 * x\n\n\ndef half(x):\n    return x / 2\n")
-    (target / "tests").mkdir()
-    (target / "tests" / "conftest.py").write_text(EVENTS_CONFTEST)
+    target = events_target(tmp_path, "def double(x):\n    return 2 * x\n\n\ndef half(x):\n    return x / 2\n")
     for name, body in (("double", "double(2) == 4"), ("half", "half(4) == 2")):
         (target / "tests" / f"test_{name}.py").write_text(
             f"import os\nfrom conftest import log\nfrom pkg.mod import {name}\n\n\n"
