@@ -646,10 +646,7 @@ class _Execution:
             hello = {"fatal": str(error)}
         if hello is None or "ready" not in hello:
             self._kill(worker)
-            why = (hello or {}).get("fatal", f"no answer in {STARTUP_TIMEOUT_S:.0f} s")
-            cause = _log_cause(worker.log_path)
-            why += f": {cause}" if cause and cause not in why else ""
-            self.results.put(("fatal", device, f"{why} (log: {worker.log_path})", 0.0))
+            self.results.put(("fatal", device, _start_failure(worker, hello), 0.0))
             return None
         # what the mutant phase waited for its first worker (an early one may have been ready all along)
         self.session.timings.setdefault("worker_start_s", time.perf_counter() - self.phase_start)
@@ -668,10 +665,7 @@ class _Execution:
                 return
         except WorkerDied as error:
             hello = {"fatal": str(error)}
-        why = (hello or {}).get("fatal", f"no answer in {STARTUP_TIMEOUT_S:.0f} s")
-        cause = _log_cause(zygote.log_path)
-        why += f": {cause}" if cause and cause not in why else ""
-        raise UserError(f"a {device} worker failed: {why} (log: {zygote.log_path})")
+        raise UserError(f"a {device} worker failed: {_start_failure(zygote, hello)}")
 
     def _check_early(self, device: str, rootdir: str, hello: dict) -> dict | None:
         """What is wrong with an early worker's collection, as a {"fatal": why}; None if nothing."""
@@ -757,6 +751,14 @@ class _Execution:
         if reply is None:
             reply = {"outcome": TIMEOUT, "reason": f"no result after {task.timeout:.1f} s"}
         return reply
+
+
+def _start_failure(worker, hello: dict | None) -> str:
+    """Why a worker did not become ready: its own word, or the silence, with its log's telling line."""
+    why = (hello or {}).get("fatal", f"no answer in {STARTUP_TIMEOUT_S:.0f} s")
+    cause = _log_cause(worker.log_path)
+    why += f": {cause}" if cause and cause not in why else ""
+    return f"{why} (log: {worker.log_path})"
 
 
 def _log_cause(log: Path) -> str:
