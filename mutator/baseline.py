@@ -17,8 +17,8 @@ conftest is imported and switches its dynamic context around each test:
                              fixtures it requests.
 
 Split over N shards, the suite is imported and collected once: the process forks a child per shard
-after collection, and each child runs its share of the test modules under coverage of its own (the
-lines executed at import and collection come from the parent). A shard does not pay for Python,
+after collection, and each child, under coverage of its own, takes whole test modules from a queue
+the shards share until none is left (the lines executed at import and collection come from the parent). A shard does not pay for Python,
 torch and the suite's imports again, which on two cores is a third of the baseline's work. A shard
 ends its session (its fixtures, `pytest_sessionfinish`) but not the configuration it inherited: what
 the suite's `pytest_configure` made, its `pytest_unconfigure` removes once, in the parent, after
@@ -34,6 +34,7 @@ run) and reported once, with its exception's line and the packages it misses.
 import hashlib
 import importlib.util
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -313,48 +314,74 @@ class _Recorder:
     def start(self):
         self.cov.start()
 
-    def shares(self, items) -> list[list]:
-        """The items of each shard, whole test modules: heaviest first, each to the least loaded shard."""
+    def modules_by_weight(self, items) -> list[list]:
+        """The items grouped by test module, heaviest module first (by its seconds in an earlier baseline,
+        else by its number of tests), each group in collection order."""
         modules: dict[str, list] = {}
         for item in items:
             modules.setdefault(str(item.path), []).append(item)
-        loads = [0.0] * self.shards
-        owner: dict[str, int] = {}
-        for path, group in sorted(modules.items(), key=lambda kv: (-self.weights.get(kv[0], len(kv[1])), kv[0])):
-            owner[path] = loads.index(min(loads))
-            loads[owner[path]] += self.weights.get(path, len(group))
-        shares: list[list] = [[] for _ in range(self.shards)]
-        for item in items:  # in collection order
-            shares[owner[str(item.path)]].append(item)
-        return shares
+        order = sorted(modules, key=lambda path: (-self.weights.get(path, len(modules[path])), path))
+        return [modules[path] for path in order]
 
     @hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session):
-        """With shards, fork a child per shard once the suite is collected; each child goes on to pytest's
-        own test loop over its share, under a coverage of its own, while this process waits for them."""
+        """With shards, fork a child per shard once the suite is collected; each child, under a coverage
+        of its own, takes whole test modules from a queue they share, heaviest first, until none is
+        left, while this process waits for them. Taken as they go, the modules balance the shards by
+        their real cost, which a fresh store cannot know beforehand."""
         if self.shards <= 1 or session.config.option.collectonly or not session.items:
             return None  # pytest's own loop, here
-        shares = self.shares(session.items)
+        modules = self.modules_by_weight(session.items)
+        taken = multiprocessing.get_context("fork").Value("i", 0)  # the next module's index, shared
+        # pytest empties a given --basetemp on its first use in a process: use it here, once, so that the
+        # shards inherit it made and each cannot empty it under the other
+        session.config._tmp_path_factory.getbasetemp()
         self.cov.stop()
         self.import_lines = self.lines_by_context().get(IMPORT_TIME, {})
         sys.stdout.flush()
         sys.stderr.flush()
         children = []
-        for shard, share in enumerate(shares):
+        for shard in range(self.shards):
             pid = os.fork()
             if pid == 0:
                 die_with_parent()
                 self.shard, self.in_shard = shard, True
-                mine = set(share)
-                session.config.hook.pytest_deselected(items=[item for item in session.items if item not in mine])
-                session.items[:] = share
                 self.cov = self._coverage()
                 self.cov.start()
-                return None  # pytest's own loop, in the child
+                return self.run_taken_modules(session, modules, taken)
             children.append(pid)
         self.forked = True
         codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
         (self.out / "exit-codes.json").write_text(json.dumps(codes))
+        return True
+
+    @staticmethod
+    def run_taken_modules(session, modules: list[list], taken) -> bool:
+        """pytest's own test loop, over the modules this shard takes from the queue. The next item is
+        known before an item runs (the next module is taken as its predecessor's last test starts), so
+        pytest tears down only the fixtures the next item does not share."""
+
+        def items():
+            while True:
+                with taken.get_lock():
+                    index, taken.value = taken.value, taken.value + 1
+                if index >= len(modules):
+                    return
+                yield from modules[index]
+
+        queue = items()
+        item = next(queue, None)
+        ran = []
+        while item is not None:
+            nextitem = next(queue, None)
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            ran.append(item)
+            if session.shouldfail:
+                raise session.Failed(session.shouldfail)
+            if session.shouldstop:
+                raise session.Interrupted(session.shouldstop)
+            item = nextitem
+        session.items[:] = ran  # what this shard ran, for the hooks that read it at the session's end
         return True
 
     def pytest_collection_finish(self, session):

@@ -468,12 +468,20 @@ def test_workers_start_while_the_baseline_runs_and_import_what_its_tests_importe
 
 def test_the_suite_is_imported_and_collected_once_for_all_shards_and_once_for_all_workers(tmp_path, monkeypatch):
     # Two shards and two workers: the baseline's process forks its shards after collecting, and one
-    # zygote forks the workers; each shard and each worker still runs in a process of its own.
+    # zygote forks the workers; each shard and each worker still runs in a process of its own. Each test
+    # waits for the other module's to start (once), so each shard takes one module from the queue (a shard
+    # takes the next module as its module's last test starts: each has a second test).
     target = events_target(tmp_path, "def double(x):\n    return 2 * x\n\n\ndef half(x):\n    return x / 2\n")
     for name, body in (("double", "double(2) == 4"), ("half", "half(4) == 2")):
         (target / "tests" / f"test_{name}.py").write_text(
-            f"import os\nfrom conftest import log\nfrom pkg.mod import {name}\n\n\n"
-            f"def test_{name}():\n    log(f'test in {{os.getpid()}}')\n    assert {body}\n"
+            f"import os\nimport time\nfrom pathlib import Path\nfrom conftest import log\nfrom pkg.mod import {name}\n\n\n"
+            f"def test_{name}():\n    log(f'test in {{os.getpid()}}')\n"
+            f"    started = Path(os.environ['MUTATOR_TEST_EVENTS']).with_name('started')\n"
+            f"    started.mkdir(exist_ok=True)\n    (started / '{name}').touch()\n"
+            f"    deadline = time.monotonic() + 30\n"
+            f"    while len(list(started.iterdir())) < 2 and time.monotonic() < deadline:\n"
+            f"        time.sleep(0.05)\n"
+            f"    assert {body}\n\n\ndef test_{name}_again():\n    log(f'test in {{os.getpid()}}')\n    assert {body}\n"
         )
     events = tmp_path / "events.log"
     monkeypatch.setenv("MUTATOR_TEST_EVENTS", str(events))
@@ -486,7 +494,7 @@ def test_the_suite_is_imported_and_collected_once_for_all_shards_and_once_for_al
     lines = events.read_text().splitlines()
     assert lines.count("baseline collected") == 1 and lines.count("worker collected") == 1
     testing = [line for line in lines if line.startswith("test in ")]
-    assert len(testing) == 4 and len(set(testing)) == 4  # two shards and two mutants' children: four processes
+    assert len(set(testing)) == 4  # two shards and two mutants' children: four processes
 
 
 SHARED_DIR_CONFTEST = """
@@ -554,6 +562,41 @@ def test_forked_shards_leave_the_suites_configuration_to_the_process_that_made_i
     ran = sorted(test.rsplit("/", 1)[-1] for test in data["tests"])
     assert ran == ["test_quick.py::test_quick", "test_slow.py::test_slow"]
     assert list(shared.iterdir()) == []  # removed once, by the process that made it
+
+
+TMP_PATH_SHARD = """
+import os
+import time
+
+
+def test_{name}(tmp_path):
+    mine = tmp_path / "kept.txt"
+    mine.write_text("{name}")
+    (tmp_path.parent.parent / "{name}-started").touch()
+    deadline = time.monotonic() + 30  # until the other shard's test has made its own tmp_path
+    while not (tmp_path.parent.parent / "{other}-started").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert mine.read_text() == "{name}"
+
+
+def test_{name}_last():  # a shard takes its next module as its module's last test starts
+    pass
+"""
+
+
+def test_forked_shards_share_the_basetemp_without_emptying_it_under_each_other(tmp_path):
+    # pytest empties a given --basetemp on its first use in a process; two shards that each did so would
+    # remove what the other's tests had just made there
+    from mutator import baseline
+
+    target = tmp_path / "target"
+    (target / "pkg").mkdir(parents=True)
+    (target / "pkg" / "__init__.py").write_text("def one():\n    return 1\n")
+    (target / "tests").mkdir()
+    for name, other in (("a", "b"), ("b", "a")):
+        (target / "tests" / f"test_{name}.py").write_text(TMP_PATH_SHARD.format(name=name, other=other))
+    data = baseline.measure(target, [target / "tests"], "cpu", ["pkg"], shards=2, workdir=tmp_path / "work")
+    assert sorted(test.rsplit("::", 1)[-1] for test in data["tests"]) == ["test_a", "test_a_last", "test_b", "test_b_last"]
 
 
 def test_the_runner_process_does_not_import_pytest():
