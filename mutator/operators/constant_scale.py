@@ -18,11 +18,23 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
-from mutator.operators.base import BOUNDARY, Example, Operator, Site, binop, parens, rewritable, rewritten
+from mutator.operators.base import (
+    BOUNDARY,
+    Example,
+    Operator,
+    Site,
+    binop,
+    comparisons,
+    drop_statement,
+    parens,
+    rewritable,
+    rewritten,
+)
 from mutator.operators.meaning import (
     ACCUM,
     LR_DECAY,
     SCHEDULE,
+    bindings,
     divides_by_callers_count,
     enclosing,
     identifiers,
@@ -48,12 +60,30 @@ PHASE_TEST = m.If(
     )
 )
 CHOSEN_LENGTH = m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.IfExp())
-PHASE = re.compile(rf"(?i)warm|{LR_DECAY}|cooldown|anneal")  # a phase's end; `k >= max_iters` ends a loop
+# a phase's end; `k >= max_iters` ends a loop, a pipeline's warm-up counts micro-batches, not steps, and
+# gradient clipping's warm-up is not the learning rate's
+PHASE = re.compile(
+    rf"(?i)(?<!clip_)warm(?!up_?micro)|{LR_DECAY}|cooldown|anneal"
+)  # a phase's end; `k >= max_iters` ends a loop
 COSINE = m.Call(func=m.Attribute(attr=m.Name("cos")), args=[m.Arg(value=m.BinaryOperation())])
+ORDERING = m.LessThan() | m.LessThanEqual() | m.GreaterThan() | m.GreaterThanEqual()
+NUMBER = m.Integer() | m.Float()
+# a step counter advanced in a schedule: `self.num_steps += increment`, `current_step += 1`
+STEP_COUNTER = re.compile(r"(?i)(^|_)(steps?|iters?|it|iterations?|epochs?)$")
+ADVANCED = m.SimpleStatementLine(body=[m.AugAssign(target=m.Name() | m.Attribute(), operator=m.AddAssign())])
 SCHEDULER = re.compile(r"(?i)(^|_)lr($|_)|schedul|learning_rate")  # get_lr, lr_lambda: the end of the run is a phase
 TERM = m.BinaryOperation(operator=m.Add() | m.Subtract())
 COMPLEMENT = m.BinaryOperation(operator=m.Subtract(), left=m.Integer("1") | m.Float("1.0"))  # 1 - progress
 SCALES = (("x100", cst.Multiply(), 100), ("x10", cst.Multiply(), 10), ("div10", cst.Divide(), 10))
+
+# gradient accumulation: `loss /= num_microbatches` (in place), the branch that picks the per-micro-batch
+# normalisation, and the running count of tokens that a per-token loss is divided by
+IN_PLACE_RATIO = m.AugAssign(operator=m.DivideAssign(), value=m.Name() | m.Attribute() | m.Call())
+MICRO_STEPS = re.compile(r"(?i)accum|micro_?batch")  # a function that runs the micro-batches of one step
+MICRO_COUNT = re.compile(r"(?i)accum|micro_?batches")  # their count (a micro-batch's size is not)
+TOKEN_COUNT = re.compile(r"(?i)(^|_)(n|num)_?tokens$|valid_tokens$|tokens?_count$")
+THROUGHPUT = re.compile(r"(?i)seen|processed|throughput|elapsed|per_sec")  # a count kept for the logs
+COUNTED = m.AugAssign(target=m.Name(), operator=m.AddAssign())
 
 
 def _label(node: cst.CSTNode) -> str:
@@ -71,11 +101,46 @@ def _length_name(node: cst.CSTNode, scope) -> str | None:
     return None
 
 
+DEFINITIONS = (cst.FunctionDef, cst.ClassDef)  # a schedule is a function, or a class of its own (`...Scheduler`)
+
+
+WARNS = m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("warn") | m.Name("warning"))))
+
+
+def _validates(node: cst.If) -> bool:
+    """An `if` that only raises or warns: a check of the settings, not a phase of the schedule."""
+    body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
+    return bool(body) and all(m.matches(s, m.SimpleStatementLine(body=[m.Raise() | WARNS])) for s in body)
+
+
+def _negated(test: cst.BaseExpression) -> cst.BaseExpression:
+    if m.matches(test, m.UnaryOperation(operator=m.Not())):
+        return test.expression
+    return cst.UnaryOperation(operator=cst.Not(), expression=parens(test))
+
+
 def _named(node: cst.CSTNode, words: re.Pattern) -> str:
     """A short name for a compound divisor: the first identifier in it that carries the meaning."""
     return next(name for name in sorted(identifiers(node)) if words.search(name))
 
 
+STEPPED = (
+    "def lr_lambda(current_step, warmup_steps):\n    if current_step < warmup_steps:\n        current_step += 1\n"
+    "        return current_step / warmup_steps\n    return 1.0\n"
+)
+PER_TOKEN = "if not config.per_token_loss:\n    loss /= torch.clamp(num_tokens, min=1)\n    loss /= num_microbatches\n"
+COUNTED_TOKENS = (
+    "def forward_backward(step, num_microbatches):\n    total_num_tokens = torch.zeros([])\n"
+    "    for i in range(num_microbatches):\n        loss, n = step(i)\n        total_num_tokens += n\n"
+    "    return total_num_tokens\n"
+)
+HELPED = (
+    "def pipeline(num_microbatches):\n    total_num_tokens = 0\n\n    def post(n):\n"
+    "        nonlocal total_num_tokens\n        total_num_tokens += n\n\n    return post\n"
+)
+FINALIZED = COUNTED_TOKENS.replace(
+    "    return total_num_tokens\n", "    finalize(grads, total_num_tokens if config.per_token else None)\n"
+)
 SUMMED_STEP = 'def micro_step(batch, n_tokens):\n    loss = ce(batch, reduction="sum")\n    return loss / n_tokens\n'
 
 
@@ -86,6 +151,8 @@ class ConstantScale(Operator):
 
     def __init__(self, name: str = "constant-scale", words: re.Pattern = SCHEDULE):
         self.name, self.words = name, words
+        if words is ACCUM:  # the normalisation is also chosen by a branch, and counted per micro-batch
+            self.variants = (*ConstantScale.variants, "*-divisor-branch-inverted", "*-divisor-last-only")
         if words is SCHEDULE:  # a schedule's phases also end at a comparison, and decay along a cosine
             self.variants = (
                 *ConstantScale.variants,
@@ -94,6 +161,7 @@ class ConstantScale(Operator):
                 "decay-reversed",
                 "cosine-x2",
                 "*-choice-inverted",
+                "*-increment-dropped",
             )
 
     def sites(self, node, scope):
@@ -119,6 +187,25 @@ class ConstantScale(Operator):
         elif m.matches(node, PHASE_TEST) and self.words is SCHEDULE and self._phase_end(node, scope):
             # if step < warmup_iters: the phase ends one step early or late
             yield Site(f"{_named(node.test, self.words)}-boundary", rewritten(node.test, BOUNDARY))
+        elif (
+            m.matches(node, m.If(test=m.BooleanOperation()))
+            and self.words is SCHEDULE
+            and not _validates(node)
+            and self._in_scheduler(node, scope)
+        ):
+            # if warmup_steps > 0 and step <= warmup_steps: the comparison of the step with the phase
+            for comparison in comparisons(node.test, BOUNDARY):
+                if self._phase_comparison(comparison):
+                    yield Site(f"{_named(comparison, PHASE)}-boundary", rewritten(comparison, BOUNDARY))
+        elif (
+            m.matches(node, ADVANCED)
+            and self.words is SCHEDULE
+            and STEP_COUNTER.search(_label(node.body[0].target))
+            and self._in_scheduler(node, scope)
+        ):
+            # current_step += 1 in a schedule: its phases start and end a step late (or it never moves on)
+            block = scope.parent(node)
+            yield Site(f"{_label(node.body[0].target)}-increment-dropped", {node: drop_statement(block, node)})
         elif m.matches(node, TERM) and self.words is SCHEDULE and self._joins_phases(node, scope):
             # decay_steps = total_steps - warmup_steps: one phase's length forgotten in another's, or, in a
             # learning-rate function, `step - warmup_steps`: the decay then starts from the wrong step
@@ -134,6 +221,23 @@ class ConstantScale(Operator):
         ):
             angle = node.args[0].value  # cos(pi * progress): half a period over the decay phase
             yield Site("cosine-x2", {angle: binop(cst.Integer("2"), cst.Multiply(), parens(angle))})
+        elif m.matches(node, IN_PLACE_RATIO) and self.words is ACCUM and mentions(node.value, ACCUM):
+            divisor = node.value  # output_tensor /= num_microbatches
+            label = _label(divisor) if isinstance(divisor, (cst.Name, cst.Attribute)) else _named(divisor, ACCUM)
+            for suffix, operator, factor in SCALES:
+                yield Site(f"{label}-divisor-{suffix}", {divisor: parens(binop(divisor, operator, factor))})
+        elif isinstance(node, cst.If) and self.words is ACCUM and (label := self._normalising_branch(node)):
+            # if not config.calculate_per_token_loss: loss /= num_microbatches: the other normalisation
+            yield Site(f"{label}-divisor-branch-inverted", {node.test: _negated(node.test)})
+        elif m.matches(node, m.IfExp()) and self.words is ACCUM and (label := self._count_or_none(node, scope)):
+            # finalize(grads, total_num_tokens if config.per_token_loss else None): the other normalisation
+            yield Site(f"{label}-divisor-branch-inverted", {node.test: _negated(node.test)})
+        elif m.matches(node, COUNTED) and self.words is ACCUM and self._counts_tokens(node, scope):
+            # total_num_tokens += num_tokens, per micro-batch: only the last micro-batch is counted
+            yield Site(
+                f"{node.target.value}-divisor-last-only",
+                {node: cst.Assign(targets=[cst.AssignTarget(target=node.target)], value=node.value)},
+            )
         elif m.matches(node, RATIO) and (
             mentions(node.right, self.words) or (self.words is ACCUM and divides_by_callers_count(node, scope))
         ):
@@ -142,10 +246,63 @@ class ConstantScale(Operator):
             for suffix, operator, factor in SCALES:
                 yield Site(f"{label}-divisor-{suffix}", {divisor: parens(binop(divisor, operator, factor))})
 
+    @staticmethod
+    def _normalising_branch(node: cst.If) -> str | None:
+        """The accumulation count an `if` divides by in one of its branches, where that branch is a short
+        block whose own statements do the dividing (a branch that runs the whole step is not a choice of
+        normalisation): what the choice is named after. A test of the count itself (`if accum_steps > 1`)
+        only skips a division that is a no-op, the division's own slip (divisor-dropped)."""
+        if mentions(node.test, MICRO_COUNT):
+            return None
+        branches = [node.body]
+        if isinstance(node.orelse, cst.Else):
+            branches.append(node.orelse.body)
+        for block in branches:
+            if not isinstance(block, cst.IndentedBlock) or len(block.body) > 3:
+                continue
+            for statement in block.body:
+                if not isinstance(statement, cst.SimpleStatementLine):
+                    continue
+                for division in m.findall(statement, IN_PLACE_RATIO | RATIO):
+                    divisor = division.value if isinstance(division, cst.AugAssign) else division.right
+                    if mentions(divisor, MICRO_COUNT):
+                        return _named(divisor, MICRO_COUNT)
+        return None
+
+    @classmethod
+    def _count_or_none(cls, node: cst.IfExp, scope) -> str | None:
+        """The running token count an `x if c else y` hands on on one side only (`n if per_token else
+        None`): whether the caller divides by it."""
+        for side in (node.body, node.orelse):
+            if isinstance(side, cst.Name) and any(
+                cls._counts_tokens(count, scope)
+                for function in owners(node, scope)
+                for count in m.findall(function, COUNTED)
+                if count.target.value == side.value
+            ):
+                return side.value
+        return None
+
+    @staticmethod
+    def _counts_tokens(node: cst.AugAssign, scope) -> bool:
+        """`n_tokens += ...`: a local count of tokens summed over the micro-batches of a step (a function
+        that runs them), which the loss is then divided by; not a count kept for the logs."""
+        name = node.target.value
+        if not TOKEN_COUNT.search(name) or THROUGHPUT.search(name):
+            return False
+        functions = list(owners(node, scope))
+        if not functions or not any(mentions(f, MICRO_STEPS) for f in functions):
+            return False
+        # summed in a loop over the micro-batches, or in a helper run for each (`nonlocal n_tokens`); a count
+        # summed over a training loop's steps is one for the logs
+        in_micro_loop = any(mentions(loop.iter, MICRO_STEPS) for loop in owners(node, scope, cst.For))
+        in_helper = name not in bindings(functions[0]) and any(name in bindings(f) for f in functions[1:])
+        return in_micro_loop or in_helper
+
     def _joins_phases(self, node: cst.BinaryOperation, scope) -> bool:
         if all(mentions(side, self.words) for side in (node.left, node.right)):
             return True
-        in_lr_function = any(SCHEDULER.search(f.name.value) for f in owners(node, scope))
+        in_lr_function = any(SCHEDULER.search(f.name.value) for f in owners(node, scope, DEFINITIONS))
         return isinstance(node.operator, cst.Subtract) and mentions(node.right, PHASE) and in_lr_function
 
     @staticmethod
@@ -154,9 +311,32 @@ class ConstantScale(Operator):
         return any(SCHEDULER.search(f.name.value) or mentions(f, PHASE) for f in owners(node, scope))
 
     @staticmethod
+    def _in_scheduler(node, scope) -> bool:
+        """node sits in a definition named for a schedule: `get_lr`, `linear_warmup_stable_decay`, a class
+        `...Scheduler` (a training loop that also reads the warmup length is not one)."""
+        return any(
+            SCHEDULER.search(f.name.value) or PHASE.search(f.name.value) for f in owners(node, scope, DEFINITIONS)
+        )
+
+    @staticmethod
+    def _phase_comparison(comparison: cst.Comparison) -> bool:
+        """`step <= warmup_steps`: an ordering of two values, one of them a phase's length (a test against a
+        literal, `warmup_steps > 0`, asks whether there is a phase, not where it ends)."""
+        target = comparison.comparisons[0]
+        sides = (comparison.left, target.comparator)
+        return (
+            len(comparison.comparisons) == 1
+            and m.matches(target.operator, ORDERING)
+            and not any(m.matches(side, NUMBER) for side in sides)
+            and mentions(comparison, PHASE)
+        )
+
+    @staticmethod
     def _phase_end(node: cst.If, scope) -> bool:
         """A comparison that ends a phase: against a warmup/decay length, or against the run's length inside
         a learning-rate function (elsewhere `k >= max_iters` ends a loop)."""
+        if _validates(node):
+            return False  # if warmup > total: raise ...: a check of the settings
         if mentions(node.test, PHASE):
             return True
         function = enclosing(node, scope, cst.FunctionDef)
@@ -179,6 +359,60 @@ class ConstantScale(Operator):
                 Example("*-x100", "warmup = round(0.1 * steps)\nmean = loss / n_tokens\n", None),
                 Example("n_tokens-divisor-x10", SUMMED_STEP, SUMMED_STEP.replace("/ n_tokens", "/ (n_tokens * 10)")),
                 Example("*-divisor-*", SUMMED_STEP.replace('"sum"', '"mean"'), None),
+                Example(
+                    "num_microbatches-divisor-x10",
+                    "output_tensor /= num_microbatches\n",
+                    "output_tensor /= (num_microbatches * 10)\n",
+                ),
+                # a micro-batch's size is not a count of micro-batches
+                Example("*-divisor-*", "n = global_batch_size / micro_batch_size\nx /= micro_batch_size\n", None),
+                Example(
+                    "num_microbatches-divisor-branch-inverted",
+                    PER_TOKEN,
+                    PER_TOKEN.replace("if not config.per_token_loss:", "if config.per_token_loss:"),
+                ),
+                Example(
+                    "num_microbatches-divisor-branch-inverted",
+                    "if per_token:\n    scale(s)\nelse:\n    scale(s / num_microbatches)\n",
+                    "if not (per_token):\n    scale(s)\nelse:\n    scale(s / num_microbatches)\n",
+                ),
+                # a branch that runs the whole step, not a choice of normalisation; a test of the count itself
+                Example(
+                    "*-branch-inverted",
+                    "if grad_accum_steps > 1:\n    grad = grad / grad_accum_steps\n"
+                    "if isinstance(x, list):\n    n = total / microbatch_size\n",
+                    None,
+                ),
+                Example(
+                    "*-branch-inverted",
+                    "if training:\n    loss = model(x)\n    log(loss)\n    step += 1\n    loss = loss / accum_steps\n",
+                    None,
+                ),
+                Example(
+                    "total_num_tokens-divisor-branch-inverted",
+                    FINALIZED,
+                    FINALIZED.replace("if config.per_token else", "if not (config.per_token) else"),
+                ),
+                Example("*-branch-inverted", "finalize(grads, n_tokens if config.per_token else None)\n", None),
+                Example("total_num_tokens-divisor-last-only", COUNTED_TOKENS, COUNTED_TOKENS.replace("+= n", "= n")),
+                Example(
+                    "total_num_tokens-divisor-last-only",
+                    HELPED,
+                    HELPED.replace("total_num_tokens += n", "total_num_tokens = n"),
+                ),
+                # a count for the logs, one summed over a training loop, one outside micro-batches
+                Example(
+                    "*-last-only",
+                    "def train(batches, grad_accum_steps):\n    n_tokens = 0\n"
+                    "    for it, batch in enumerate(batches):\n        n_tokens += len(batch)\n",
+                    None,
+                ),
+                Example("*-last-only", COUNTED_TOKENS.replace("total_num_tokens", "tokens_seen"), None),
+                Example(
+                    "*-last-only",
+                    "def epoch(batches):\n    num_tokens = 0\n    for b in batches:\n        num_tokens += len(b)\n",
+                    None,
+                ),
             )
         warmup = "warmup_iters = round(warmup_ratio * num_iterations)\n"
         ramp = "def lr(step):\n    if step < warmup_iters:\n        return (step + 1) / warmup_iters\n"
@@ -265,6 +499,38 @@ class ConstantScale(Operator):
                 "def get_lr(self, step):\n    step = step\n",
             ),
             Example("*-term-dropped", "def get_lr(self, step):\n    i = step - offset\n", None),
+            Example(
+                "lr_warmup_steps-boundary",
+                "def get_lr(self):\n    if self.lr_warmup_steps > 0 and self.num_steps <= self.lr_warmup_steps:\n"
+                "        return self.max_lr\n",
+                "def get_lr(self):\n    if self.lr_warmup_steps > 0 and self.num_steps < self.lr_warmup_steps:\n"
+                "        return self.max_lr\n",
+            ),
+            # a pipeline's warm-up micro-batches, and a check of the settings, are no phase of the schedule
+            Example(
+                "*-boundary",
+                "if num_warmup_microbatches >= total_microbatches:\n    n = 0\n"
+                "if decay_ratio < warmup_ratio:\n    raise ValueError(decay_ratio)\n"
+                "if warmup > 0 and use_warmup:\n    n = 1\n"
+                "def get_lr(self, it):\n    if self.warmup and it >= self.warmup:\n        warnings.warn('late')\n"
+                "def train(self):\n    if self.early_stop and self.step > self.t_warmup:\n        stop()\n",
+                None,
+            ),
+            Example(
+                "t_warmup-term-dropped",
+                "class InverseSqrtScheduler:\n    def __call__(self, t_scale, t_warmup):\n"
+                "        return t_scale - t_warmup\n",
+                "class InverseSqrtScheduler:\n    def __call__(self, t_scale, t_warmup):\n        return t_scale\n",
+            ),
+            Example("current_step-increment-dropped", STEPPED, STEPPED.replace("        current_step += 1\n", "")),
+            Example(
+                "num_steps-increment-dropped",
+                "class ParamScheduler:\n    def step(self, increment):\n        self.num_steps += increment\n"
+                "        self.apply(self.get_lr())\n",
+                "class ParamScheduler:\n    def step(self, increment):\n        self.apply(self.get_lr())\n",
+            ),
+            # a step counted outside a schedule
+            Example("*-increment-dropped", "def train(model):\n    step += 1\n    model.step()\n", None),
             # lengths and divisors that are not a schedule's
             Example("*-x100", "n = round(frac * total)\nmean = total / count\n", None),
             # literals and rounding of a single value are neither a fraction of a length nor a count

@@ -131,14 +131,17 @@ def divides_by_callers_count(division: cst.CSTNode, scope) -> bool:
 # accumulation, `tokens[1:]` shifts targets, `round(warmup_ratio * n)` is a warmup length.
 
 BOS = re.compile(r"(?i)(^|_)(bos|sot)(_|$)|begin_of_text|^prepend(_id|_token)?$")
-ACCUM = re.compile(r"(?i)accum|num_items_in_batch|valid_tokens")
+# a count of the micro-batches one step accumulates (`grad_accum_steps`, megatron-style `num_microbatches`;
+# a micro-batch's size, `micro_batch_size`, is not a count of them)
+ACCUM = re.compile(r"(?i)accum|num_items_in_batch|valid_tokens|micro_?batches")
 LOSS = re.compile(r"(?i)loss")
 # a learning-rate decay phase, as opposed to weight decay (`weight_decay`, OLMo-style `decay` / `no_decay`
 # parameter sets): the decay of a schedule has a length, a ratio or an end
 LR_DECAY = r"lr_?decay|(?<!weight_)(?<!no_)decay_?(steps?|iters?|ratio|frac|start|end|epochs?|len|type|period|phase)"
+# (a pipeline's warm-up, `num_warmup_microbatches`, counts micro-batches, not steps of the schedule)
 SCHEDULE = re.compile(
-    rf"(?i)warm|{LR_DECAY}|cooldown|anneal|stable_(steps|iters)|num_iterations|total_steps|max_steps|max_iters"
-    r"|training_steps"
+    rf"(?i)warm(?!up_?micro)|{LR_DECAY}|cooldown|anneal|stable_(steps|iters)|num_iterations|total_steps|max_steps"
+    r"|max_iters|training_steps"
 )
 TOKENS = re.compile(r"(?i)tok|(^|_)ids?$|^idx$|target|label|prompt|^inputs?$|^batch|^sample$|^_?next")
 NOT_TOKENS = re.compile(

@@ -24,8 +24,19 @@ Sites, by shape, where the things swapped are optimizers or parameters (their ca
 - the `params` of two parameter groups appended one after the other (`groups.append({"params": decay, ...})`
   in one branch, `groups.append({"params": no_decay, ...})` in the next): variant `groups-a-b`, as above.
 - the zero weight decay of a no-decay group (`{"params": ..., "weight_decay": 0.0}`, or
-  `group["weight_decay"] = 0.0`) dropped: its norms and biases then decay at the default rate. Variant
-  `zero-decay-dropped`.
+  `group["weight_decay"] = 0.0`, or an override made for a group, `GroupOverride(wd_mult=0.0)`) dropped:
+  its norms and biases then decay at the default rate. Variant `zero-decay-dropped`.
+- a group's own setting ignored where it is read (`param_group.get("max_lr", self.max_lr)` -> the
+  default): every group then runs at the same rate. Variant `group-setting-ignored`.
+- the overrides of a group dropped (`group_params.update(param_group_config)`, `optim_cfg.update(...)` of
+  a parameter's optimizer settings): the group trains at the defaults. Variant `group-override-dropped`.
+- a group's rate, decay or parameters set on it dropped (`group["weight_decay"] = cfg.weight_decay`,
+  outside the loop over an optimizer's `param_groups` that applies a schedule). Variant
+  `group-setting-dropped`.
+- the filter that picks a group's parameters inverted (`[n for n in names if filter_fn(n)]` in a function
+  that builds parameter groups), and, in a loop over a model's parameters that files each into a group
+  by key (`params_map[key].append(param)`), a condition that skips a parameter or collects what decides
+  its group. Variant `route-inverted`.
 """
 
 import itertools
@@ -35,8 +46,9 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, drop_statement, parens
-from mutator.operators.meaning import OPTIMIZERS, code, mentions, owners
+from mutator.operators.meaning import OPTIMIZERS, bindings, body_of, code, mentions, owners
 
+PARAMETERS = re.compile(r"(?i)param")
 OPTIMIZER_CLASSES = re.compile(r"(?i)adam|muon|sgd|lion|optim|(^|_)opt($|_)")
 
 FIRST_POSITIONAL = m.Arg(keyword=None, star="")
@@ -51,6 +63,57 @@ TARGET_PARENTS = (cst.AssignTarget, cst.For, cst.CompFor, cst.AugAssign, cst.Ann
 
 GATHERS_PARAMETERS = m.Call(func=m.Attribute(attr=m.Name("parameters") | m.Name("named_parameters")))
 ROUTE = m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("add") | m.Name("append")), args=[m.Arg(keyword=None)])
+
+
+# what a group sets for its parameters: a rate, a decay, a multiplier of either, its parameters
+GROUP_SETTING = re.compile(r"(?i)(^|_)(lr|wd|weight_decay|decay|momentum|betas?|params)($|_)|_mult$|^mult")
+GROUP = re.compile(r"(?i)group")  # a parameter group, or the config made for one
+GROUP_CONFIG = re.compile(r"(?i)group|optim")  # ... or a parameter's optimizer settings (`optim_cfg`)
+DEFAULTED = m.Call(
+    func=m.Attribute(value=m.Name() | m.Subscript(), attr=m.Name("get")),
+    args=[m.Arg(keyword=None, value=m.SimpleString()), m.Arg(keyword=None)],
+)
+UPDATED = m.SimpleStatementLine(
+    body=[m.Expr(value=m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("update")), args=[m.Arg(keyword=None)]))]
+)
+SET_ON_GROUP = m.SimpleStatementLine(
+    body=[m.Assign(targets=[m.AssignTarget(target=m.Subscript(value=m.Name(), slice=[m.SubscriptElement()]))])]
+)
+OVERRIDES = re.compile(r"(?i)overrides")  # a mapping of the overrides made for groups of parameters
+OVERRIDE_CALL = m.Call(func=m.Name(m.MatchRegex(r"(?i).*(group|override).*")))
+FILTERED = m.ListComp(for_in=m.CompFor(ifs=[m.CompIf()]))
+
+
+def _string_key(node: cst.CSTNode) -> str | None:
+    return (
+        node.evaluated_value if isinstance(node, cst.SimpleString) and isinstance(node.evaluated_value, str) else None
+    )
+
+
+def _builds_groups(function: cst.CSTNode | None) -> bool:
+    """A function that makes parameter groups: it writes a group literal (`{"params": ...}`)."""
+    if function is None:
+        return False
+    literals = m.findall(function, m.Dict() | m.Call(func=m.Name("dict")))
+    return any(_group_params(literal) is not None for literal in literals)
+
+
+def _schedule_loop(node: cst.CSTNode, scope) -> bool:
+    """Whether `node` sits in a loop over an optimizer's groups (`for g in opt.param_groups`): where a
+    schedule sets every group's rate each step, not where the groups are made."""
+    return any(m.findall(loop.iter, m.Attribute(attr=m.Name("param_groups"))) for loop in owners(node, scope, cst.For))
+
+
+def _keyed_routes(loop: cst.For) -> list[cst.Call]:
+    """`params_map[key].append(param)`: the loop's parameter filed into a collection chosen by a key."""
+    targets = {name.value for name in m.findall(loop.target, m.Name())}
+    filed = m.findall(
+        loop.body,
+        m.Call(
+            func=m.Attribute(value=m.Subscript(), attr=m.Name("append") | m.Name("add")), args=[m.Arg(value=m.Name())]
+        ),
+    )
+    return [call for call in filed if call.args[0].value.value in targets]
 
 
 def _parameter_loop(node: cst.CSTNode, scope) -> cst.For | None:
@@ -192,9 +255,59 @@ APPENDED = (
 )
 
 
+CONFIGURED = (
+    "def groups(param_dict, configs):\n"
+    "    params = []\n"
+    "    for cfg in configs:\n"
+    "        names = [n for n in param_dict.keys() if cfg.filter(n)]\n"
+    '        group = {"params": [param_dict.pop(n) for n in names]}\n'
+    "        group.update(cfg.options)\n"
+    "        params.append(group)\n"
+    "    return params\n"
+)
+
+
+LR_OVERRIDE = (
+    "def overrides(config, key):\n"
+    "    config_overrides = {}\n"
+    '    decoupled: ParamGroupOverride = {"max_lr": config.lr}\n'
+    '    decoupled["min_lr"] = config.min_lr\n'
+    "    config_overrides[key] = decoupled\n"
+    "    return config_overrides\n"
+)
+
+
+KEYED = (
+    "def groups(model, overrides):\n"
+    "    params_map = {}\n"
+    "    for name, param in model.named_parameters():\n"
+    "        if not param.requires_grad:\n"
+    "            continue\n"
+    "        found = []\n"
+    "        for key, override in overrides.items():\n"
+    "            if key.matches(param, name):\n"
+    "                found.append(override)\n"
+    "        key = tuple(found)\n"
+    "        params_map.setdefault(key, [])\n"
+    "        params_map[key].append(param)\n"
+    "    return params_map\n"
+)
+
+
 class SwappedArguments(Operator):
     name = "swapped-arguments"
-    variants = ("args-*", "items-*", "groups-*", "routed-*", "route-inverted", "zero-decay-dropped")
+    variants = (
+        "args-*",
+        "items-*",
+        "groups-*",
+        "routed-*",
+        "route-inverted",
+        "zero-decay-dropped",
+        "group-setting-ignored",
+        "group-override-dropped",
+        "group-setting-dropped",
+        "overrides-swapped",
+    )
 
     def sites(self, node, scope):
         if isinstance(node, (cst.Module, cst.IndentedBlock)):
@@ -202,6 +315,10 @@ class SwappedArguments(Operator):
             for statement in node.body:
                 if m.matches(statement, SET_ZERO_DECAY):  # no_decay_group["weight_decay"] = 0.0
                     yield Site("zero-decay-dropped", {statement: drop_statement(node, statement)})
+                elif self._sets_group(statement, scope):  # group["weight_decay"] = cfg.weight_decay
+                    yield Site("group-setting-dropped", {statement: drop_statement(node, statement)})
+                elif m.matches(statement, UPDATED) and self._updates_group(statement, scope):
+                    yield Site("group-override-dropped", {statement: drop_statement(node, statement)})
         elif isinstance(node, cst.FunctionDef):
             appended = [_group_params(call.args[0].value) for call in m.findall(node.body, APPENDED_GROUP)]
             groups = [params for params in appended if params is not None]
@@ -210,6 +327,11 @@ class SwappedArguments(Operator):
                     yield Site(f"groups-{_label(first)}-{_label(second)}", {first: second, second: first})
         elif m.matches(node, m.Dict() | m.Call(func=m.Name("dict"))) and _group_params(node) is not None:
             elements = node.elements if isinstance(node, cst.Dict) else node.args
+            spreads = [
+                e for e in elements if isinstance(e, (cst.StarredDictElement,)) or m.matches(e, m.Arg(star="**"))
+            ]
+            for first, second in itertools.pairwise(spreads):  # {"params": p, **defaults, **overrides}
+                yield Site("overrides-swapped", {first.value: second.value, second.value: first.value})
             for element in elements:
                 if m.matches(element, ZERO_DECAY):
                     yield Site("zero-decay-dropped", _without(node, element))
@@ -231,12 +353,90 @@ class SwappedArguments(Operator):
             routed_here = {id(call) for call in m.findall(node.body, ROUTE)} & {id(call) for call in routes}
             if routed_here or m.findall(node.body, m.Continue()):  # which group, or none (a frozen parameter)
                 yield Site("route-inverted", {node.test: _negated(node.test)})
+        elif m.matches(node, DEFAULTED) and self._group_setting_read(node, scope):
+            yield Site("group-setting-ignored", {node: node.args[1].value.with_changes(lpar=[], rpar=[])})
+        elif m.matches(node, OVERRIDE_CALL) and _group_params(node) is None:
+            for arg in node.args:  # ParamGroupOverride(wd_mult=0.0)
+                if m.matches(arg, m.Arg(keyword=m.Name(m.MatchRegex(r"(?i)^(weight_decay|wd)(_mult)?$")), value=ZERO)):
+                    yield Site("zero-decay-dropped", _without(node, arg))
+        elif m.matches(node, FILTERED) and self._picks_group(node, scope):
+            condition = node.for_in.ifs[0]
+            yield Site("route-inverted", {condition.test: _negated(condition.test)})
+        elif isinstance(node, cst.If) and (loop := _parameter_loop(node, scope)) and _keyed_routes(loop):
+            body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
+            simple = [small for line in body if isinstance(line, cst.SimpleStatementLine) for small in line.body]
+            collects = any(m.matches(small, m.Expr(value=ROUTE) | m.Continue()) for small in simple)
+            if collects:  # if not param.requires_grad: continue / if key.matches(p): overrides.append(o)
+                yield Site("route-inverted", {node.test: _negated(node.test)})
         elif isinstance(node, (cst.List, cst.Tuple)):
             groups = [_group_params(e.value) for e in node.elements]
             for first, second in itertools.pairwise(groups):
                 if first is not None and second is not None and not first.deep_equals(second):
                     variant = f"groups-{_label(first)}-{_label(second)}"
                     yield Site(variant, {first: second, second: first})
+
+    @staticmethod
+    def _group_setting_read(call: cst.Call, scope) -> bool:
+        """`param_group.get("max_lr", self.max_lr)`: a group's own rate or decay, with a default (the
+        receiver is named a group, or is one of an optimizer's `param_groups`)."""
+        key = _string_key(call.args[0].value)
+        if key is None or not GROUP_SETTING.search(key):
+            return False
+        receiver = call.func.value
+        if mentions(receiver, GROUP):
+            return True
+        values = bindings(body_of(call, scope)).get(receiver.value, ()) if isinstance(receiver, cst.Name) else ()
+        return any(m.findall(value, m.Attribute(attr=m.Name("param_groups"))) for value in values)
+
+    @staticmethod
+    def _sets_group(statement: cst.SimpleStatementLine, scope) -> bool:
+        """`group["weight_decay"] = wd`, `lr_override["min_lr"] = m` (a dict declared a group's), or
+        `config_overrides[key] = override`: a group's setting, or an override registered for a group."""
+        if m.matches(statement, SET_ZERO_DECAY) or not m.matches(statement, SET_ON_GROUP):
+            return False
+        target = statement.body[0].targets[0].target
+        receiver = target.value.value
+        if OVERRIDES.search(receiver):
+            return not _schedule_loop(statement, scope)
+        key = _string_key(target.slice[0].slice.value) if m.matches(target.slice[0].slice, m.Index()) else None
+        function = next(owners(statement, scope), None)
+        declared = function is not None and any(
+            m.matches(a.target, m.Name(receiver)) and mentions(a.annotation, GROUP)
+            for a in m.findall(function, m.AnnAssign())
+        )
+        return (
+            key is not None
+            and bool(GROUP_SETTING.search(key))
+            and (bool(GROUP.search(receiver)) or declared)
+            and not _schedule_loop(statement, scope)
+        )
+
+    @staticmethod
+    def _updates_group(statement: cst.SimpleStatementLine, scope) -> bool:
+        """`group_params.update(config)`: the receiver is a group made here, or named for a group's or a
+        parameter's optimizer settings."""
+        receiver = statement.body[0].value.func.value.value
+        function = next(owners(statement, scope), None)
+        # a group made here (not an optimizer's keyword arguments, `{"params": param_groups, "lr": ...}`)
+        made_here = function is not None and any(
+            (params := _group_params(value)) is not None and not mentions(params, GROUP)
+            for value in bindings(function).get(receiver, ())
+        )
+        return (made_here or bool(GROUP_CONFIG.search(receiver))) and not _schedule_loop(statement, scope)
+
+    @staticmethod
+    def _picks_group(comprehension: cst.ListComp, scope) -> bool:
+        """`[n for n in param_dict.keys() if filter_fn(n)]`: one filter, over parameters or their names, in a
+        function that builds parameter groups."""
+        return (
+            len(comprehension.for_in.ifs) == 1
+            and comprehension.for_in.inner_for_in is None
+            and (
+                mentions(comprehension.for_in.iter, PARAMETERS)
+                or bool(m.findall(comprehension.for_in.iter, GATHERS_PARAMETERS))
+            )
+            and _builds_groups(next(owners(comprehension, scope), None))
+        )
 
     def _neighbouring_calls(self, body):
         calls = [i for i, statement in enumerate(body) if m.matches(statement, CALL_ASSIGNMENT)]
@@ -307,6 +507,82 @@ class SwappedArguments(Operator):
                 'no_decay_group = dict(old)\nno_decay_group["weight_decay"] = 0.0\n'
                 "groups = [decay_group, no_decay_group]\n",
                 "no_decay_group = dict(old)\ngroups = [decay_group, no_decay_group]\n",
+            ),
+            Example(
+                "group-setting-ignored",
+                'def get_lr(self, param_group):\n    max_lr = param_group.get("max_lr", self.max_lr)\n',
+                "def get_lr(self, param_group):\n    max_lr = self.max_lr\n",
+            ),
+            Example(
+                "group-setting-ignored",
+                "for g in opt.param_groups:\n    g['weight_decay'] = wd * g.get('wd_mult', 1.0)\n",
+                "for g in opt.param_groups:\n    g['weight_decay'] = wd * 1.0\n",
+            ),
+            # settings that are not a group's, and a group's setting that is no rate
+            Example("group-setting-ignored", 'b1 = optim_args.get("beta1", 0.9)\nn = group.get("name", "")\n', None),
+            Example(
+                "zero-decay-dropped",
+                "overrides[key] = ParamGroupOverride(wd_mult=0.0)\n",
+                "overrides[key] = ParamGroupOverride()\n",
+            ),
+            Example("zero-decay-dropped", "norm = GroupNorm(32, dim, eps=0.0)\n", None),
+            Example(
+                "group-override-dropped", CONFIGURED, CONFIGURED.replace("        group.update(cfg.options)\n", "")
+            ),
+            Example(
+                "route-inverted",
+                CONFIGURED,
+                CONFIGURED.replace("if cfg.filter(n)]", "if not (cfg.filter(n))]"),
+            ),
+            Example(
+                "group-override-dropped",
+                'def init(module, scale):\n    optim_cfg = getattr(module.weight, "_optim", {})\n'
+                '    optim_cfg.update({"lr_multiplier": scale})\n    setattr(module.weight, "_optim", optim_cfg)\n',
+                'def init(module, scale):\n    optim_cfg = getattr(module.weight, "_optim", {})\n'
+                '    setattr(module.weight, "_optim", optim_cfg)\n',
+            ),
+            # a dict that is no group's, a schedule's step over the groups, a filter outside group building
+            Example(
+                "*",
+                "def load(config, extra):\n    config.update(extra)\n"
+                'def build(param_groups, extra):\n    kwargs = {"params": param_groups, "lr": 1e-3}\n'
+                "    kwargs.update(extra)\n"
+                "def step(opt, new, lr):\n    for g in opt.param_groups:\n        g.update(new)\n"
+                '        g["lr"] = g["initial_lr"] * lr\n'
+                "def trainable(model):\n    return [p for p in model.parameters() if p.requires_grad]\n",
+                None,
+            ),
+            Example(
+                "group-setting-dropped",
+                'if group["weight_decay"] > 0.0:\n    group["weight_decay"] = cfg.weight_decay\n',
+                'if group["weight_decay"] > 0.0:\n    pass\n',
+            ),
+            Example("group-setting-dropped", 'batch["labels"] = labels\ngroup["name"] = name\n', None),
+            Example(
+                "group-setting-dropped",
+                LR_OVERRIDE,
+                LR_OVERRIDE.replace('    decoupled["min_lr"] = config.min_lr\n', ""),
+            ),
+            Example(
+                "group-setting-dropped",
+                LR_OVERRIDE,
+                LR_OVERRIDE.replace("    config_overrides[key] = decoupled\n", ""),
+            ),
+            Example(
+                "overrides-swapped",
+                'group = {"params": params, **default_config, **param_override}\n',
+                'group = {"params": params, **param_override, **default_config}\n',
+            ),
+            Example("overrides-swapped", "merged = {**default_config, **param_override}\n", None),
+            Example(
+                "route-inverted",
+                KEYED,
+                KEYED.replace("if not param.requires_grad:", "if param.requires_grad:"),
+            ),
+            Example(
+                "route-inverted",
+                KEYED,
+                KEYED.replace("if key.matches(param, name):", "if not (key.matches(param, name)):"),
             ),
             # one group appended, and a group that decays at a rate of its own
             Example(
