@@ -6,7 +6,9 @@ keys and values; only the capacity tells, and only once the cache has grown past
 Sites are found by structure: the growth branch `if t1 > <cache>.size(..):` (or `.shape[..]`, or a
 capacity) with its `needed + headroom` assignment, and the round-up idioms `(x + C - 1) // C * C`,
 `C * ((x + C - 1) // C)`, `-(-x // C) * C`, `math.ceil(x / C) * C` and `(x + K) & ~K`, also split over two
-statements (`n_steps = (C + x - 1) // C`, later `n_steps * C`). Rounding is everywhere (hidden sizes,
+statements (`n_steps = (C + x - 1) // C`, later `n_steps * C`), or spelled `(x + (C - 1)) // C`,
+`torch.div(x + (C - 1), C, rounding_mode="floor")` or `cdiv(x, C)`; and a rotating cache's step capped by the
+room left (`if offset >= self.keys.shape[2]: new_size = min(self.step, self.max_size - offset)`), doubled. Rounding is everywhere (hidden sizes,
 vocabularies), so it counts only where a cache grows: in a class that keeps cache state (or a growing buffer) on
 `self`, or in a function whose name says it allocates or grows a cache.
 """
@@ -18,7 +20,7 @@ import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, binop, drop_statement, parens
 from mutator.operators.meaning import bindings, body_of, class_attributes, enclosing
-from mutator.operators.missing_reset import CACHE_STATE
+from mutator.operators.missing_reset import keeps_cache
 
 GROWING_FUNCTION = re.compile(r"(?i)cache|grow|alloc|reserve")
 BUFFER = re.compile(r"(?i)(^|_)buffer$")  # a token buffer that grows in steps, as a cache does
@@ -34,6 +36,39 @@ SIZE = (
 )
 GROWS = m.If(test=m.Comparison(comparisons=[m.ComparisonTarget(operator=m.GreaterThan(), comparator=SIZE)]))
 # capacity = t1 + CHUNK: the first sum assigned in the growth branch is what is needed plus headroom
+# the growth step capped by the room left: new_size = min(self.step, self.max_size - used)
+CAPPED = m.SimpleStatementLine(
+    body=[
+        m.Assign(
+            targets=[m.AssignTarget(target=m.Name())],
+            value=m.Call(
+                func=m.Name("min"),
+                args=[m.Arg(keyword=None), m.Arg(keyword=None)],
+            ),
+        )
+    ]
+)
+OUTGROWN = m.Comparison(
+    comparisons=[m.ComparisonTarget(operator=m.GreaterThan() | m.GreaterThanEqual(), comparator=SIZE)]
+)
+
+
+def _outgrows(test: cst.BaseExpression) -> bool:
+    """The test (or a part of an `or` / `and`) asks whether what is used reaches the cache's size."""
+    return bool(m.findall(test, OUTGROWN))
+
+
+def _step_and_room(call: cst.Call):
+    """(step, room) of min(step, limit - used), either order, else None."""
+    a, b = (arg.value for arg in call.args)
+    difference = m.BinaryOperation(operator=m.Subtract())
+    if m.matches(b, difference) and not m.matches(a, difference):
+        return a, b
+    if m.matches(a, difference) and not m.matches(b, difference):
+        return b, a
+    return None
+
+
 HEADROOM = m.SimpleStatementLine(
     body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.BinaryOperation(operator=m.Add()))]
 )
@@ -75,6 +110,54 @@ MATH_CEIL = m.Call(  # math.ceil(x / C)
 )
 
 
+# ceil(x / C) as x + (C - 1), floored: (x + (C - 1)) // C, torch.div(x + (C - 1), C, rounding_mode="floor")
+PLUS_C_MINUS_ONE = m.BinaryOperation(
+    operator=m.Add(),
+    left=_saved("a"),
+    right=m.BinaryOperation(operator=m.Subtract(), left=_saved("b"), right=m.Integer("1")),
+)
+FLOORED = m.Call(
+    func=m.Attribute(attr=m.Name("div")) | m.Name("div"),
+    args=[
+        m.Arg(value=_saved("n"), keyword=None),
+        m.Arg(value=_saved("c"), keyword=None),
+        m.Arg(keyword=m.Name("rounding_mode"), value=m.SimpleString(m.MatchRegex("^.floor.$"))),
+    ],
+) | m.Call(func=m.Attribute(attr=m.Name("floor_divide")) | m.Name("floor_divide"), args=[m.Arg(value=_saved("n")), m.Arg(value=_saved("c"))])
+# a ceil division by name: triton.cdiv(x, C), ceil_div(x, C), div_ceil(x, C)
+NAMED_CEIL = re.compile(r"(?i)^(cdiv|ceil_?div|div_?ceil|ceildiv|div_round_up)$")
+NAMED = m.Call(
+    func=m.Attribute(attr=m.Name(m.MatchRegex(NAMED_CEIL.pattern))) | m.Name(m.MatchRegex(NAMED_CEIL.pattern)),
+    args=[m.Arg(value=_saved("x"), keyword=None), m.Arg(value=_saved("c"), keyword=None)],
+)
+
+
+def _unwrapped(node):
+    """node without its parentheses' meaning: `(x + C - 1)` and `x + C - 1` are the same sum."""
+    return node.with_changes(lpar=[], rpar=[]) if isinstance(node, cst.BaseExpression) and getattr(node, "lpar", None) else node
+
+
+def _numerator(numerator, c):
+    """x when numerator is x + C - 1 (either order) or x + (C - 1), else None."""
+    found = m.extract(
+        numerator,
+        m.BinaryOperation(
+            operator=m.Subtract(),
+            left=m.BinaryOperation(operator=m.Add(), left=_saved("a"), right=_saved("b")),
+            right=m.Integer("1"),
+        ),
+    ) or m.extract(numerator, PLUS_C_MINUS_ONE)
+    if not found:
+        return None
+    a, b = found["a"], found["b"]
+    c = _unwrapped(c)
+    if _unwrapped(b).deep_equals(c):
+        return a
+    if _unwrapped(a).deep_equals(c):
+        return b
+    return None
+
+
 def ceil_division(node: cst.CSTNode) -> tuple[cst.BaseExpression, cst.BaseExpression] | None:
     """(x, C) when node computes ceil(x / C) in one of its integer spellings, else None."""
     found = m.extract(node, CEIL_DIV)
@@ -85,6 +168,16 @@ def ceil_division(node: cst.CSTNode) -> tuple[cst.BaseExpression, cst.BaseExpres
         if a.deep_equals(c):
             return b, c
         return None
+    if m.matches(node, m.BinaryOperation(operator=m.FloorDivide())):
+        x = _numerator(node.left, node.right)
+        return (x, node.right) if x is not None else None
+    found = m.extract(node, FLOORED)
+    if found:
+        x = _numerator(found["n"], found["c"])
+        return (x, found["c"]) if x is not None else None
+    found = m.extract(node, NAMED)
+    if found:
+        return found["x"], found["c"]
     for pattern in (NEGATED_FLOOR, MATH_CEIL):
         found = m.extract(node, pattern)
         if found:
@@ -125,7 +218,7 @@ def _is_rounded(node: cst.CSTNode | None) -> bool:
 def grows_cache(node: cst.CSTNode, scope) -> bool:
     """node sits in a class that keeps cache state, or in a function named for allocating or growing."""
     cls = enclosing(node, scope, cst.ClassDef)
-    if cls is not None and any(CACHE_STATE.search(name) or BUFFER.search(name) for name in class_attributes(cls)):
+    if cls is not None and (keeps_cache(cls) or any(BUFFER.search(name) for name in class_attributes(cls))):
         return True
     function = enclosing(node, scope, cst.FunctionDef)
     return function is not None and bool(GROWING_FUNCTION.search(function.name.value))
@@ -155,6 +248,18 @@ class OverAllocation(Operator):
             return
         if not grows_cache(node, scope):
             return
+        if (
+            isinstance(node, cst.If)
+            and not m.matches(node, GROWS)
+            and _outgrows(node.test)
+            and isinstance(node.body, cst.IndentedBlock)
+        ):
+            capped = next((s for s in node.body.body if m.matches(s, CAPPED)), None)
+            found = _step_and_room(capped.body[0].value) if capped is not None else None
+            if found is not None:  # the cache grows by a step, at most to its maximum
+                step, _room = found
+                simple = isinstance(step, (cst.Name, cst.Attribute, cst.Integer))
+                yield Site("capacity-doubled", {step: binop(cst.Integer("2"), cst.Multiply(), step if simple else parens(step))})
         if m.matches(node, GROWS) and isinstance(node.body, cst.IndentedBlock):
             headroom = next((s for s in node.body.body if m.matches(s, HEADROOM)), None)
             if headroom is not None:
@@ -183,6 +288,12 @@ class OverAllocation(Operator):
             "        self.kv_cache = self.grown(t_needed)\n"
         )
         grow = "class KVCache:\n" + "".join(f"    {line}\n" for line in grow.splitlines())
+        rotating = (
+            "class RotatingKVCache:\n    def update(self, keys):\n        prev = self.offset\n"
+            "        if self.keys is None or prev >= self.keys.shape[2]:\n"
+            "            new_size = min(self.step, self.max_size - prev)\n            self.keys = grow(new_size)\n"
+        )
+        paged = "class PagedCache:\n    def blocks_for(self, n):\n        self.kv_cache = None\n"
         return (
             Example("needed-doubled", grow, grow.replace("= t1 + 1024", "= 2 * t1 + 1024")),
             Example("capacity-doubled", grow, grow.replace("= t1 + 1024", "= (t1 + 1024) * 2")),
@@ -225,6 +336,35 @@ class OverAllocation(Operator):
                 "        n = ((end + self.step - 1) // self.step) * self.step\n        self._buffer = grow(n)\n",
                 "class Tokens:\n    def extend(self, end):\n        n = end\n        self._buffer = grow(n)\n",
             ),
+            # the block count of a paged cache, spelled as a floored division of x + (C - 1)
+            Example(
+                "steps-floored",
+                paged + "        blocks = torch.div(n + (self.block_size - 1), self.block_size, rounding_mode=\"floor\")\n",
+                paged + "        blocks = (n) // self.block_size\n",
+            ),
+            Example(
+                "steps-doubled",
+                paged + "        blocks = (n + (self.block_size - 1)) // self.block_size\n",
+                paged + "        blocks = 2 * ((n + (self.block_size - 1)) // self.block_size)\n",
+            ),
+            Example("steps-doubled", paged + "        blocks = cdiv(n, self.block_size)\n",
+                    paged + "        blocks = 2 * (cdiv(n, self.block_size))\n"),
+            # a layer that counts key/value heads and calls a cache update keeps no cache state of its own:
+            # splitting its heads over ranks is no cache growth
+            Example(
+                "steps-*",
+                "class ParallelAttention:\n    def __init__(self, num_heads_kv):\n        self.num_heads_kv = num_heads_kv\n"
+                "        local = math.ceil(self.num_heads / self.world_size)\n"
+                "    def forward(self, kv):\n        return self._update_kv_cache(kv)\n"
+                "    def _update_kv_cache(self, kv):\n        return kv\n",
+                None,
+            ),
+            # a floored division of x + (D - 1) by another C is no round-up
+            Example("steps-*", paged + "        blocks = (n + (self.page - 1)) // self.block_size\n", None),
+            # a rotating cache grows by a step until it reaches its maximum size
+            Example("capacity-doubled", rotating, rotating.replace("min(self.step,", "min(2 * self.step,")),
+            # a min of two sizes that are not a step and the room left is no growth rule
+            Example("capacity-doubled", rotating.replace("self.max_size - prev", "self.max_size"), None),
             # rounding a hidden size is not cache growth
             Example("rounding-dropped", "def ffn(h, m):\n    return m * ((h + m - 1) // m)\n", None),
             # rounding to a different multiple than it adds is not the round-up idiom

@@ -120,6 +120,20 @@ def _text_markers(parts) -> list[tuple[int, re.Match, tuple[str, str]]]:
     return [(index, hit, mark) for index, hit, mark in found if mark is not None]
 
 
+# a word of prose: a sentence that names a marker describes a format, it does not emit one
+WORD = re.compile(r"[A-Za-z][a-z]+")
+PROSE_WORDS = 4
+
+
+def _mid_sentence(text: str, at: int) -> bool:
+    """The marker at `at` follows words of a sentence on its line (`... use the format: <think>`), not a
+    line start, another marker or a field."""
+    line = re.split(r"\n|\\n", text[:at])[-1]  # a newline, or its escape in the source of a string
+    line = IN_TEXT.split(line)[-1]  # the text since the last marker
+    line = re.split(r"[{}]", line)[-1]  # and since the last field
+    return len(WORD.findall(line)) >= PROSE_WORDS
+
+
 def _text_swaps(parts: list[str | None]) -> list[tuple[str, dict[int, str]]]:
     """(stem, {part index: new text}) for each marker pair with content between the two.
 
@@ -134,6 +148,8 @@ def _text_swaps(parts: list[str | None]) -> list[tuple[str, dict[int, str]]]:
             if other[0] != mark[0]:
                 continue
             if other[1] == "end" and (later_index, later.start()) > (index, hit.end()):
+                if _mid_sentence(parts[index], hit.start()):
+                    break  # the opening marker sits in a sentence: prose that describes the format
                 new = {}
                 for at, match, replacement in ((index, hit, later.group()), (later_index, later, hit.group())):
                     text = new.get(at, parts[at])
@@ -262,6 +278,19 @@ class SwappedTokenOrder(Operator):
             # a docstring or an error message names the markers, it does not emit them
             Example("*-swapped", 'def f():\n    """<|python_start|>1+1<|python_end|>"""\n', None),
             Example("*-swapped", 'raise ValueError(f"<|user_start|> {x} <|user_end|>")\n', None),
+            # a sentence that describes the format names the markers, it does not emit them
+            Example(
+                "think-swapped",
+                'SYSTEM = "Structure your answer in two sections using this format: <think> {Thought} </think> '
+                'then write the solution in the section that follows it."\n',
+                None,
+            ),
+            # a template that puts a marker after a field still emits it
+            Example(
+                "think-swapped",
+                'p = "Answer the question below carefully.\\n<think>{thought}</think>{answer}"\n',
+                'p = "Answer the question below carefully.\\n</think>{thought}<think>{answer}"\n',
+            ),
             # a vocabulary lists the tokens, it does not emit them
             Example("user-swapped", 'SPECIAL = ["<|user_start|>", "<|user_end|>"]\n', None),
             # different stems are not a pair
