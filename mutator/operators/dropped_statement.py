@@ -49,19 +49,32 @@ INSERT_FRONT = m.Expr(  # ids.insert(0, bos)
 
 BOS_STRING = re.compile(r"^<\|(bos|begin_of_text|startoftext)\|>$")
 NUMBER = m.Integer() | m.Float()
-# before + ids: a name or list literal in front of something that is not a number
-PREFIXED = m.BinaryOperation(operator=m.Add(), left=m.Name() | m.List(), right=~NUMBER)
+TEXT = m.SimpleString() | m.FormattedString() | m.ConcatenatedString()
+# before + ids: a name or list literal in front of something that is not a number (nor a message's text)
+PREFIXED = m.BinaryOperation(operator=m.Add(), left=m.Name() | m.List(), right=~NUMBER & ~TEXT)
+# output + bos + ids: the BOS in the middle of a concatenation, in front of the second sequence of a pair
+MIDDLE = m.BinaryOperation(operator=m.Add(), left=~NUMBER & ~TEXT, right=m.Name() | m.List())
+# [0] * len(ids): a run of literal numbers (a mask of special tokens), not token ids
+RUN = m.BinaryOperation(operator=m.Multiply(), left=m.List(elements=[m.ZeroOrMore(m.Element(value=NUMBER))]))
+# torch.cat([bos, x]), tf.concat([start, x], axis=-1): the first of the pieces joined
+JOINED = m.Call(
+    func=m.Attribute(attr=m.Name("cat") | m.Name("concat") | m.Name("concatenate")),
+    args=[m.Arg(value=m.List(elements=[m.Element(), m.AtLeastN(m.Element(), n=1)]) | m.Tuple(
+        elements=[m.Element(), m.AtLeastN(m.Element(), n=1)])), m.ZeroOrMore()],
+)
 APPEND_FRONT = m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("append")), args=[m.Arg()]))  # first token
-BOS_SWITCH = re.compile(r"^(add_)?bos(_token)?$|^add_special_tokens$")
+# a keyword that asks for the BOS (`bos_token=` alone is the token itself, a switch only when set to True)
+BOS_SWITCH = re.compile(r"^(add_)?bos$|^add_bos_token$|^add_special_tokens$|^add_(start|sos)(_token|_value)?$")
 OFF = m.Name("False") | m.Name("None")
-ADDS_BOS = re.compile(r"^(add|use)_(bos(_token)?|special_tokens)$")
-BOS_FLAG = re.compile(r"^(add_|use_)?bos$")  # a condition on whether to put the BOS in front
+ADDS_BOS = re.compile(r"^(add|use)_(bos(_token)?|special_tokens|start(_token|_value)?|sos(_token)?)$")
+# a condition on whether to put the BOS (a start token, a packer's start value) in front
+BOS_FLAG = re.compile(r"^(add_|use_)?bos$|^(add|use)_(bos_token|start_token|start_value|sos(_token)?)$")
 DIVISION = m.BinaryOperation(operator=m.Divide())  # a loss is averaged; `n // accum` counts optimizer steps
 # tokens = [self.bos_id]: a sequence that starts with the BOS alone (a vocabulary lists more than one)
 STARTS_WITH_BOS = m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.List(elements=[m.Element()]))
 ENCODES = re.compile(
-    r"(?i)encode|(^|_)tokeni[sz]e($|_)|render"
-)  # a call that asks for a BOS, not one that configures it
+    r"(?i)encode|(^|_)tokeni[sz]e($|_)|render|pack"
+)  # a call that asks for a BOS (or a packer that puts it in front), not one that configures it
 
 
 def _switches_bos_on(name: cst.CSTNode, value: cst.CSTNode | None) -> bool:
@@ -78,6 +91,65 @@ def _module_knows_bos(module: cst.Module) -> bool:
     tokenizer that has one (a tokenizer with only an EOS appends, and prepends nothing)."""
     strings = m.findall(module, m.SimpleString(value=m.MatchIfTrue(lambda v: "bos" in v or "begin_of_text" in v)))
     return mentions(module, BOS) or any(_names_bos(string) for string in strings)
+
+
+def _keyword_switches_bos(arg: cst.Arg) -> bool:
+    """`add_bos=...`, `add_start_value=self.add_start_token`, `bos_token=True`; not `bos_token=bos_token`."""
+    name = arg.keyword.value
+    return bool(BOS_SWITCH.match(name)) or (name == "bos_token" and m.matches(arg.value, m.Name("True")))
+
+
+def _used(param: cst.Param, function: cst.FunctionDef) -> bool:
+    """The function reads the parameter: stores it, forwards it or branches on it."""
+    return any(name.value == param.name.value for name in m.findall(function.body, m.Name()))
+
+
+def _holds_numbers(expr: cst.CSTNode, scope) -> bool:
+    """`bos_token_id = [1] if self.add_bos_token else []`: a name bound only to literal numbers is a mask's
+    flag for the BOS position, not the BOS token."""
+    if not isinstance(expr, cst.Name):
+        return False
+    values = bindings(body_of(expr, scope)).get(expr.value, ())
+    literal = m.List(elements=[m.ZeroOrMore(m.Element(value=NUMBER))])
+    return bool(values) and all(m.matches(v, literal | m.IfExp(body=literal, orelse=literal)) for v in values)
+
+
+def _is_bos(expr: cst.CSTNode, scope) -> bool:
+    return _names_bos(expr, scope) and not _holds_numbers(expr, scope)
+
+
+def _start_guard(node: cst.CSTNode, scope) -> set[str]:
+    """The names tested by the branch that puts a start value in front, around `node`:
+    `if add_start_value and self.start_value is not None:` -> {"add_start_value", "self", "start_value"}."""
+    for branch in _ancestors(node, scope, cst.If):
+        if mentions(branch.test, BOS_FLAG):
+            return identifiers(branch.test) - {"self", "None"}
+    return set()
+
+
+def _ancestors(node, scope, kind):
+    parent = scope.parent(node)
+    while parent is not None:
+        if isinstance(parent, kind):
+            yield parent
+        parent = scope.parent(parent)
+
+
+def _is_start(expr: cst.CSTNode, scope, guard: set[str]) -> bool:
+    """`expr` is the BOS, or the start value that the enclosing branch puts in front."""
+    if _is_bos(expr, scope):
+        return True
+    names = {n.value for n in m.findall(expr, m.Name())} | {a.attr.value for a in m.findall(expr, m.Attribute())}
+    return bool(guard & names) and not mentions(expr, BOS_FLAG)
+
+
+def _prepends(block: cst.CSTNode, test: cst.BaseExpression, scope) -> bool:
+    """The branch puts the BOS (or the start value its test names) in front of the tokens."""
+    guard = identifiers(test) - {"self", "None"}
+    pieces = [c.left for c in m.findall(block, PREFIXED)] + [
+        c.args[0].value.elements[0].value for c in m.findall(block, JOINED)
+    ]
+    return any(_is_bos(p, scope) or bool(guard & identifiers(p)) for p in pieces)
 
 
 def _a_bos_switch(name: str, node: cst.CSTNode, scope) -> bool:
@@ -105,6 +177,10 @@ def _names_bos(expr: cst.CSTNode, scope=None, depth: int = 1) -> bool:
         for name in identifiers(expr)
         if len(values := assigned.get(name, ())) == 1 and isinstance(values[0], (cst.List, cst.IfExp))
     )
+
+
+def _switch_name(target: cst.BaseExpression) -> cst.Name:
+    return target.attr if isinstance(target, cst.Attribute) else target
 
 
 def _updates(small: cst.BaseSmallStatement) -> bool:
@@ -161,11 +237,16 @@ class DroppedStatement(Operator):
             if isinstance(scope.parent(node), cst.FunctionDef):
                 yield from self._shared_prefixes(node, scope)
         elif isinstance(node, cst.Call):
+            if m.matches(node, JOINED) and _is_start(
+                node.args[0].value.elements[0].value, scope, _start_guard(node, scope)
+            ):  # torch.cat([bos, x]) -> torch.cat([x])
+                pieces = node.args[0].value
+                yield Site("prefix-dropped", {pieces: pieces.with_changes(elements=pieces.elements[1:])})
             for arg in node.args:
                 if not m.matches(arg, m.Arg(keyword=m.Name())):
                     continue
                 if (
-                    BOS_SWITCH.match(arg.keyword.value)
+                    _keyword_switches_bos(arg)
                     and not m.matches(arg.value, OFF)
                     and _a_bos_switch(arg.keyword.value, node, scope)
                 ):
@@ -177,23 +258,35 @@ class DroppedStatement(Operator):
             and _switches_bos_on(node.name, node.default)
             and _a_bos_switch(node.name.value, node, scope)
         ):
+            # def encode(self, text, add_bos=True); def call(self, x, add_start_value=True) that forwards it
             function = enclosing(node, scope, cst.FunctionDef)
-            if function is not None and ENCODES.search(function.name.value):  # def encode(self, text, add_bos=True)
+            if function is not None and (ENCODES.search(function.name.value) or _used(node, function)):
                 yield Site("bos-disabled", {node.default: cst.Name("False")})
         elif (
-            m.matches(node, m.Assign(targets=[m.AssignTarget(target=m.Name())]))
-            and _switches_bos_on(node.targets[0].target, node.value)
-            and _a_bos_switch(node.targets[0].target.value, node, scope)
-        ):  # add_special_tokens = not prompt.startswith(bos_token)
+            (
+                m.matches(node, m.Assign(targets=[m.AssignTarget(target=m.Name())]))
+                or (  # self.add_bos_token = add_bos_token: the switch the caller passed, kept for later
+                    m.matches(node, m.Assign(targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self")))]))
+                    and self._a_parameter(node.value, scope)
+                )
+            )
+            and _switches_bos_on(_switch_name(node.targets[0].target), node.value)
+            and _a_bos_switch(_switch_name(node.targets[0].target).value, node, scope)
+        ):  # add_special_tokens = not prompt.startswith(bos_token); self.add_bos_token = add_bos_token
             yield Site("bos-disabled", {node.value: cst.Name("False")})
-        elif (
-            isinstance(node, cst.If)
-            and mentions(node.test, BOS_FLAG)
-            and any(_names_bos(c.left, scope) for c in m.findall(node.body, PREFIXED))
-        ):  # if bos or (bos is None and self.use_bos): tokens = [self.bos_id] + tokens
+        elif isinstance(node, cst.If) and mentions(node.test, BOS_FLAG) and _prepends(node.body, node.test, scope):
+            # if bos or (bos is None and self.use_bos): tokens = [self.bos_id] + tokens
             yield Site("bos-disabled", {node.test: cst.Name("False")})
-        elif m.matches(node, PREFIXED) and _names_bos(node.left, scope):
+        elif m.matches(node, m.IfExp()) and mentions(node.test, BOS_FLAG) and _is_bos(node.body, scope):
+            # before = [self.bos_token_id] if self.add_bos_token else []
+            yield Site("bos-disabled", {node.test: cst.Name("False")})
+        elif m.matches(node, PREFIXED) and not m.matches(node.right, RUN) and (
+            _is_start(node.left, scope, _start_guard(node, scope))
+        ):
             yield Site("prefix-dropped", {node: node.right})
+        elif m.matches(node, MIDDLE) and _is_bos(node.right, scope) and self._continued(node, scope):
+            yield Site("prefix-dropped", {node: node.left})  # output + bos + ids -> output + ids
+
         elif m.matches(node, STARTS_WITH_BOS) and _names_bos(node.value.elements[0].value):
             yield Site("prefix-dropped", {node.value: node.value.with_changes(elements=[])})  # starts empty
         elif (
@@ -202,6 +295,22 @@ class DroppedStatement(Operator):
             and not _is_update(scope.parent(node), scope)
         ):
             yield Site("divisor-dropped", {node: node.left})
+
+    @staticmethod
+    def _a_parameter(value, scope) -> bool:
+        function = enclosing(value, scope, cst.FunctionDef)
+        if function is None or not isinstance(value, cst.Name):
+            return False
+        return value.value in {p.name.value for p in (*function.params.params, *function.params.kwonly_params)}
+
+    @staticmethod
+    def _continued(node, scope) -> bool:
+        """`node` is the left of a further `+`, whose right is not a mask's run of numbers: a BOS in the middle,
+        with tokens after it (`ids + [bos]` at the end appends, it does not prepend)."""
+        parent = scope.parent(node)
+        return m.matches(parent, m.BinaryOperation(operator=m.Add())) and parent.left is node and not m.matches(
+            parent.right, RUN | NUMBER | TEXT
+        )
 
     def _statements(self, block, scope):
         for statement in block.body:
@@ -217,13 +326,16 @@ class DroppedStatement(Operator):
 
     def _shared_prefixes(self, body, scope):
         """One site per prefix that a function adds in two or more places: all of them dropped at once."""
-        by_prefix = defaultdict(list)
+        by_prefix = defaultdict(dict)
         for concatenation in m.findall(body, PREFIXED):
-            if _names_bos(concatenation.left, scope):
-                by_prefix[cst.Module(body=[]).code_for_node(concatenation.left)].append(concatenation)
-        for concatenations in by_prefix.values():
-            if len(concatenations) > 1:
-                yield Site("prefix-dropped-everywhere", {c: c.right for c in concatenations})
+            if _is_bos(concatenation.left, scope) and not m.matches(concatenation.right, RUN):
+                by_prefix[cst.Module(body=[]).code_for_node(concatenation.left)][concatenation] = concatenation.right
+        for concatenation in m.findall(body, MIDDLE):  # output + bos + ids
+            if _is_bos(concatenation.right, scope) and self._continued(concatenation, scope):
+                by_prefix[cst.Module(body=[]).code_for_node(concatenation.right)][concatenation] = concatenation.left
+        for edits in by_prefix.values():
+            if len(edits) > 1:
+                yield Site("prefix-dropped-everywhere", edits)
 
     def examples(self):
         accumulate = (
@@ -337,4 +449,73 @@ class DroppedStatement(Operator):
                 None,
             ),
             Example("keyword-dropped", "tok = Tokenizer(path, bos_id=self.bos_id)\n", None),
+            # a start-end packer: its start token, the switch that asks for it, and the branch that adds it
+            Example(
+                "keyword-dropped",
+                "self.packer = StartEndPacker(start_value=tokenizer.start_token_id, end_value=tokenizer.end_token_id)\n",
+                "self.packer = StartEndPacker(end_value=tokenizer.end_token_id)\n",
+            ),
+            Example(
+                "bos-disabled",
+                "x = self.packer(x, add_start_value=self.add_start_token, add_end_value=False)\n",
+                "x = self.packer(x, add_start_value=False, add_end_value=False)\n",
+            ),
+            Example("bos-disabled", "super().__init__(bos_token=bos_token, add_bos_token=False)\n", None),
+            Example(
+                "bos-disabled",
+                "def call(self, x, add_start_value=True):\n    return self._pack(x, add_start_value=add_start_value)\n",
+                "def call(self, x, add_start_value=False):\n    return self._pack(x, add_start_value=add_start_value)\n",
+            ),
+            Example(
+                "bos-disabled",
+                "def __init__(self, add_bos_token=True):\n    self.add_bos_token = add_bos_token\n",
+                "def __init__(self, add_bos_token=False):\n    self.add_bos_token = add_bos_token\n",
+            ),
+            Example(
+                "bos-disabled",
+                "def __init__(self, add_bos_token=True):\n    self.add_bos_token = add_bos_token\n",
+                "def __init__(self, add_bos_token=True):\n    self.add_bos_token = False\n",
+            ),
+            Example(
+                "bos-disabled",
+                "if add_start_value and self.start_value is not None:\n    x = [start_value + seq for seq in x]\n",
+                "if False:\n    x = [start_value + seq for seq in x]\n",
+            ),
+            Example(
+                "prefix-dropped",
+                "if add_start_value and self.start_value is not None:\n    x = [start_value + seq for seq in x]\n",
+                "if add_start_value and self.start_value is not None:\n    x = [seq for seq in x]\n",
+            ),
+            Example(
+                "prefix-dropped",
+                "x = tf.concat([start_token_id_tensor, x], axis=-1)\n",
+                "x = tf.concat([x], axis=-1)\n",
+            ),
+            Example("prefix-dropped", "x = tf.concat([x, end_token_id_tensor], axis=-1)\n", None),
+            # a schedule's start value is no token: only a branch that asks for a start token makes it one
+            Example("prefix-dropped", "lr = start_value + (end_value - start_value) * t\n", None),
+            # the BOS picked by a switch, and put in front of the second sequence of a pair
+            Example(
+                "bos-disabled",
+                "bos = [self.bos_token_id] if self.add_bos_token else []\n",
+                "bos = [self.bos_token_id] if False else []\n",
+            ),
+            Example("prefix-dropped", "out = out + bos_ids + ids_1 + eos_ids\n", "out = out + ids_1 + eos_ids\n"),
+            Example("prefix-dropped", "out = ids + bos_ids\n", None),  # at the end: nothing is prepended
+            # a mask of special tokens (1 at the BOS), and an error message about the BOS
+            Example(
+                "prefix-dropped*",
+                "def mask(self, ids):\n    bos_token_id = [1] if self.add_bos_token else []\n"
+                "    return bos_token_id + ([0] * len(ids)) + bos_token_id + ([0] * len(ids))\n",
+                None,
+            ),
+            Example("prefix-dropped", "raise ValueError(bos_mismatch_str + ' set the flag to override.')\n", None),
+            # a chat header added on request is not the BOS; a switch worked out, not passed in, is not stored
+            Example(
+                "prefix-dropped*",
+                "def tokenize_message(self, m, add_start_tokens=True):\n"
+                "    header = self._header(m) if add_start_tokens else []\n    return header + self._body(m)\n",
+                None,
+            ),
+            Example("bos-disabled", "def __init__(self, d):\n    self.use_bos = self.check_bos(d)\n", None),
         )

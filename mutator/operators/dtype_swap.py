@@ -38,9 +38,16 @@ NAMES = {  # (width or "float", alias?) -> the dtype's name
 OTHER_WIDTH = {64: 32, 32: 64, 16: 64}  # the width a conversion is swapped to
 
 ARRAYS = m.Name("torch") | m.Name("mx") | m.Name("np") | m.Name("numpy")
-INTEGER_DTYPE = m.Attribute(value=ARRAYS, attr=m.Name(m.MatchIfTrue(lambda name: name in WIDTHS)))
+# a dtype spelled as a string ("int32", as keras, numpy and jax take it); "int" and "long" alone are too vague
+STRING_WIDTHS = {"int64", "int32", "uint32", "int16"}
+DTYPE_STRING = m.SimpleString(m.MatchIfTrue(lambda text: text[1:-1] in STRING_WIDTHS and text[0] in "'\""))
+INTEGER_DTYPE = m.Attribute(value=ARRAYS, attr=m.Name(m.MatchIfTrue(lambda name: name in WIDTHS))) | DTYPE_STRING
+# dtype=getattr(np, self.token_encoding_type): a dtype looked up by name, its width unknown here
+LOOKED_UP = m.Call(func=m.Name("getattr"), args=[m.Arg(value=ARRAYS), m.Arg()])
 DTYPE_ARG = m.Arg(keyword=m.Name("dtype"), value=INTEGER_DTYPE)
 POSITIONAL_DTYPE = m.Arg(keyword=None, value=INTEGER_DTYPE)
+# the declared dtype of stored token ids: `token_encoding_type: str = "int64"`, `self.token_dtype = np.int32`
+DECLARES_DTYPE = re.compile(r"(?i)(^|_)(d?type|encoding(_type)?)$")
 CONVERSION = m.Call(func=m.Attribute(attr=m.Name("to") | m.Name("type") | m.Name("astype")))
 EMBEDDING = re.compile(r"(?i)emb|wte")
 APPENDED = m.Call(func=m.Attribute(attr=m.Name("cat") | m.Name("concatenate")))
@@ -56,6 +63,8 @@ def _about_tokens(call: cst.Call, scope) -> bool:
     else:
         data = call.args[0].value if call.args and call.args[0].keyword is None else None  # torch.tensor(ids, ...)
     named = _data_words(data) if data is not None else set()
+    if isinstance(data, cst.Name) and not any(TOKENS.search(w) for w in named):
+        named |= _appended_to(data.value, body_of(call, scope))  # np.concatenate(parts), parts built by append
     parent = scope.parent(call)
     while parent is not None and not isinstance(parent, (cst.Assign, cst.Arg, cst.BaseSmallStatement)):
         parent = scope.parent(parent)
@@ -74,7 +83,30 @@ def _about_tokens(call: cst.Call, scope) -> bool:
             for value in bindings(body_of(call, scope)).get(target.value, ()):
                 if value is not call and m.matches(value, APPENDED):
                     named |= identifiers(value) - {target.value}
+    if not any(TOKENS.search(w) for w in named) and m.matches(call, METHOD | CONVERSION):
+        # what a converted value is cut into: `text = from_numpy(text).long()`, then `tokens = text[:-1]`
+        # (an empty buffer that is filled later is not converted: its dtype is only storage)
+        for target in targets:
+            if isinstance(target, cst.Name):
+                named |= _views_of(target.value, body_of(call, scope))
     return any(TOKENS.search(w) for w in named) and not any(NOT_TOKENS.search(w) for w in named)
+
+
+def _appended_to(name: str, body: cst.CSTNode) -> set[str]:
+    """What a list is built from: the words of every `name.append(x)` / `name.extend(x)` in the function."""
+    grows = m.Call(func=m.Attribute(value=m.Name(name), attr=m.Name("append") | m.Name("extend")), args=[m.Arg()])
+    return set().union(set(), *(_data_words(call.args[0].value) for call in m.findall(body, grows)))
+
+
+def _views_of(name: str, body: cst.CSTNode) -> set[str]:
+    """The names bound to a slice or view of `name` alone (`tokens = text[:-1].contiguous()`,
+    `labels = torch.roll(text, -1)`), not to something computed from it (`n = len(text)`)."""
+    return {
+        bound
+        for bound, values in bindings(body).items()
+        if bound != name
+        and any(isinstance(v, (cst.Subscript, cst.Call)) and _data_words(v) == {name} for v in values)
+    }
 
 
 def _data_words(expr) -> set[str]:
@@ -88,6 +120,9 @@ def _data_words(expr) -> set[str]:
         }
         return _data_words(expr.value) | keys
     if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+        if m.matches(expr.func.value, ARRAYS):  # torch.from_numpy(ids), np.frombuffer(buf, ...): the data
+            first = expr.args[0] if expr.args else None
+            return _data_words(first.value) if first is not None and first.keyword is None else set()
         return _data_words(expr.func.value)  # ids.contiguous()
     if isinstance(expr, cst.Attribute):
         return {expr.attr.value}
@@ -97,6 +132,8 @@ def _data_words(expr) -> set[str]:
         return _data_words(expr.elt)
     if isinstance(expr, (cst.List, cst.Tuple)):
         return set().union(set(), *(_data_words(e.value) for e in expr.elements))
+    if m.matches(expr, m.BinaryOperation(operator=m.Multiply(), left=m.List())):
+        return _data_words(expr.left)  # [pad_token_id] * n: n is how many, not what
     return identifiers(expr)
 
 
@@ -104,8 +141,34 @@ def _variant(width) -> str:
     return f"to-{NAMES[(width, False)]}"
 
 
-def _renamed(name: cst.Name, width) -> dict:
+def _renamed(dtype: cst.BaseExpression, width) -> dict:
+    """`torch.long` -> `torch.int` (an alias stays an alias), `"int64"` -> `"int32"` (the quotes kept)."""
+    if isinstance(dtype, cst.SimpleString):
+        quote = dtype.value[0]
+        return {dtype: dtype.with_changes(value=f"{quote}{NAMES[(width, False)]}{quote}")}
+    name = dtype.attr
     return {name: name.with_changes(value=NAMES[(width, name.value in ALIASES)])}
+
+
+def _width(dtype: cst.BaseExpression) -> int:
+    return WIDTHS[dtype.evaluated_value if isinstance(dtype, cst.SimpleString) else dtype.attr.value]
+
+
+def _declared(node, scope) -> cst.BaseExpression | None:
+    """The dtype that a setting declares for token ids: the default of `token_encoding_type: str = "int64"`,
+    the value of `self.token_dtype = np.int32`. A setting's name says both what it is about and that it is
+    a dtype; `dtype: str = "int32"` alone may be any tensor's."""
+    if isinstance(node, cst.Param) and node.default is not None:
+        name, value = node.name.value, node.default
+    elif m.matches(node, m.Assign(targets=[m.AssignTarget(target=m.Name() | m.Attribute(value=m.Name("self")))])):
+        target = node.targets[0].target
+        name, value = (target.value if isinstance(target, cst.Name) else target.attr.value), node.value
+    else:
+        return None
+    if not m.matches(value, INTEGER_DTYPE) or not DECLARES_DTYPE.search(name):
+        return None
+    about = name[: DECLARES_DTYPE.search(name).start()]
+    return value if TOKENS.search(about) and not NOT_TOKENS.search(about) else None
 
 
 class DtypeSwap(Operator):
@@ -115,6 +178,8 @@ class DtypeSwap(Operator):
     def sites(self, node, scope):
         if isinstance(node, cst.Call) and _about_tokens(node, scope):
             yield from self._swaps(node)
+        elif (dtype := _declared(node, scope)) is not None:  # the stored ids are read back with another width
+            yield Site(_variant(OTHER_WIDTH[_width(dtype)]), _renamed(dtype, OTHER_WIDTH[_width(dtype)]))
 
     def _swaps(self, node):
         if m.matches(node, METHOD):
@@ -124,15 +189,17 @@ class DtypeSwap(Operator):
         elif m.matches(node, CONVERSION):
             for arg in node.args:
                 if m.matches(arg, DTYPE_ARG | m.Arg(keyword=None, value=INTEGER_DTYPE)):
-                    name = arg.value.attr
-                    for width in (OTHER_WIDTH[WIDTHS[name.value]], "float"):
-                        yield Site(_variant(width), _renamed(name, width))
+                    for width in (OTHER_WIDTH[_width(arg.value)], "float"):
+                        yield Site(_variant(width), _renamed(arg.value, width))
         elif isinstance(node, cst.Call):
             for index, arg in enumerate(node.args):  # dtype=..., or positional: mx.array(ids, mx.uint32)
                 if m.matches(arg, DTYPE_ARG) or (index > 0 and m.matches(arg, POSITIONAL_DTYPE)):
-                    name = arg.value.attr
-                    if WIDTHS[name.value] > 16:
-                        yield Site(_variant(16), _renamed(name, 16))
+                    if _width(arg.value) > 16:
+                        yield Site(_variant(16), _renamed(arg.value, 16))
+                elif m.matches(arg, m.Arg(keyword=m.Name("dtype"), value=LOOKED_UP)):
+                    # np.frombuffer(buf, dtype=getattr(np, encoding)): the ids decoded as int16 instead
+                    module = arg.value.args[0].value
+                    yield Site(_variant(16), {arg.value: cst.Attribute(value=module, attr=cst.Name("int16"))})
 
     def examples(self):
         batch = (
@@ -155,4 +222,52 @@ class DtypeSwap(Operator):
             Example("to-int32", "x = ids.to(device)\n", None),
             # positions and masks are integer tensors too, but not token ids
             Example("to-int32", "pos = torch.arange(T, dtype=torch.long)\nkeep = mask.long()\n", None),
+            # the array a module function is handed is the data: torch.from_numpy(ids), np.frombuffer(buf)
+            Example(
+                "to-int32",
+                'x = torch.from_numpy(sample["tokens"][:n].copy()).to(torch.int64)\n',
+                'x = torch.from_numpy(sample["tokens"][:n].copy()).to(torch.int32)\n',
+            ),
+            Example(
+                "to-int16",
+                'sample["input_ids"] = np.frombuffer(buf, dtype=getattr(np, self.encoding))\n',
+                'sample["input_ids"] = np.frombuffer(buf, dtype=np.int16)\n',
+            ),
+            # a dtype spelled as a string
+            Example(
+                "to-int16",
+                'token_id_input = keras.Input(shape=(None,), dtype="int32")\n',
+                'token_id_input = keras.Input(shape=(None,), dtype="int16")\n',
+            ),
+            Example("to-int16", 'padding_mask_input = keras.Input(shape=(None,), dtype="int32")\n', None),
+            # the dtype a setting declares for the stored token ids
+            Example(
+                "to-int32",
+                "def __init__(self, token_encoding_type: str = 'int64'):\n    pass\n",
+                "def __init__(self, token_encoding_type: str = 'int32'):\n    pass\n",
+            ),
+            Example("to-int32", "def __init__(self, dtype='int64', mask_dtype=torch.long):\n    pass\n", None),
+            # a value named for something else, then cut into inputs and targets: token ids after all
+            Example(
+                "to-int32",
+                "text = torch.from_numpy(text).long()\ntokens = text[:-1].contiguous()\n",
+                "text = torch.from_numpy(text).int()\ntokens = text[:-1].contiguous()\n",
+            ),
+            Example("to-int32", "text = torch.from_numpy(text).long()\nn = len(text)\n", None),
+            # a list that token ids are appended to, joined into one array
+            Example(
+                "to-int16",
+                "parts.append(self.dataset.get(i))\nparts.append([self.pad_token_id] * (n - length))\n"
+                "joined = np.concatenate(parts, dtype=np.int64)\n",
+                "parts.append(self.dataset.get(i))\nparts.append([self.pad_token_id] * (n - length))\n"
+                "joined = np.concatenate(parts, dtype=np.int16)\n",
+            ),
+            Example("to-int16", "parts.append(offsets[i])\nx = np.concatenate(parts, dtype=np.int64)\n", None),
+            # ids of requests and cache blocks, and counts of tokens, are not token ids
+            Example(
+                "to-int16",
+                "self.request_ids = torch.full((n,), -1, dtype=torch.int32)\n"
+                "total_num_tokens = torch.zeros([], dtype=torch.int)\n",
+                None,
+            ),
         )

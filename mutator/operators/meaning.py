@@ -130,7 +130,8 @@ def divides_by_callers_count(division: cst.CSTNode, scope) -> bool:
 # shows in the names it is computed from or assigned to: `loss / grad_accum_steps` normalises gradient
 # accumulation, `tokens[1:]` shifts targets, `round(warmup_ratio * n)` is a warmup length.
 
-BOS = re.compile(r"(?i)(^|_)(bos|sot)(_|$)|begin_of_text|^prepend(_id|_token)?$")
+# the token that starts a sequence: BOS, start-of-text, start-of-sequence, a packer's start token
+BOS = re.compile(r"(?i)(^|_)(bos|sot|sos)(_|$)|begin_of_text|^prepend(_id|_token)?$|(^|_)start_token($|_id)")
 # a count of the micro-batches one step accumulates (`grad_accum_steps`, megatron-style `num_microbatches`;
 # a micro-batch's size, `micro_batch_size`, is not a count of them)
 ACCUM = re.compile(r"(?i)accum|num_items_in_batch|valid_tokens|micro_?batches")
@@ -144,10 +145,15 @@ SCHEDULE = re.compile(
     r"|max_iters|training_steps"
 )
 TOKENS = re.compile(r"(?i)tok|(^|_)ids?$|^idx$|target|label|prompt|^inputs?$|^batch|^sample$|^_?next")
+# ... and ids that number something other than the vocabulary: requests, cache blocks, experts (a count of
+# tokens, `total_num_tokens`, is not a token either)
 NOT_TOKENS = re.compile(
-    r"(?i)pos|arange|mask|len|count|offset|lengths|step|doc|segment|seq_id|valid|seen|^n_?tokens|^num_?tokens"
+    r"(?i)pos|arange|mask|len|count|offset|lengths|step|doc|segment|seq_id|valid|seen|(^|_)(n|num|total)_?tokens"
+    r"|(request|block|page|slot|expert|rank)s?_?(ids?|idx|ind)"
 )
-SHIFTED = re.compile(r"(?i)tokens?$|token_ids|(^|_)ids?($|_)|target|label|logit|logprob|input|^batch|buffer|pred|^x$")
+SHIFTED = re.compile(
+    r"(?i)tokens?$|token_ids|(^|_)ids?($|_)|target|label|logit|logprob|(^|_)probs($|_)|input|^batch|buffer|pred|^x$"
+)
 # the fine-tuning loss mask, as opposed to attention's: what it is about is the labels and who spoke
 MASKS = re.compile(r"(?i)ignore|label|target|loss_mask|assistant|train_on_input|^masked$")
 LOSS_MASK = re.compile(r"(?i)^(loss_|label_|target_|sft_)?masks?$")  # a mask that is not attention's

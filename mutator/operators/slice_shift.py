@@ -20,7 +20,7 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
-from mutator.operators.base import Example, Operator, Site, binop
+from mutator.operators.base import Example, Operator, Site, binop, drop_statement
 from mutator.operators.meaning import ANY_MASK, SHIFTED, enclosing, identifiers, mentions
 
 K = m.Integer(m.MatchIfTrue(lambda text: int(text, 0) >= 1))
@@ -31,6 +31,19 @@ PLUS_ONE = m.BinaryOperation(operator=m.Add(), right=m.Integer("1"))
 PREDICTIONS = re.compile(r"(?i)logit|pred")
 FROM_ZERO = m.Slice(lower=m.Integer("0"), upper=~m.Integer() & ~m.UnaryOperation(), step=None)  # x[0 : n]
 WINDOW = m.Slice(lower=m.Integer("1") | PLUS_ONE, upper=PLUS_ONE, step=None)  # x[1 : n + 1], x[a + 1 : b + 1]
+MINUS_ONE = m.UnaryOperation(operator=m.Minus(), expression=m.Integer("1"))
+IGNORE_VALUE = m.UnaryOperation(operator=m.Minus(), expression=m.Integer("100"))
+# torch.roll(labels, shifts=-1), labels.roll(-1, 0): the stream rolled left by one, next tokens as targets
+ROLL = m.Call(func=m.Attribute(attr=m.Name("roll")), args=[m.AtLeastN(m.Arg(), n=1)])
+ARRAY_MODULES = m.Name("torch") | m.Name("np") | m.Name("numpy") | m.Name("mx") | m.Name("jnp")
+# a switch that says the labels are shifted: `self.shift_labels = True`, `get_targets(y) if shift_labels else y`
+SHIFT_FLAG = re.compile(r"(?i)^shift_(labels|targets|tokens)$")
+# what text is cut with (a string is sliced for its characters, not shifted): `name.startswith("length>=")`
+TEXT_METHODS = {"startswith", "endswith", "split", "rsplit", "strip", "lower", "upper", "isdigit", "format"}
+# a slice compared with the ignore index, or counted, counts the tokens that are trained (another class)
+COUNTS = re.compile(r"^(count_nonzero|sum|numel)$")
+COMPARES = re.compile(r"^(eq|ne)$")
+IGNORED = re.compile(r"(?i)ignore")
 
 
 def _k(integer: cst.Integer) -> int:
@@ -69,6 +82,77 @@ def _about(node, scope) -> set[str]:
     return names
 
 
+def _is_text(name: cst.BaseExpression, scope, node) -> bool:
+    """The function calls a string method on `name`, or compares it with a string: it holds text."""
+    function = enclosing(node, scope, cst.FunctionDef)
+    if function is None or not isinstance(name, cst.Name):
+        return False
+    same = m.Name(name.value)
+    text_call = m.Call(func=m.Attribute(value=same, attr=m.Name(m.MatchIfTrue(lambda a: a in TEXT_METHODS))))
+    compared = m.Comparison(left=same, comparisons=[m.ComparisonTarget(comparator=m.SimpleString())])
+    return bool(m.findall(function, text_call | compared))
+
+
+def _not_a_shift(node: cst.Slice, scope) -> bool:
+    """A slice that cuts but shifts nothing: of text, a truncation that makes room for a token appended after
+    it (`target[: n - 1] + [eos]`), a count (`count_nonzero(eq(labels[..., 1:], ignore))`), or the cut that
+    takes back a pad (`F.pad(labels, (0, 1))[..., :-1]` only realigns memory)."""
+    subscript = scope.parent(node)
+    while subscript is not None and not isinstance(subscript, cst.Subscript):
+        subscript = scope.parent(subscript)
+    if subscript is None:
+        return False
+    if _is_text(subscript.value, scope, node):
+        return True
+    up = scope.parent(subscript)
+    if m.matches(up, m.BinaryOperation(operator=m.Add())) and up.left is subscript:
+        return True  # truncated, then something appended
+    while up is not None and not isinstance(up, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
+        if isinstance(up, cst.Comparison) and (mentions(up, IGNORED) or m.findall(up, IGNORE_VALUE)):
+            return True
+        if isinstance(up, cst.Call):
+            func = up.func.attr if isinstance(up.func, cst.Attribute) else up.func
+            if isinstance(func, cst.Name) and (
+                COUNTS.match(func.value) or (COMPARES.match(func.value) and (mentions(up, IGNORED) or m.findall(up, IGNORE_VALUE)))
+            ):
+                return True
+        up = scope.parent(up)
+    pad = m.Call(
+        func=m.Name("pad") | m.Attribute(attr=m.Name("pad")),
+        args=[m.Arg(), m.Arg(value=m.Tuple(elements=[m.Element(m.Integer()), m.Element(m.Integer())])), m.ZeroOrMore()],
+    )
+    if m.matches(subscript.value, pad):
+        before, after = (int(e.value.value, 0) for e in subscript.value.args[1].value.elements)
+        if m.matches(node, FROM_K):
+            return _k(node.lower) == before
+        if m.matches(node, TO_MINUS_K):
+            return _k(node.upper.expression) == after
+    return False
+
+
+def _roll_shift(call: cst.Call) -> cst.Arg | None:
+    """The `shifts` argument of `torch.roll(x, -1)` / `torch.roll(x, shifts=-1)` / `x.roll(-1, 0)`, when it
+    rolls left by one."""
+    positional = 1 if m.matches(call.func.value, ARRAY_MODULES) else 0
+    for index, arg in enumerate(call.args):
+        is_shift = arg.keyword.value == "shifts" if arg.keyword is not None else index == positional
+        if is_shift:
+            return arg if m.matches(arg.value, MINUS_ONE) else None
+    return None
+
+
+def _rolled_about(call: cst.Call, scope) -> set[str]:
+    """The names a roll is about: the value rolled and the names its result is assigned to."""
+    value = None if m.matches(call.func.value, ARRAY_MODULES) else call.func.value
+    if value is None and call.args and call.args[0].keyword is None:
+        value = call.args[0].value
+    names = identifiers(value) if value is not None else set()
+    assign = scope.parent(call)
+    if isinstance(assign, cst.Assign) and assign.value is call:
+        names |= set().union(*(identifiers(t.target) for t in assign.targets))
+    return names
+
+
 SFT = "def masked(targets, mask):\n    m = {}\n"  # the examples' function about targets
 
 
@@ -78,18 +162,31 @@ class SliceShift(Operator):
     function about targets or labels)."""
 
     # mirrored-start: x[k:] -> x[:-k]; mirrored-end: x[:-k] -> x[k:]; unshifted: x[1 : n + 1] -> x[0 : n]
+    # (a roll: roll(x, -1) -> roll(x, 1) and roll(x, 0)); cut-one-less also keeps the token that a roll
+    # wrapped around to the end as a target
     variants = ("mirrored-start", "mirrored-end", "cut-one-more", "cut-one-less", "unshifted")
 
     def __init__(self, name="slice-shift", words=SHIFTED, unless=ANY_MASK, context: re.Pattern | None = None):
         self.name, self.words, self.unless, self.context = name, words, unless, context
 
+    def _means(self, names: set[str], node, scope) -> bool:
+        if not any(self.words.search(n) for n in names) or (self.unless and any(self.unless.search(n) for n in names)):
+            return False
+        return self.context is None or mentions(enclosing(node, scope, cst.FunctionDef) or node, self.context)
+
     def sites(self, node, scope):
+        if m.matches(node, ROLL) and (shift := _roll_shift(node)) and self._means(_rolled_about(node, scope), node, scope):
+            yield Site("mirrored-start", {shift.value: cst.Integer("1")})  # the previous token as target
+            yield Site("unshifted", {shift.value: cst.Integer("0")})
+            return
+        if isinstance(node, (cst.IndentedBlock, cst.Module)):
+            yield from self._wraps(node, scope)
+            return
+        if self.name == "slice-shift":
+            yield from self._flags(node, scope)
         if not isinstance(node, cst.Slice):
             return
-        names = _about(node, scope)
-        if not any(self.words.search(n) for n in names) or (self.unless and any(self.unless.search(n) for n in names)):
-            return
-        if self.context is not None and not mentions(enclosing(node, scope, cst.FunctionDef) or node, self.context):
+        if not self._means(_about(node, scope), node, scope) or _not_a_shift(node, scope):
             return
         if m.matches(node, WINDOW):
             lower = cst.Integer("0") if isinstance(node.lower, cst.Integer) else node.lower.left
@@ -115,6 +212,39 @@ class SliceShift(Operator):
             yield Site("cut-one-more", {difference.right: cst.Integer(str(k + 1))})
             less = difference.left if k == 1 else binop(difference.left, difference.operator, k - 1)
             yield Site("cut-one-less", {difference: less})
+
+    def _wraps(self, block, scope):
+        """`labels[:, -1] = ignore_index` right after `labels = torch.roll(..., -1)`: the first token wrapped
+        around to the end is not a target; keeping it trains every sequence to end on its own start."""
+        for previous, statement in zip(block.body, block.body[1:]):
+            rolled = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=ROLL)])
+            if not m.matches(previous, rolled) or not m.matches(statement, m.SimpleStatementLine(body=[m.Assign()])):
+                continue
+            if _roll_shift(previous.body[0].value) is None:
+                continue
+            name = previous.body[0].targets[0].target.value
+            target = statement.body[0].targets[0].target
+            last = m.Subscript(
+                value=m.Name(name),
+                slice=[
+                    m.ZeroOrMore(m.SubscriptElement(slice=m.Slice(lower=None, upper=None) | m.Index(m.Ellipsis()))),
+                    m.SubscriptElement(slice=m.Index(value=MINUS_ONE)),
+                ],
+            )
+            if m.matches(target, last) and self._means(_rolled_about(previous.body[0].value, scope), previous, scope):
+                yield Site("cut-one-less", {statement: drop_statement(block, statement)})
+
+    @staticmethod
+    def _flags(node, scope):
+        """The switch that asks for shifted labels, set on or tested."""
+        if m.matches(node, m.Assign(targets=[m.AssignTarget(target=m.Name() | m.Attribute())], value=m.Name("True"))):
+            target = node.targets[0].target
+            if SHIFT_FLAG.match(target.value if isinstance(target, cst.Name) else target.attr.value):
+                yield Site("unshifted", {node.value: cst.Name("False")})
+        elif m.matches(node, m.IfExp(test=m.Name() | m.Attribute())):
+            test = node.test
+            if SHIFT_FLAG.match(test.value if isinstance(test, cst.Name) else test.attr.value):
+                yield Site("unshifted", {node.test: cst.Name("False")})
 
     @staticmethod
     def _paired_window(node: cst.Slice, scope) -> bool:
@@ -167,4 +297,48 @@ class SliceShift(Operator):
             # no literal offset, or a step: nothing to shift
             Example("cut-one-more", "batch = buffer[:needed]\n", None),
             Example("mirrored-*", "evens = ids[0::2]\nfirst = ids[0:]\n", None),
+            # next-token targets made by rolling the stream left by one, the wrapped-around token ignored
+            Example(
+                "mirrored-start",
+                "targets = torch.roll(labels, shifts=-1)\n",
+                "targets = torch.roll(labels, shifts=1)\n",
+            ),
+            Example("unshifted", "ids = self.input_ids[:n].roll(-1, 0)\n", "ids = self.input_ids[:n].roll(0, 0)\n"),
+            Example("*", "h = torch.roll(hidden, -1, dims=1)\ny = torch.roll(labels, 1, -1)\n", None),
+            Example(
+                "cut-one-less",
+                "def get_targets(labels):\n    targets = torch.roll(labels, shifts=-1)\n"
+                "    targets[:, -1] = IGNORE_INDEX\n    return targets\n",
+                "def get_targets(labels):\n    targets = torch.roll(labels, shifts=-1)\n    return targets\n",
+            ),
+            Example("cut-one-less", "labels = ids.clone()\nlabels[:, -1] = IGNORE_INDEX\n", None),  # nothing rolled
+            # the switch that asks for shifted labels
+            Example("unshifted", "self.shift_labels = True\n", "self.shift_labels = False\n"),
+            Example(
+                "unshifted",
+                "targets = get_targets(labels) if shift_labels else labels\n",
+                "targets = get_targets(labels) if False else labels\n",
+            ),
+            Example("unshifted", "shift_labels = labels[..., 1:]\nself.use_cache = True\n", None),
+            # cuts that shift nothing: text, room made for an appended token, a count, a pad taken back
+            Example(
+                "*",
+                "def parse(target_prompts):\n    if target_prompts.startswith('length>='):\n"
+                "        cutoff = target_prompts[8:]\n",
+                None,
+            ),
+            Example("*", "target = target[: max_seq_len - 1] + [eos_id]\n", None),
+            Example("*", "n = torch.count_nonzero(torch.eq(batch['labels'][..., 1:], IGNORE))\n", None),
+            Example("*", "labels = F.pad(labels, (0, 1))[..., :-1]\n", None),
+            Example(
+                "mirrored-start",
+                "labels = F.pad(labels, (0, 1), value=-100)[..., 1:]\n",
+                "labels = F.pad(labels, (0, 1), value=-100)[..., :-1]\n",
+            ),
+            # the predicted distribution lines up with the tokens it predicts, as logits do
+            Example(
+                "mirrored-end",
+                "accepted = u <= gather(probs[:, :-1], tokens_draft)\n",
+                "accepted = u <= gather(probs[:, 1:], tokens_draft)\n",
+            ),
         )
