@@ -59,6 +59,17 @@ PHASE_TEST = m.If(
         ]
     )
 )
+# a length kept at least (or at most) a literal: `warmup_steps = max(self.lr_warmup_steps, 1)`
+FLOORED = m.Assign(
+    targets=[m.AssignTarget(target=m.Name() | m.Attribute())],
+    value=m.Call(
+        func=m.Name("min") | m.Name("max"),
+        args=[
+            m.Arg(keyword=None, value=m.Name() | m.Attribute() | m.Integer()),
+            m.Arg(keyword=None, value=m.Name() | m.Attribute() | m.Integer()),
+        ],
+    ),
+)
 CHOSEN_LENGTH = m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.IfExp())
 # a phase's end; `k >= max_iters` ends a loop, a pipeline's warm-up counts micro-batches, not steps, and
 # gradient clipping's warm-up is not the learning rate's
@@ -175,6 +186,14 @@ class ConstantScale(Operator):
                 return
             for suffix, operator, factor in SCALES:
                 yield Site(f"{name or 'length'}-{suffix}", {product: binop(product, operator, factor)})
+        elif m.matches(node, FLOORED) and self.words is SCHEDULE and PHASE.search(_label(node.targets[0].target)):
+            # warmup_steps = max(self.lr_warmup_steps, 1): the phase's length, kept at least one step
+            lengths = [a.value for a in node.value.args if not m.matches(a.value, NUMBER)]
+            length = lengths[0]
+            if len(lengths) == 1 and mentions(length, PHASE):
+                name = _label(node.targets[0].target)
+                for suffix, operator, factor in SCALES:
+                    yield Site(f"{name}-{suffix}", {length: binop(length, operator, factor)})
         elif (
             m.matches(node, CHOSEN_LENGTH)
             and self.words is SCHEDULE
@@ -528,6 +547,17 @@ class ConstantScale(Operator):
                 "class ParamScheduler:\n    def step(self, increment):\n        self.num_steps += increment\n"
                 "        self.apply(self.get_lr())\n",
                 "class ParamScheduler:\n    def step(self, increment):\n        self.apply(self.get_lr())\n",
+            ),
+            Example(
+                "warmup_steps-x10",
+                "warmup_steps = max(self.lr_warmup_steps, 1)\n",
+                "warmup_steps = max(self.lr_warmup_steps * 10, 1)\n",
+            ),
+            # a clamp of two names, or of a value that is no phase's length
+            Example(
+                "*-x10",
+                "warmup_steps = min(warmup_steps, total)\nwarmup_lr = min(lr, 1)\nn = max(self.warmup, 1)\n",
+                None,
             ),
             # a step counted outside a schedule
             Example("*-increment-dropped", "def train(model):\n    step += 1\n    model.step()\n", None),

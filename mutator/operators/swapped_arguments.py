@@ -37,6 +37,10 @@ Sites, by shape, where the things swapped are optimizers or parameters (their ca
   that builds parameter groups), and, in a loop over a model's parameters that files each into a group
   by key (`params_map[key].append(param)`), a condition that skips a parameter or collects what decides
   its group. Variant `route-inverted`.
+- in a function that adds two or more groups (`params.append(group)`, `params.insert(0, {"params": rest})`),
+  one of them left out: its parameters are never stepped. Variant `group-dropped`.
+- the `**` merges of a group literal swapped (`{"params": p, **defaults, **overrides}`): the defaults then
+  win over the group's own settings. Variant `overrides-swapped`.
 """
 
 import itertools
@@ -80,6 +84,14 @@ SET_ON_GROUP = m.SimpleStatementLine(
     body=[m.Assign(targets=[m.AssignTarget(target=m.Subscript(value=m.Name(), slice=[m.SubscriptElement()]))])]
 )
 OVERRIDES = re.compile(r"(?i)overrides")  # a mapping of the overrides made for groups of parameters
+ADDS_GROUP = m.SimpleStatementLine(
+    body=[
+        m.Expr(
+            value=m.Call(func=m.Attribute(attr=m.Name("append")), args=[m.Arg(keyword=None)])
+            | m.Call(func=m.Attribute(attr=m.Name("insert")), args=[m.Arg(keyword=None), m.Arg(keyword=None)])
+        )
+    ]
+)
 OVERRIDE_CALL = m.Call(func=m.Name(m.MatchRegex(r"(?i).*(group|override).*")))
 FILTERED = m.ListComp(for_in=m.CompFor(ifs=[m.CompIf()]))
 
@@ -277,6 +289,11 @@ LR_OVERRIDE = (
 )
 
 
+WITH_REST = CONFIGURED.replace(
+    "    return params\n", '    params.insert(0, {"params": param_dict.values()})\n    return params\n'
+)
+
+
 KEYED = (
     "def groups(model, overrides):\n"
     "    params_map = {}\n"
@@ -307,6 +324,7 @@ class SwappedArguments(Operator):
         "group-override-dropped",
         "group-setting-dropped",
         "overrides-swapped",
+        "group-dropped",
     )
 
     def sites(self, node, scope):
@@ -325,6 +343,10 @@ class SwappedArguments(Operator):
             for first, second in itertools.pairwise(groups):
                 if not first.deep_equals(second):
                     yield Site(f"groups-{_label(first)}-{_label(second)}", {first: second, second: first})
+            added = self._added_groups(node)
+            if len(added) > 1:  # one group of several left out: its parameters are never stepped
+                for statement in added:
+                    yield Site("group-dropped", {statement: drop_statement(scope.parent(statement), statement)})
         elif m.matches(node, m.Dict() | m.Call(func=m.Name("dict"))) and _group_params(node) is not None:
             elements = node.elements if isinstance(node, cst.Dict) else node.args
             spreads = [
@@ -374,6 +396,23 @@ class SwappedArguments(Operator):
                 if first is not None and second is not None and not first.deep_equals(second):
                     variant = f"groups-{_label(first)}-{_label(second)}"
                     yield Site(variant, {first: second, second: first})
+
+    @staticmethod
+    def _added_groups(function: cst.FunctionDef) -> list[cst.SimpleStatementLine]:
+        """The statements that add a group to the optimizer's groups: `groups.append({"params": ...})`,
+        `params.insert(0, {"params": rest})`, or `.append(group)` of a group made in the function."""
+        assigned = bindings(function)
+
+        def a_group(expr):
+            values = assigned.get(expr.value, ()) if isinstance(expr, cst.Name) else (expr,)
+            return any((p := _group_params(v)) is not None and not mentions(p, GROUP) for v in values)
+
+        found = []
+        for statement in m.findall(function.body, ADDS_GROUP):
+            call = statement.body[0].value
+            if a_group(call.args[-1].value):
+                found.append(statement)
+        return found
 
     @staticmethod
     def _group_setting_read(call: cst.Call, scope) -> bool:
@@ -529,6 +568,13 @@ class SwappedArguments(Operator):
             Example(
                 "group-override-dropped", CONFIGURED, CONFIGURED.replace("        group.update(cfg.options)\n", "")
             ),
+            Example(
+                "group-dropped",
+                WITH_REST,
+                WITH_REST.replace("        params.append(group)\n", ""),
+            ),
+            # the only group: leaving it out leaves the optimizer nothing to step, which fails at once
+            Example("group-dropped", CONFIGURED, None),
             Example(
                 "route-inverted",
                 CONFIGURED,
