@@ -26,8 +26,12 @@ SIDES = {"start": "start", "begin": "start", "open": "start", "b": "start", "end
 WORDS = "start|begin|open|end|close"
 SUFFIXED = re.compile(rf"^(?P<stem>\w+?)_(?P<side>{WORDS})(?:_(?:id|token|tok|idx))?$", re.I)  # user_start
 PREFIXED = re.compile(rf"^(?P<side>{WORDS}|b|e)_(?P<stem>\w+)$", re.I)  # start_header_id, B_INST
-# markers inside text: <|...|>, [INST] / [/INST], <<SYS>> / <</SYS>>, <start_of_turn> / </think>
-IN_TEXT = re.compile(r"<\|[^|<>\s]+\|>|\[/?[A-Z_]{2,}\]|<</?[A-Z_]{2,}>>|</?[A-Za-z_]+>")
+# a message's header opens it, as its end closes it: `tokenized_header + tokenized_body + tokenized_end`
+HEADER = re.compile(r"^(?P<stem>\w+?)_header(?:_(?:ids?|tokens?|toks?))?$", re.I)
+# markers inside text: <|...|>, [INST] / [/INST], <<SYS>> / <</SYS>>, <start_of_turn> / </think>, and a tag
+# opened with a value (`<function={name}>` ... `</function>`)
+IN_TEXT = re.compile(r"<\|[^|<>\s]+\|>|\[/?[A-Z_]{2,}\]|<</?[A-Z_]{2,}>>|</?[A-Za-z_]+>|<[A-Za-z_]+(?==)")
+VALUED_TAG = re.compile(r"^<(?P<name>[A-Za-z_]+)$")
 # a turn opened by its role's tag and closed by a generic end of turn: <|user|> ... <|end|>
 ROLE = re.compile(r"(?i)^(system|user|assistant|model|human|bot|tool|ipython)$")
 END_OF_TURN = re.compile(r"(?i)^(end|eot|eot_id|endoftext|/s|eos)$")
@@ -54,6 +58,9 @@ def marker(text: str) -> tuple[str, str] | None:
         found = pattern.match(text)
         if found:
             return found["stem"].lower(), SIDES[found["side"].lower()]
+    found = HEADER.match(text)
+    if found and found["stem"].lower() not in SIDES:  # `start_header_id` is the header's own start marker
+        return found["stem"].lower(), "start"
     return None
 
 
@@ -116,7 +123,9 @@ def _text_markers(parts) -> list[tuple[int, re.Match, tuple[str, str]]]:
     found = []
     for index, text in enumerate(parts):
         if text is not None:
-            found += [(index, hit, marker(hit.group())) for hit in IN_TEXT.finditer(text)]
+            for hit in IN_TEXT.finditer(text):
+                valued = VALUED_TAG.match(hit.group())
+                found.append((index, hit, (valued["name"].lower(), "start") if valued else marker(hit.group())))
     return [(index, hit, mark) for index, hit, mark in found if mark is not None]
 
 
@@ -151,10 +160,13 @@ def _text_swaps(parts: list[str | None]) -> list[tuple[str, dict[int, str]]]:
                 if _mid_sentence(parts[index], hit.start()):
                     break  # the opening marker sits in a sentence: prose that describes the format
                 new = {}
-                for at, match, replacement in ((index, hit, later.group()), (later_index, later, hit.group())):
+                opening, closing = later.group(), hit.group()
+                if VALUED_TAG.match(hit.group()):  # <f={x}>..</f> -> </f={x}>..<f>: the value stays in place
+                    opening, closing = later.group()[:-1], hit.group() + ">"
+                for at, match, replacement in ((index, hit, opening), (later_index, later, closing)):
                     text = new.get(at, parts[at])
                     if at == index == later_index and match is later:  # same text: shifted by the first swap
-                        offset = len(later.group()) - len(hit.group())
+                        offset = len(opening) - len(hit.group())
                         start, end = match.start() + offset, match.end() + offset
                     else:
                         start, end = match.start(), match.end()
@@ -275,6 +287,22 @@ class SwappedTokenOrder(Operator):
                 "h = [self.start_header_id] + self.encode(role) + [self.end_header_id]\n",
                 "h = [self.end_header_id] + self.encode(role) + [self.start_header_id]\n",
             ),
+            # a tag opened with a value, and its closing tag
+            Example(
+                "function-swapped",
+                'call = f"<function={name}>{args}</function>"\n',
+                'call = f"</function={name}>{args}<function>"\n',
+            ),
+            # a comparison written in text is no tag
+            Example("*-swapped", 'rule = f"<x={a}> if {b} else {c}"\n', None),
+            # a message's header and its end around its body
+            Example(
+                "tokenized-swapped",
+                "message = tokenized_header + tokenized_body + tokenized_end\n",
+                "message = tokenized_end + tokenized_body + tokenized_header\n",
+            ),
+            # a header with nothing to close it is no pair
+            Example("*-swapped", "message = tokenized_header + tokenized_body + eos\n", None),
             # a docstring or an error message names the markers, it does not emit them
             Example("*-swapped", 'def f():\n    """<|python_start|>1+1<|python_end|>"""\n', None),
             Example("*-swapped", 'raise ValueError(f"<|user_start|> {x} <|user_end|>")\n', None),
