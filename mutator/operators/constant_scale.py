@@ -82,7 +82,9 @@ NUMBER = m.Integer() | m.Float()
 # a step counter advanced in a schedule: `self.num_steps += increment`, `current_step += 1`
 STEP_COUNTER = re.compile(r"(?i)(^|_)(steps?|iters?|it|iterations?|epochs?)$")
 ADVANCED = m.SimpleStatementLine(body=[m.AugAssign(target=m.Name() | m.Attribute(), operator=m.AddAssign())])
-SCHEDULER = re.compile(r"(?i)(^|_)lr($|_)|schedul|learning_rate")  # get_lr, lr_lambda: the end of the run is a phase
+# get_lr, lr_lambda: the end of the run is a phase (a schedule over the layers, `layer_schedule`, is not one
+# of the run)
+SCHEDULER = re.compile(r"(?i)(^|_)lr($|_)|(?<!layer_)(?<!depth_)schedul|learning_rate")
 TERM = m.BinaryOperation(operator=m.Add() | m.Subtract())
 COMPLEMENT = m.BinaryOperation(operator=m.Subtract(), left=m.Integer("1") | m.Float("1.0"))  # 1 - progress
 SCALES = (("x100", cst.Multiply(), 100), ("x10", cst.Multiply(), 10), ("div10", cst.Divide(), 10))
@@ -116,6 +118,13 @@ DEFINITIONS = (cst.FunctionDef, cst.ClassDef)  # a schedule is a function, or a 
 
 
 WARNS = m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("warn") | m.Name("warning"))))
+
+
+def _ancestors(node: cst.CSTNode, scope):
+    parent = scope.parent(node)
+    while parent is not None:
+        yield parent
+        parent = scope.parent(parent)
 
 
 def _validates(node: cst.If) -> bool:
@@ -319,6 +328,8 @@ class ConstantScale(Operator):
         return in_micro_loop or in_helper
 
     def _joins_phases(self, node: cst.BinaryOperation, scope) -> bool:
+        if any(isinstance(owner, cst.FormattedString) for owner in _ancestors(node, scope)):
+            return False  # f"decay steps {total_steps - warmup_steps}": a message, not the schedule
         if all(mentions(side, self.words) for side in (node.left, node.right)):
             return True
         in_lr_function = any(SCHEDULER.search(f.name.value) for f in owners(node, scope, DEFINITIONS))
@@ -518,6 +529,12 @@ class ConstantScale(Operator):
                 "def get_lr(self, step):\n    step = step\n",
             ),
             Example("*-term-dropped", "def get_lr(self, step):\n    i = step - offset\n", None),
+            Example("*-term-dropped", 'log(f"decay steps: {total_steps - warmup_steps}")\n', None),
+            Example(
+                "decay-reversed",
+                "def layer_schedule(depth):\n    return [1 - math.cos(math.pi * t) for t in range(depth)]\n",
+                None,
+            ),
             Example(
                 "lr_warmup_steps-boundary",
                 "def get_lr(self):\n    if self.lr_warmup_steps > 0 and self.num_steps <= self.lr_warmup_steps:\n"
