@@ -15,7 +15,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, binop, parens
-from mutator.operators.meaning import body_of, descendants, reaches
+from mutator.operators.meaning import bindings, body_of, descendants, identifiers, reaches
 
 POWER = m.BinaryOperation(operator=m.Power())  # base ** exponent
 POW_CALL = m.Call(  # pow(base, e), torch.pow(base, e), np.power(base, e), mx.power(base, e)
@@ -34,11 +34,35 @@ def _is_arange_step_two(node) -> bool:
     return m.matches(node, STEP_TWO_ARANGE)
 
 
-def _denominator(exponent: cst.BaseExpression) -> cst.BaseExpression | None:
-    """The divisor of the exponent's ratio (`channels / dim` -> `dim`; `-(channels / dim)` too)."""
-    for node in descendants(exponent):
+DIVIDE_CALL = m.Call(  # ops.divide(channels, dim), np.true_divide(channels, dim)
+    func=m.Name("divide") | m.Attribute(attr=m.Name("divide") | m.Name("true_divide")),
+    args=[m.Arg(keyword=None), m.Arg(keyword=None)],
+)
+
+
+def _inline_denominator(expr: cst.BaseExpression) -> cst.BaseExpression | None:
+    """The divisor of a ratio in `expr` (`channels / dim` -> `dim`; `-(channels / dim)`, `divide(c, dim)`)."""
+    for node in descendants(expr):
         if m.matches(node, m.BinaryOperation(operator=m.Divide())):
             return node.right
+        if m.matches(node, DIVIDE_CALL):
+            return node.args[1].value
+    return None
+
+
+def _denominator(exponent: cst.BaseExpression, body: cst.CSTNode, depth: int = 2) -> cst.BaseExpression | None:
+    """The divisor of the exponent's ratio, inline or where a name in it was computed (`freq_range = idx /
+    denom`, then `power(base, -freq_range)`), when that value is built from the even channel indices."""
+    inline = _inline_denominator(exponent)
+    if inline is not None or depth == 0:
+        return inline
+    assigned = bindings(body)
+    for name in identifiers(exponent):
+        for value in assigned.get(name, ()):
+            if value is not exponent and reaches(value, body, _is_arange_step_two):
+                found = _denominator(value, body, depth - 1)
+                if found is not None:
+                    return found
     return None
 
 
@@ -57,12 +81,19 @@ class ExponentScaling(Operator):
             base, exponent = node.args[0].value, node.args[1].value
         else:
             return
-        if not reaches(exponent, body_of(node, scope), _is_arange_step_two):
+        body = body_of(node, scope)
+        if not reaches(exponent, body, _is_arange_step_two):
             return
-        denominator = _denominator(exponent)
+        denominator = _inline_denominator(exponent)
         if denominator is not None:
             yield Site("denominator-x2", {denominator: _scaled(denominator, cst.Multiply(), 2)})
             yield Site("denominator-half", {denominator: _scaled(denominator, cst.Divide(), 2)})
+        elif _denominator(exponent, body) is not None:
+            # power(base, -freq_range) with freq_range = idx / denom: the same slip written where the power
+            # is taken (a ratio over twice its denominator is half the exponent)
+            grouped = exponent if isinstance(exponent, (cst.Name, cst.Attribute)) else parens(exponent)
+            yield Site("denominator-x2", {exponent: _scaled(grouped, cst.Divide(), 2)})
+            yield Site("denominator-half", {exponent: _scaled(grouped, cst.Multiply(), 2)})
         yield Site("base-x10", {base: _scaled(base, cst.Multiply(), 10)})
         yield Site("base-div10", {base: _scaled(base, cst.Divide(), 10)})
 
@@ -70,6 +101,8 @@ class ExponentScaling(Operator):
         rotary = "channel_range = torch.arange(0, head_dim, 2)\ninv_freq = 1.0 / (base ** (channel_range / head_dim))\n"
         llama = "freqs = 1.0 / torch.pow(theta, torch.arange(0, dim, 2)[: dim // 2].float() / dim)\n"
         mlx = "freqs = base ** (mx.arange(0, dims, step=2) / dims)\n"
+        keras = "idx = ops.arange(0, d, 2)\nfreq_range = idx / denom\ninv = ops.power(base, -freq_range)\n"
+        keras_divide = "freq_range = ops.divide(ops.arange(0, d, 2), dim)\ninv = 1.0 / (base ** freq_range)\n"
         return (
             Example("denominator-x2", rotary, rotary.replace("/ head_dim)", "/ (head_dim * 2))")),
             Example("denominator-half", rotary, rotary.replace("/ head_dim)", "/ (head_dim / 2))")),
@@ -80,4 +113,13 @@ class ExponentScaling(Operator):
             # a power whose exponent does not come from the even channel indices is not a frequency table
             Example("denominator-x2", "scale = head_dim ** -0.5\n", None),
             Example("base-x10", "y = x ** (t / n)\nz = x ** (torch.arange(0, n) / n)\n", None),
+            # the ratio computed first, then raised: its denominator doubled or halved where it is raised
+            Example(
+                "denominator-x2", keras, keras.replace("power(base, -freq_range)", "power(base, ((-freq_range) / 2))")
+            ),
+            Example("denominator-half", keras_divide, keras_divide.replace("** freq_range", "** (freq_range * 2)")),
+            # a power of a ratio that is not of the channel indices (NTK's dim / (dim - 2)) is no table
+            Example(
+                "denominator-x2", "e = ops.cast(d, 'f') / ops.cast(d - 2, 'f')\ninv = inv / ops.power(s, e)\n", None
+            ),
         )

@@ -22,7 +22,8 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import INVERSE, Example, Operator, Site, parens, rewritten
-from mutator.operators.meaning import body_of, mentions, reaches
+from mutator.operators.mask_branch import _only_complains
+from mutator.operators.meaning import body_of, code, mentions, reaches
 
 HEAD_COUNT = re.compile(
     r"(?i)^(?!.*(dim|size|lm_head|idx|index|mask|_ids?$)).*(heads?$|heads?_|n_rep|per_kv|query_groups|kv_groups"
@@ -35,6 +36,15 @@ HEAD_AXIS = m.Call(func=m.Attribute(attr=m.Name("size")), args=[m.Arg(value=m.In
     value=m.Attribute(attr=m.Name("shape")), slice=[m.SubscriptElement(slice=m.Index(value=m.Integer("1")))]
 )
 REPEAT_INTERLEAVE = m.Call(func=m.Attribute(attr=m.Name("repeat_interleave")))
+# numpy's, keras.ops', mlx's and jax's repeat is torch's repeat_interleave: ops.repeat(k, repeats=g, axis=2)
+ARRAY_REPEAT = m.Call(
+    func=m.Attribute(value=m.Name(), attr=m.Name("repeat")),
+    args=[m.Arg(keyword=None), m.ZeroOrMore(), m.Arg(keyword=m.Name("axis")), m.ZeroOrMore()],
+)
+# `if k.ndim == 3:` asks a tensor's rank or format (one head, unsplit), not whether heads are shared
+RANK = re.compile(r"(?i)^(ndim|dim|dtype|device)$")
+# a key or value tensor by its name (`key_unpad`, `value_states`, `kv`), for an expand that shares it
+KV_NAMED = re.compile(r"(?i)(^|_)(k|v|kv|keys?|values?)(_|$)")
 # repeat_kv(x, n_rep), einops' repeat(k, "b h n d -> b (h g) n d", g=groups): a helper that shares kv heads
 REPEAT_HELPER = m.Call(
     func=m.Name(m.MatchRegex(r"(?i).*repeat.*")) | m.Attribute(attr=m.Name(m.MatchRegex(r"(?i)repeat_kv.*")))
@@ -139,6 +149,71 @@ def _repeat_sites(call: cst.Call):
     yield Site("repeat-skipped", {call: tensor})
 
 
+GQA_WORD = r"""(?i)^['"]\w*(gqa|repeat_kv)\w*['"]$"""  # a flag handed on under a key that names kv sharing
+
+
+def _flag_negated(value):
+    """The opposite of a flag's value: True/False swapped, `not x` -> `x`, a comparison inverted, else `not`."""
+    if m.matches(value, m.Name("True") | m.Name("False")):
+        yield Site("keyword-negated", {value: cst.Name("False" if value.value == "True" else "True")})
+    elif m.matches(value, m.UnaryOperation(operator=m.Not())):
+        yield Site("keyword-negated", {value: value.expression})
+    elif m.matches(value, SINGLE) and type(value.comparisons[0].operator) in INVERSE:
+        yield Site("keyword-inverted", rewritten(value))
+    elif isinstance(value, (cst.Name, cst.Attribute, cst.Call)) and not m.matches(value, m.Name("None")):
+        yield Site("keyword-negated", {value: cst.UnaryOperation(operator=cst.Not(), expression=value)})
+
+
+def _array_repeat_sites(call: cst.Call):
+    """ops.repeat(k, repeats=n_rep, axis=2) by a head count: tiled instead (the same library's concatenate
+    of copies), on the sequence axis, or skipped."""
+    positional = [a for a in call.args if a.keyword is None]
+    tensor = positional[0].value
+    repeats = next((a for a in call.args if m.matches(a, m.Arg(keyword=m.Name("repeats")))), None)
+    repeats = repeats or (positional[1] if len(positional) > 1 else None)
+    axis = next(a for a in call.args if m.matches(a, m.Arg(keyword=m.Name("axis"))))
+    if repeats is None or not counts_heads(repeats.value) or not _named_kv(tensor):
+        return
+    library = code(call.func.value)
+    count = parens(repeats.value) if isinstance(repeats.value, cst.BinaryOperation) else repeats.value
+    tiled = cst.parse_expression(f"{library}.concatenate([{code(tensor)}] * {code(count)}, axis={code(axis.value)})")
+    yield Site("repeat-tiled", {call: tiled})
+    if code(axis.value) in OTHER_DIM:
+        yield Site("repeat-sequence-dim", {axis.value: cst.parse_expression(OTHER_DIM[code(axis.value)])})
+    yield Site("repeat-skipped", {call: tensor})
+
+
+def _named_kv(expr) -> bool:
+    return mentions(expr, KV_NAMED) or mentions(expr, KV_TENSOR)
+
+
+def _expands_kv(call: cst.Call) -> bool:
+    """`key_unpad.expand(n, n_heads, d)`: a key or value tensor (a single shared head) expanded to a head
+    count."""
+    return (
+        m.matches(call, m.Call(func=m.Attribute(attr=m.Name("expand"), value=m.Name())))
+        and _named_kv(call.func.value)
+        and any(a.keyword is None and counts_heads(a.value) for a in call.args)
+    )
+
+
+def _shares_kv(block, scope) -> bool:
+    """The block repeats or expands key/value heads (what a GQA branch does)."""
+    for call in m.findall(block, m.Call()):
+        if m.matches(call, REPEAT_INTERLEAVE | ARRAY_REPEAT) and any(counts_heads(a.value) for a in call.args):
+            return True
+        if _expands_kv(call) or (m.matches(call, EXPAND) and _tiled_expand(call)):
+            return True
+        if (
+            m.matches(call, REPEAT_HELPER)
+            and call.args
+            and any(_shares(a.value) for a in call.args[1:])
+            and _keys_or_values(call.args[0].value, scope)
+        ):
+            return True
+    return False
+
+
 def _shares(expr) -> bool:
     """A count of heads to share: a head count, a group size, or the query's head axis (`q.shape[1]`)."""
     return counts_heads(expr) or mentions(expr, KV_SHARED) or bool(m.findall(expr, HEAD_AXIS))
@@ -180,7 +255,9 @@ class HeadSharing(Operator):
     )
 
     def sites(self, node, scope):
-        if not isinstance(node, (cst.Arg, cst.Assign, cst.AnnAssign, cst.If, cst.BinaryOperation, cst.Call)):
+        if not isinstance(
+            node, (cst.Arg, cst.Assign, cst.AnnAssign, cst.If, cst.BinaryOperation, cst.Call, cst.DictElement)
+        ):
             return  # what every branch below matches: most nodes are none of these
         if (
             m.matches(node, m.Arg(keyword=m.Name("enable_gqa"), value=SINGLE))
@@ -205,19 +282,34 @@ class HeadSharing(Operator):
         elif m.matches(node, m.If(test=GQA_LOOKUP)):  # if kwargs.get("enable_gqa", False):
             yield Site("if-inverted", {node.test: cst.UnaryOperation(operator=cst.Not(), expression=node.test)})
         elif isinstance(node, cst.If):
+            if _only_complains(node):  # if self.kv_n_heads > self.n_heads: raise ValueError(...): validation
+                return
             tests = (
                 [node.test, *m.findall(node.test, SINGLE)]
                 if isinstance(node.test, cst.BooleanOperation)
                 else [node.test]
             )
+            found = False
             for test in tests:
                 if isinstance(test, cst.Comparison) and compares_heads(test):
+                    found = True
                     yield Site("if-inverted", rewritten(test))
+            if not found and not mentions(node.test, RANK) and _shares_kv(node.body, scope):
+                # if kv.shape[3] != q.shape[2]: kv = repeat(kv, ...), if should_repeat_kv: k = k.expand(...):
+                # whatever the predicate compares, it decides whether the key/value heads are shared
+                test = node.test
+                if m.matches(test, SINGLE) and type(test.comparisons[0].operator) in INVERSE:
+                    if not m.matches(test.comparisons[0].comparator, m.Name("None")):
+                        yield Site("if-inverted", rewritten(test))
+                elif isinstance(test, (cst.Name, cst.Attribute)):
+                    yield Site("if-inverted", {test: cst.UnaryOperation(operator=cst.Not(), expression=test)})
         elif m.matches(node, m.BinaryOperation(operator=m.FloorDivide() | m.Divide())):
             if counts_heads(node.left) and counts_heads(node.right) and mentions(node, KV_SHARED):
                 yield Site("group-size-inverted", {node.left: node.right, node.right: node.left})
         elif m.matches(node, REPEAT_INTERLEAVE):
             yield from _repeat_sites(node)
+        elif m.matches(node, ARRAY_REPEAT):
+            yield from _array_repeat_sites(node)
         elif (
             m.matches(node, REPEAT_HELPER)
             and node.args
@@ -231,6 +323,11 @@ class HeadSharing(Operator):
                 yield Site("repeat-tiled", edits)
         elif m.matches(node, SHARED_BY_EXPAND) and _keys_or_values(node.func.value.func.value.func.value, scope):
             yield Site("repeat-skipped", {node: node.func.value.func.value.func.value})
+        elif isinstance(node, cst.Call) and _expands_kv(node):
+            # key_unpad = key_unpad.expand(nnz, n_heads, d): one shared head expanded to every query head
+            yield Site("repeat-skipped", {node: node.func.value})
+        elif m.matches(node, m.DictElement(key=m.SimpleString(m.MatchRegex(GQA_WORD)))):
+            yield from _flag_negated(node.value)  # {'should_repeat_kv_for_gqa': not is_flash_v2_installed()}
         elif m.matches(
             node, m.Assign(targets=[m.AssignTarget(target=GQA_KEY)], value=m.Name("True") | m.Name("False"))
         ):
@@ -326,4 +423,50 @@ class HeadSharing(Operator):
             Example("repeat-skipped", "k = repeat(k, 'b ... -> b h ...', h = q.shape[1])\n", "k = k\n"),
             Example("repeat-skipped", "w = repeat(scale, 'h -> (h e)', e = qk_dim // heads)\n", None),
             Example("flag-inverted", "many = num_output_heads > 1\npartial = rotate_num_heads < heads\n", None),
+            # whatever a predicate compares, the branch that repeats the key/value heads makes it a GQA one
+            Example(
+                "if-inverted",
+                'if kv.shape[3] != q.shape[2]:\n    kv = repeat(kv, "s h d -> s (h g) d", g=n // kv.shape[3])\n',
+                'if kv.shape[3] == q.shape[2]:\n    kv = repeat(kv, "s h d -> s (h g) d", g=n // kv.shape[3])\n',
+            ),
+            Example(
+                "if-inverted",
+                "if should_repeat_kv:\n    k = k.expand(b, n_heads, d)\n",
+                "if not should_repeat_kv:\n    k = k.expand(b, n_heads, d)\n",
+            ),
+            # an optional input's presence, a tensor's rank, and a check that only raises, share nothing
+            Example(
+                "if-inverted",
+                "if kv_cache is not None:\n    k = repeat_kv(k, n_rep)\n"
+                "if k.ndim == 3:\n    k = repeat(k, 'b ... -> b h ...', h=q.shape[1])\n"
+                "if self.kv_n_heads > self.n_heads:\n    raise ValueError(self.kv_n_heads)\n",
+                None,
+            ),
+            Example(
+                "repeat-skipped",
+                "key_unpad = key_unpad.expand(key_unpad.size(0), n_heads, key_unpad.size(-1))\n",
+                "key_unpad = key_unpad\n",
+            ),
+            Example("repeat-skipped", "m = mask.expand(b, n_heads, t)\n", None),
+            # numpy's and keras.ops' repeat is torch's repeat_interleave
+            Example(
+                "repeat-tiled",
+                "key = ops.repeat(key, repeats=self.num_key_value_groups, axis=2)\n",
+                "key = ops.concatenate([key] * self.num_key_value_groups, axis=2)\n",
+            ),
+            Example(
+                "repeat-sequence-dim",
+                "key = ops.repeat(key, repeats=self.num_key_value_groups, axis=2)\n",
+                "key = ops.repeat(key, repeats=self.num_key_value_groups, axis=1)\n",
+            ),
+            Example(
+                "repeat-skipped", "key = ops.repeat(key, repeats=self.num_key_value_groups, axis=2)\n", "key = key\n"
+            ),
+            Example("repeat-tiled", "x = np.repeat(x, 2, axis=1)\n", None),
+            Example(
+                "keyword-negated",
+                "kwargs = {'should_repeat_kv_for_gqa': not is_flash_v2_installed()}\n",
+                "kwargs = {'should_repeat_kv_for_gqa': is_flash_v2_installed()}\n",
+            ),
+            Example("keyword-negated", 'kwargs = {"pack_gqa": None}\n', None),
         )

@@ -27,11 +27,14 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import BOUNDARY, Example, Operator, Site, binop, comparisons, parens, rewritable, rewritten
-from mutator.operators.meaning import enclosing, mentions, owners
+from mutator.operators.meaning import bindings, body_of, code, enclosing, mentions, owners, reaches
 
 CAUSAL = re.compile(r"(?i)causal")
 # what a mask choice compares: query/key lengths, shapes, the mask itself
-SHAPES = re.compile(r"(?i)(mask|causal|^(attn|attention)_bias$|^t[qk]?$|^[qk]_?len|len$|^len|seq|window|shape|size)")
+SHAPES = re.compile(
+    r"(?i)(mask|causal|^(attn|attention)_bias$|^t[qk]?$|^s_?[qk]$|^[qk]_?len|len$|^len|seq|window|shape|size"
+    r"|(query|key)_?tokens)"
+)
 MASKING_CALL = m.Call(
     func=m.Name(m.MatchRegex(r"(?i).*(attention|attn|sdpa|tril|triu).*"))
     | m.Attribute(attr=m.Name(m.MatchRegex(r"(?i).*(attention|attn|sdpa|tril|triu|masked_fill).*")))
@@ -40,9 +43,31 @@ MASKING_CALL = m.Call(
 )
 # an additive mask is an "attention bias" (SDPA's and xformers' `attn_bias`), not a positional one
 MASK_NAME = re.compile(r"(?i)mask|causal|^(attn|attention)_bias$")
-MASK_FUNCTION = re.compile(r"(?i)mask")
+MASK_FUNCTION = re.compile(r"(?i)mask|causal")
+MASK_NAME_ONLY = re.compile(r"(?i)mask")  # a function that builds a mask returns the mask, not a flag
+# a tokenizer's special-tokens mask, a loss's or a label's: functions named for masks that are not attention's
+NOT_MASK_FUNCTION = re.compile(r"(?i)special|token|loss|label")
+# functions that only check their inputs: their branches choose nothing
+VALIDATION = re.compile(r"(?i)^_*(check|validate|verify|assert)(s|ed)?(_|$)")
+# a flag that says what to hand back (`if self.return_padding_mask:`), not which mask attention uses
+OUTPUTS = re.compile(r"(?i)^(return|output|create)_")
+# what a condition is about when it chooses no attention mask: a loss's mask, whether masks are cached
+NOT_CHOSEN = re.compile(r"(?i)loss|cacheable|_cached$")
+# what a branch that only converts a mask calls (`bias = bias.to(dtype=dtype)`): its format, not which mask
+CONVERSIONS = re.compile(r"(?i)^(to|type|float|half|bfloat16|contiguous|cuda|cpu|detach|clone|astype|cast)$")
+POSITIONS = re.compile(r"(?i)pos")  # position ids computed from a padding mask: positions, not attention
+# a sliding or local window: which keys a query sees, chosen by a branch that sets it
+WINDOW = re.compile(r"(?i)window")
+# a mask whose name says which keys it hides (`causal_mask = ~causal_mask`), not a plain `mask` of any kind
+NAMED_MASK = re.compile(r"(?i)(causal|window|sliding|local|prefix|attn|attention).*mask")
+# what a None check must be about to choose a mask: the mask itself, or a cache (decoding)
+CHOSEN_BY_NONE = re.compile(r"(?i)mask|causal|^(attn|attention)_bias$|cache|past")
+# calls that only reshape or convert a mask: `ops.expand_dims(i >= j, axis=0)` builds the mask of `i >= j`
+RESHAPING = re.compile(r"(?i)^(expand_dims|unsqueeze|cast|astype|to|view|reshape|broadcast_to|bool|float|int)$")
 BOOKKEEPING = re.compile(r"(?i)size|len|shape|idx|index")  # mask_size = ...: how big, not which mask
-CHOICE = re.compile(r"(?i)mask|causal|sliding|window|prefix|prefill")  # a flag or a helper that decides which mask
+CHOICE = re.compile(
+    r"(?i)mask|causal|sliding|window|prefix|prefill|decode"
+)  # a flag or a helper that decides which mask
 FILLED = m.Call(func=m.Attribute(attr=m.Name("masked_fill") | m.Name("masked_fill_")), args=[m.Arg(), m.Arg()])
 TRIANGLES = m.Name("tril") | m.Name("triu") | m.Name("tril_") | m.Name("triu_")
 TRIANGLE = m.Call(func=TRIANGLES | m.Attribute(attr=TRIANGLES))
@@ -77,12 +102,22 @@ MASKED_SCORE = (
     | m.Call(func=m.Name("float"), args=[m.Arg(value=INF)])
     | m.UnaryOperation(operator=m.Minus(), expression=m.Call(func=m.Name("float")) | m.Attribute(attr=m.Name("inf")))
 )
+# a bias that starts as a large negative everywhere (`torch.full(shape, -10000.0)`) before zeros open it
+HUGE = m.Integer(m.MatchIfTrue(lambda v: _magnitude(v) >= 1e4)) | m.Float(m.MatchIfTrue(lambda v: _magnitude(v) >= 1e4))
+NEGATIVE_BIAS = m.UnaryOperation(operator=m.Minus(), expression=HUGE) | MASKED_SCORE
 # (1.0 - mask) * finfo.min: a keep-mask turned into an additive one
 ADDITIVE = m.BinaryOperation(
     operator=m.Multiply(),
     left=m.BinaryOperation(operator=m.Subtract(), left=m.Integer("1") | m.Float("1.0")),
     right=MASKED_SCORE,
 )
+
+
+def _magnitude(text: str) -> float:
+    try:
+        return abs(float(text.replace("_", "")))
+    except ValueError:
+        return 0.0
 
 
 def _negated(test: cst.BaseExpression) -> cst.BaseExpression:
@@ -92,10 +127,14 @@ def _negated(test: cst.BaseExpression) -> cst.BaseExpression:
     return cst.UnaryOperation(operator=cst.Not(), expression=test)
 
 
-def _conditions(test: cst.BaseExpression) -> list[cst.BaseExpression]:
-    """The operands of and/or (recursively), or the test itself."""
-    if isinstance(test, cst.BooleanOperation) and not test.lpar:
-        return _conditions(test.left) + _conditions(test.right)
+def _conditions(test: cst.BaseExpression, whole: bool = False) -> list[cst.BaseExpression]:
+    """The operands of and/or (recursively), or the test itself; the test of an `if` is split through its
+    parentheses too (`if (\n a == 0\n or b\n):`, `if (a or n > 0) and c:`), and `not (a == b)` is the
+    comparison it negates."""
+    if isinstance(test, cst.BooleanOperation) and (whole or not test.lpar):
+        return _conditions(test.left, whole) + _conditions(test.right, whole)
+    if m.matches(test, m.UnaryOperation(operator=m.Not())) and rewritable(test.expression):
+        return [test.expression]
     return [test]
 
 
@@ -110,9 +149,19 @@ def _operands(expr) -> list[cst.Comparison]:
     return []
 
 
+def _mask_function(name: str) -> bool:
+    """A function's name says it builds attention's mask or causal flag (not a special-tokens mask)."""
+    return bool(MASK_FUNCTION.search(name)) and not NOT_MASK_FUNCTION.search(name)
+
+
 def _in_mask_function(node, scope) -> bool:
     """node sits in a function (or a function nested in one) whose name says it builds masks."""
-    return any(MASK_FUNCTION.search(function.name.value) for function in owners(node, scope))
+    return any(_mask_function(function.name.value) for function in owners(node, scope))
+
+
+def _validates(node, scope) -> bool:
+    """node sits in a function that checks its inputs (`_check_masks_shapes`): it chooses nothing."""
+    return any(VALIDATION.search(function.name.value) for function in owners(node, scope))
 
 
 def _not_attention(node, scope) -> bool:
@@ -120,9 +169,20 @@ def _not_attention(node, scope) -> bool:
     return any(NOT_ATTENTION.search(owner.name.value) for owner in owners(node, scope, (cst.FunctionDef, cst.ClassDef)))
 
 
+def _complains(block) -> bool:
+    """Every statement of the block raises or warns, or is an `if` (with no else) that only does that."""
+    return isinstance(block, cst.IndentedBlock) and all(
+        m.matches(s, COMPLAINTS) or (isinstance(s, cst.If) and s.orelse is None and _complains(s.body))
+        for s in block.body
+    )
+
+
 def _only_complains(branch: cst.If) -> bool:
-    """A branch that only raises or warns validates its input; inverting it chooses no other mask."""
-    return isinstance(branch.body, cst.IndentedBlock) and all(m.matches(s, COMPLAINTS) for s in branch.body.body)
+    """A branch that only raises or warns validates its input (`if mask is not None: if mask.ndim != 2:
+    raise ...`); inverting it chooses no other mask. One whose else does something (`if n != 1: raise ...
+    else: return False`) still chooses."""
+    orelse = branch.orelse
+    return _complains(branch.body) and (orelse is None or isinstance(orelse, cst.If) or _complains(orelse.body))
 
 
 LABELS = re.compile(r"(?i)label|target")
@@ -140,6 +200,17 @@ def _writes(statement: cst.CSTNode) -> cst.CSTNode | None:
     return None
 
 
+def _converts(statement) -> bool:
+    """`x = x.to(dtype=dtype, device=device)`: the statement only converts what it already holds."""
+    if not m.matches(statement, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget()])])):
+        return False
+    assign = statement.body[0]
+    value = assign.value
+    if not m.matches(value, m.Call(func=m.Attribute(attr=m.Name(m.MatchIfTrue(CONVERSIONS.match))))):
+        return False
+    return code(value.func.value) == code(assign.targets[0].target)
+
+
 def _passes_mask_on(branch: cst.If) -> bool:
     """The branch only writes the labels (`labels.masked_fill_(mask == 0, -100)`: the loss mask), or only
     files values under a key of a container that is not a mask (`state["attention_mask"] = mask`):
@@ -149,6 +220,10 @@ def _passes_mask_on(branch: cst.If) -> bool:
     written = [_writes(statement) for statement in branch.body.body]
     if any(target is None for target in written):
         return False
+    if all(_converts(statement) for statement in branch.body.body):
+        return True  # if self.attn_bias is not None: self.attn_bias = self.attn_bias.to(dtype=dtype)
+    if all(mentions(target, POSITIONS) and not mentions(target, MASK_NAME) for target in written):
+        return True  # if attention_mask is not None: pos = pos - cumsum(~attention_mask): positions
     labels = all(mentions(target, LABELS) for target in written)
     filed = m.Subscript(slice=[m.SubscriptElement(slice=m.Index(value=m.SimpleString() | m.FormattedString()))])
     stored = all(m.matches(t, filed) and not mentions(t.value, MASK_NAME) for t in written)
@@ -161,7 +236,7 @@ def _checks_format(node) -> bool:
     `mask.size(-1)` of a reshape in `cols < (cols + 1).view(mask.size(-1), 1)`)."""
     names = {c.func.value for c in m.findall(node, m.Call(func=m.Name()))}
     passed = set()  # attributes inside the arguments of a call that is not itself a check (len, isinstance)
-    for call in m.findall(node, m.Call(func=~m.Name(m.MatchRegex("len|isinstance|hasattr")))):
+    for call in m.findall(node, m.Call(func=~m.Name(m.MatchRegex("len|isinstance|hasattr|tuple|list")))):
         passed |= {id(a) for arg in call.args for a in m.findall(arg, m.Attribute())}
     names |= {a.attr.value for a in m.findall(node, m.Attribute()) if id(a) not in passed}
     return any(FORMAT.search(name) for name in names)
@@ -171,13 +246,19 @@ def _chooses_mask(branch: cst.If, scope) -> bool:
     """The branch (or what follows in its else) calls attention or builds a mask, or, in a function that
     builds masks (`def causal_mask(...)`), returns one; a mask's size or index is bookkeeping."""
     function = enclosing(branch, scope, cst.FunctionDef)
-    in_mask_function = function is not None and MASK_FUNCTION.search(function.name.value)
+    in_mask_function = function is not None and _mask_function(function.name.value)
     parts = [branch.body] + ([branch.orelse] if branch.orelse is not None else [])
     for part in parts:
         if m.findall(part, MASKING_CALL) or (in_mask_function and m.findall(part, m.Return())):
             return True
         targets = m.findall(part, m.AssignTarget())
         if any(mentions(t.target, MASK_NAME) and not mentions(t.target, BOOKKEEPING) for t in targets):
+            return True
+        if any(mentions(t.target, WINDOW) for t in targets) and _turns_window_off(branch):
+            return True  # window_size = config.window_size, else window_size = None: a window or none
+        if in_mask_function and targets and mentions(branch.test, CHOSEN_BY_NONE):
+            # if self_attention_cache is not None: input_length = cache.shape[2]: a mask function's branch
+            # on the cache (or the mask) sets what the mask is built from
             return True
     return False
 
@@ -196,6 +277,14 @@ def _mask_choosing_names(function: cst.FunctionDef, scope) -> frozenset[str]:
     return _MASK_CHOOSING[function]
 
 
+def _turns_window_off(branch: cst.If) -> bool:
+    """One arm of the branch sets a window to None: it chooses between a sliding window and none (a branch
+    that only fills in a configured window's details chooses nothing)."""
+    window = m.Name(m.MatchRegex(r"(?i).*window.*"))
+    none = m.Assign(targets=[m.AssignTarget(target=window | m.Attribute(attr=window))], value=m.Name("None"))
+    return bool(m.findall(branch, none))
+
+
 def _diagonal(call: cst.Call):
     """The diagonal argument of tril/triu (keyword or the positional after the tensor), or None."""
     method_form = not m.matches(call.func, m.Name() | m.Attribute(value=m.Name("torch")))
@@ -205,6 +294,98 @@ def _diagonal(call: cst.Call):
         return keyword.value
     wanted = 0 if method_form else 1
     return positional[wanted].value if len(positional) > wanted else None
+
+
+def _reshaped(value):
+    """What a mask is made of under calls that only reshape or convert it: `ops.expand_dims(i >= j, axis=0)`
+    and `(q_idx >= kv_idx).to(dtype)` are the mask `i >= j`, `q_idx >= kv_idx`."""
+    while isinstance(value, cst.Call):
+        func = value.func
+        name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
+        if not RESHAPING.match(name):
+            break
+        positional = [a for a in value.args if a.keyword is None]
+        if isinstance(func, cst.Attribute) and not isinstance(func.value, cst.Name):
+            value = func.value  # (q_idx >= kv_idx).to(dtype): the receiver is the mask
+        elif isinstance(func, cst.Attribute) and positional and isinstance(positional[0].value, cst.Comparison):
+            value = positional[0].value  # ops.expand_dims(i >= j, axis=0)
+        elif isinstance(func, cst.Name) and positional:
+            value = positional[0].value  # expand_dims(i >= j, 0)
+        else:
+            break
+    return value
+
+
+def _converted(where) -> bool:
+    """`mask.bool()`, `mask.to(torch.bool)`: a mask in another form (an additive one, 0/1) filled in as
+    scores converts it; which keys it hides was chosen where it was built."""
+    return m.matches(where, m.Call(func=m.Attribute(attr=m.Name("bool") | m.Name("to") | m.Name("type"))))
+
+
+def _complemented(where, scope) -> bool:
+    """The mask was made the complement of another (`causal_mask = ~causal_mask`) in the function: the
+    complement is mutated where it is taken, not again where it is filled."""
+    root = _reshaped(where)
+    while isinstance(root, (cst.Attribute, cst.Call, cst.Subscript)):
+        root = root.func if isinstance(root, cst.Call) else root.value
+    if not isinstance(root, cst.Name):
+        return False
+    invert = m.UnaryOperation(operator=m.BitInvert()) | m.Call(func=m.Attribute(attr=m.Name("logical_not")))
+    return any(m.matches(v, invert) for v in bindings(body_of(where, scope)).get(root.value, ()))
+
+
+def _complement_taken(where, scope) -> dict | None:
+    """The edit that drops the complement a filled name was bound to (`x = torch.logical_not(m).unsqueeze(1)`
+    -> `x = m.unsqueeze(1)`), unless the name complements itself (`m = ~m`, mutated as an assignment)."""
+    if not isinstance(where, cst.Name) or mentions(where, NAMED_MASK):
+        return None
+    values = bindings(body_of(where, scope)).get(where.value, ())
+    if len(values) != 1:
+        return None
+    inner = _reshaped(values[0])
+    if m.matches(inner, m.UnaryOperation(operator=m.BitInvert())):
+        return {inner: inner.expression}
+    if m.matches(inner, m.Call(func=m.Attribute(attr=m.Name("logical_not")) | m.Name("logical_not"), args=[m.Arg()])):
+        return {inner: inner.args[0].value}
+    return None
+
+
+def _optional_given(comparison: cst.Comparison) -> bool:
+    """`cu_seqlens is not None`: whether an optional input was passed, unless it is a mask or a cache."""
+    return isinstance(comparison.comparisons[0].operator, (cst.Is, cst.IsNot)) and not mentions(
+        comparison, CHOSEN_BY_NONE
+    )
+
+
+def _returns_flag(node, scope) -> bool:
+    """`node` is a return of a function named for the causal flag (`_reset_is_causal`, `use_causal`)."""
+    function = enclosing(node, scope, cst.FunctionDef)
+    return (
+        function is not None
+        and bool(CAUSAL.search(function.name.value))
+        and not MASK_NAME_ONLY.search(function.name.value)
+    )
+
+
+def _fills_masked_score(call: cst.Call, scope) -> bool:
+    """The call fills a masked score (`finfo.min`, `-inf`, or a name bound to one), or fills zeros into a
+    bias that holds masked scores everywhere else (`torch.full(shape, -10000.0)`)."""
+    value = call.args[1].value
+    body = body_of(call, scope)
+    if reaches(value, body, lambda n: m.matches(n, MASKED_SCORE), depth=1):
+        return isinstance(value, cst.Name) or m.matches(value, MASKED_SCORE)
+    receiver = call.func.value
+    zero = m.Integer("0") | m.Float(m.MatchRegex(r"^0?\.0*$"))
+    return (
+        m.matches(value, zero)
+        and isinstance(receiver, cst.Name)
+        and mentions(receiver, MASK_NAME)
+        and any(
+            m.findall(bound, NEGATIVE_BIAS)
+            and m.findall(bound, m.Call(func=m.Attribute(attr=m.Name("full")) | m.Name("full")))
+            for bound in bindings(body).get(receiver.value, ())
+        )
+    )
 
 
 class MaskBranch(Operator):
@@ -222,7 +403,7 @@ class MaskBranch(Operator):
     def sites(self, node, scope):
         if not isinstance(node, (cst.Arg, cst.Param, cst.Assign, cst.AugAssign, cst.Return, cst.If, cst.Call)):
             return
-        if _not_attention(node, scope):
+        if _not_attention(node, scope) or _validates(node, scope):
             return
         if m.matches(
             node, m.Param(name=m.Name(m.MatchRegex(r"(?i)^(is_)?causal$")), default=m.Name("True") | m.Name("False"))
@@ -242,13 +423,24 @@ class MaskBranch(Operator):
                     yield Site("is-causal-inverted", rewritten(comparison))
         elif m.matches(node, m.Assign(targets=[m.AssignTarget(target=m.Name() | m.Attribute())])):
             target = node.targets[0].target
-            if mentions(target, FLAG) or (mentions(target, CAUSAL) and not mentions(target, MASK_FUNCTION)):
+            if mentions(target, FLAG) or (mentions(target, CAUSAL) and not mentions(target, MASK_NAME_ONLY)):
                 for comparison in comparisons(node.value):
                     yield Site("is-causal-inverted", rewritten(comparison))
             elif isinstance(target, cst.Name) and self._picks_mask(target.value, node, scope):
-                # first_prefill = seqpos[0] == 0, then `if first_prefill:` builds the mask
+                # first_prefill = seqpos[0] == 0, then `if first_prefill:` builds the mask; of a flag made
+                # of many things (`split_qkv = ... or not all([...])`), the comparisons of lengths, masks
+                # and caches, not whether some optional input was given (`unpadded = cu_seqlens is not None`)
+                anywhere = _in_mask_function(node, scope)
                 for comparison in comparisons(node.value):
-                    yield Site("branch-inverted", rewritten(comparison))
+                    if (anywhere or mentions(comparison, SHAPES)) and not _optional_given(comparison):
+                        yield Site("branch-inverted", rewritten(comparison))
+            elif (
+                mentions(target, NAMED_MASK)
+                and m.matches(node.value, m.UnaryOperation(operator=m.BitInvert()))
+                and code(node.value.expression) == code(target)
+            ):
+                # causal_mask = ~causal_mask: the keys to hide become the keys to keep; dropped, it hides the rest
+                yield Site("fill-inverted", {node.value: node.value.expression})
             elif mentions(target, MASK_NAME) and not mentions(target, OTHER_MASKS):
                 test = node.value.test if isinstance(node.value, cst.IfExp) else None
                 if (
@@ -266,6 +458,26 @@ class MaskBranch(Operator):
             yield from self._mask_values(node.value)  # mask &= linds < rinds + window_size
         elif m.matches(node, m.Return()) and node.value is not None and _in_mask_function(node, scope):
             yield from self._mask_values(node.value)  # return (kv_idx <= q_idx) & (q_idx - kv_idx < window)
+            value = node.value
+            if (
+                isinstance(value, cst.IfExp)
+                and not _checks_format(value.test)
+                and not mentions(value.test, OTHER_MASKS)
+            ):
+                # return minimum(padding_mask, causal_mask) if padding_mask is not None else causal_mask
+                test = value.test
+                yield Site("branch-inverted", rewritten(test) if rewritable(test) else {test: _negated(test)})
+            elif m.matches(value, m.Name("True") | m.Name("False")) and _returns_flag(node, scope):
+                # def _reset_is_causal(...): ... return False: the flag a cached decode step gets
+                yield Site("is-causal-flipped", {value: cst.Name("False" if value.value == "True" else "True")})
+            elif (
+                isinstance(value, (cst.Name, cst.Attribute))
+                and mentions(value, CAUSAL)
+                and not mentions(value, MASK_NAME_ONLY)  # return causal_4d_mask: a mask, not a flag
+                and _returns_flag(node, scope)
+            ):
+                # ... return original_is_causal: the flag every other call gets
+                yield Site("is-causal-flipped", {value: cst.UnaryOperation(operator=cst.Not(), expression=value)})
         elif (
             isinstance(node, cst.If)
             and (_chooses_mask(node, scope) or mentions(node.test, MASK_NAME))
@@ -273,8 +485,8 @@ class MaskBranch(Operator):
             and not _passes_mask_on(node)
         ):
             anywhere = _in_mask_function(node, scope)
-            for condition in _conditions(node.test):
-                if _checks_format(condition) or mentions(condition, OTHER_MASKS):
+            for condition in _conditions(node.test, whole=True):
+                if _checks_format(condition) or any(mentions(condition, p) for p in (OTHER_MASKS, OUTPUTS, NOT_CHOSEN)):
                     continue
                 if rewritable(condition):
                     if anywhere or mentions(condition, SHAPES):
@@ -299,13 +511,28 @@ class MaskBranch(Operator):
         if m.matches(node, FILLED) and _in_mask_function(node, scope):
             # mask.masked_fill_(cols < rows + 1, 0): the comparison that builds a causal mask in place
             yield from self._mask_values(node.args[0].value)
-        elif m.matches(node, FILLED) and m.matches(node.args[1].value, MASKED_SCORE):
+        elif m.matches(node, FILLED) and _fills_masked_score(node, scope):
             # bias.masked_fill_(bias == 0, finfo.min): the keys hidden are the complement of the right ones
             where = node.args[0].value
+            complement = _complement_taken(where, scope)
+            if complement is not None:
+                # cannot_attend = torch.logical_not(torch.eq(a, b)); bias.masked_fill(cannot_attend, min):
+                # the complement dropped where it is taken
+                yield Site("fill-inverted", complement)
             if m.matches(where, m.UnaryOperation(operator=m.BitInvert())):
                 yield Site("fill-inverted", {where: where.expression})
             elif rewritable(where) and not _checks_format(where) and not mentions(where, OTHER_MASKS):
                 yield Site("fill-inverted", rewritten(where))
+            elif (
+                isinstance(where, (cst.Name, cst.Attribute, cst.Call))
+                and mentions(where, MASK_NAME)
+                and not mentions(where, OTHER_MASKS)
+                and not _checks_format(where)
+                and not _complemented(where, scope)
+                and not _converted(where)
+            ):
+                # scores.masked_fill(causal_mask, -10000.0): hide the keys the mask keeps instead
+                yield Site("fill-inverted", {where: cst.UnaryOperation(operator=cst.BitInvert(), expression=where)})
         elif m.matches(node, TRIANGLE):
             diagonal = _diagonal(node)
             if diagonal is not None:
@@ -329,13 +556,31 @@ class MaskBranch(Operator):
     def _mask_values(self, value):
         """The comparisons that build a mask, each with its boundary moved by one: those the value is made
         of (through &, |, ~, not), not bounds passed to a call inside it (`tl.load(p, mask=offs < n)`)."""
-        for comparison in _operands(value):
+        for comparison in _operands(_reshaped(value)):
             if not rewritable(comparison, BOUNDARY) or mentions(comparison, OTHER_MASKS):
                 continue
             if not _checks_format(comparison):
                 yield Site("boundary-shifted", rewritten(comparison, BOUNDARY))
 
     def examples(self):
+        decode = (
+            "def attend(self, q, kv, params):\n"
+            "    if (\n"
+            "        params.seqlen_offset == 0\n"
+            "        or not self.use_flash\n"
+            "    ):\n"
+            "        return self.inner_attn(q, kv)\n"
+            "    return flash_attn_with_kvcache(q, kv)\n"
+        )
+        reset = (
+            "def _reset_is_causal(num_query_tokens, num_key_tokens, is_causal):\n"
+            "    if is_causal and num_query_tokens != num_key_tokens:\n"
+            "        if num_query_tokens != 1:\n"
+            "            raise ValueError(num_query_tokens)\n"
+            "        else:\n"
+            "            return False\n"
+            "    return is_causal\n"
+        )
         not_attention = (
             "def dropout_seq(seq, mask):\n    if exists(mask):\n        seq = seq[mask]\n"
             "class RelativePositionBias:\n    def forward(self, i, j, causal):\n        if not causal:\n"
@@ -494,6 +739,100 @@ class MaskBranch(Operator):
             ),
             # a mask's format is not which mask: dtype and rank checks
             Example("branch-inverted", "if attn_mask.dtype == torch.bool:\n    attn_mask = attn_mask.float()\n", None),
+            # a parenthesised test is split too: prefill (offset 0) or decode
+            Example("branch-inverted", decode, decode.replace("seqlen_offset == 0", "seqlen_offset != 0")),
+            # whether an optional input was given picks a kernel's layout, not a mask
+            Example(
+                "branch-inverted",
+                "def forward(self, qkv, causal, cu_seqlens=None):\n    unpadded = cu_seqlens is not None\n"
+                "    if unpadded:\n        return flash_attn_varlen_func(qkv, cu_seqlens, causal=causal)\n"
+                "    return flash_attn_func(qkv, causal=causal)\n",
+                None,
+            ),
+            Example(
+                "branch-inverted",
+                "if is_causal and (not s_q == 1):\n    causal_mask = ones.tril()\n",
+                "if is_causal and (not s_q != 1):\n    causal_mask = ones.tril()\n",
+            ),
+            # a function that checks its inputs, a nested check that only raises, a flag for what to return,
+            # a conversion, positions made from the mask, whether masks are cached
+            Example(
+                "branch-inverted",
+                "def _check_masks_shapes(inputs, mask):\n    if mask is None:\n        mask = get_mask(inputs)\n"
+                "def attend(x, mask):\n    if mask is not None:\n        if mask.shape[0] != 2:\n"
+                "            raise ValueError(mask)\n"
+                "def pack(self, x):\n    if self.return_padding_mask:\n        mask = ones_like(x)\n"
+                "def forward(self, attention_mask, pos):\n    if self.attn_bias is not None:\n"
+                "        self.attn_bias = self.attn_bias.to(dtype=dtype)\n    if attention_mask is not None:\n"
+                "        pos = pos - cumsum(~attention_mask)\n"
+                "def item(self):\n    if self.masks_are_cacheable:\n        attention_mask = self.stored\n",
+                None,
+            ),
+            # a check that raises but whose else returns still chooses: the flag a decode step gets
+            Example("branch-inverted", reset, reset.replace("num_query_tokens != 1", "num_query_tokens == 1")),
+            Example("is-causal-flipped", reset, reset.replace("return False", "return True")),
+            Example("is-causal-flipped", reset, reset.replace("return is_causal", "return not is_causal")),
+            # a function that builds a mask returns the mask, not a flag
+            Example("is-causal-flipped", "def causal_mask(n):\n    if n == 1:\n        return False\n", None),
+            Example("is-causal-flipped", "def to_causal_4d(n):\n    return causal_4d_mask\n", None),
+            Example(
+                "branch-inverted",
+                "def compute_self_attention_mask(padding_mask, causal_mask):\n"
+                "    return minimum(padding_mask, causal_mask) if padding_mask is not None else causal_mask\n",
+                "def compute_self_attention_mask(padding_mask, causal_mask):\n"
+                "    return minimum(padding_mask, causal_mask) if padding_mask is None else causal_mask\n",
+            ),
+            Example(
+                "branch-inverted",
+                "def compute_attention_mask(x, cache):\n    n = x.shape[1]\n    if cache is not None:\n"
+                "        n = cache.shape[2]\n    return causal(n)\n",
+                "def compute_attention_mask(x, cache):\n    n = x.shape[1]\n    if cache is None:\n"
+                "        n = cache.shape[2]\n    return causal(n)\n",
+            ),
+            Example(
+                "branch-inverted",
+                "if is_window_layer(config, i):\n    window_size = config.window\nelse:\n    window_size = None\n",
+                "if not is_window_layer(config, i):\n    window_size = config.window\nelse:\n    window_size = None\n",
+            ),
+            Example("branch-inverted", "if use_cache:\n    window_size = None\n", None),
+            Example("fill-inverted", "causal_mask = ~causal_mask\n", "causal_mask = causal_mask\n"),
+            Example("fill-inverted", "mask = ~mask\n", None),  # a plain mask of any kind, negated to convert it
+            Example(
+                "fill-inverted",
+                "def attend(w, key_padding_mask, q):\n    min_val = torch.finfo(q.dtype).min\n"
+                "    w = w.masked_fill(key_padding_mask.view(b, 1, 1, s), min_val)\n",
+                "def attend(w, key_padding_mask, q):\n    min_val = torch.finfo(q.dtype).min\n"
+                "    w = w.masked_fill(~key_padding_mask.view(b, 1, 1, s), min_val)\n",
+            ),
+            Example(
+                "fill-inverted",
+                "def attend(key_padding_mask, b, s):\n    padding_mask = torch.full((b, s), -10000.0)\n"
+                "    padding_mask.masked_fill_(key_padding_mask, 0.0)\n",
+                "def attend(key_padding_mask, b, s):\n    padding_mask = torch.full((b, s), -10000.0)\n"
+                "    padding_mask.masked_fill_(~key_padding_mask, 0.0)\n",
+            ),
+            # zeros filled into a bias that holds no masked scores open nothing
+            Example(
+                "fill-inverted",
+                "def attend(key_padding_mask, b, s):\n    padding_mask = torch.zeros(b, s)\n"
+                "    padding_mask.masked_fill_(key_padding_mask, 0.0)\n",
+                None,
+            ),
+            Example(
+                "fill-inverted",
+                "def apply_sequence_id(attn_bias, a, b):\n"
+                "    cannot_attend = torch.logical_not(torch.eq(a, b)).unsqueeze(1)\n"
+                "    return attn_bias.masked_fill(cannot_attend, torch.finfo(attn_bias.dtype).min)\n",
+                "def apply_sequence_id(attn_bias, a, b):\n"
+                "    cannot_attend = torch.eq(a, b).unsqueeze(1)\n"
+                "    return attn_bias.masked_fill(cannot_attend, torch.finfo(attn_bias.dtype).min)\n",
+            ),
+            Example(
+                "boundary-shifted",
+                "mask = ops.expand_dims(i >= j, axis=0)\n",
+                "mask = ops.expand_dims(i > j, axis=0)\n",
+            ),
+            Example("boundary-shifted", "x_mask = tl.load(p, mask=offs < n)\n", None),
         )
 
 
