@@ -8,7 +8,10 @@ relative position, so only a check of the frequencies themselves sees it.
 A site is recognised by what it computes, wherever it lives: a power (`**`, `pow`, `torch.pow`,
 `np.power`, `mx.power`) whose exponent is built from a step-2 `arange` or `range` (the even channel
 indices), inline or through names bound to it in the same function or module (loop variables included).
-Powers of anything else (`head_dim ** -0.5`, `x ** 2 / n`) are not frequency tables.
+Powers of anything else (`head_dim ** -0.5`, `x ** 2 / n`) are not frequency tables. The ratio's
+denominator is rescaled where it is written (`/` or `divide(...)`); when the ratio was computed first
+(`freq_range = idx / denom`, then `power(base, -freq_range)`), the exponent is halved or doubled where the
+power is taken, the same slip on the line that makes the table.
 """
 
 import libcst as cst

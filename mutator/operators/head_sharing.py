@@ -13,7 +13,11 @@ Sites are recognised by what they compare and repeat: head counts (`n_kv_head`, 
 `n_query_groups`, `n_rep`, `q_per_kv`, ...; not `head_dim`), where a predicate must name the shared side
 (kv / groups / n_rep: `num_output_heads > 1` shares nothing); an `enable_gqa=` argument; a
 `repeat_interleave` by a head count; calls of a `repeat_kv`-like helper or einops' `repeat` with a head
-count; and the `x[:, :, None].expand(..., n_kv, n_rep, ...)` idiom.
+count; and the `x[:, :, None].expand(..., n_kv, n_rep, ...)` idiom; numpy-style `ops.repeat(k, repeats=g,
+axis=2)` (torch's repeat_interleave); a key/value tensor expanded to a head count; any predicate of a branch
+that repeats key/value heads (`if kv.shape[3] != q.shape[2]:`, `if should_repeat_kv:`), but not a None
+check, a rank check (`k.ndim == 3`) or a check that only raises; and a flag handed on under a key that
+names the sharing (`{"should_repeat_kv_for_gqa": ...}`).
 """
 
 import re

@@ -16,9 +16,19 @@ Sites, by meaning:
 - the comparisons a mask is built from (`mask = q_idx >= kv_idx`, `mask &= linds < rinds + window`, the
   `return` of a mask function): `>=` becomes `>` and so on, a query that no longer sees itself or sees one
   key more;
-- a `tril`/`triu` call's diagonal, given or not.
+- a `tril`/`triu` call's diagonal, given or not;
+- the keys a fill hides: `scores.masked_fill(~keep, min)` (also with a name bound to `finfo.min`), a mask
+  made its own complement (`causal_mask = ~causal_mask`) or a name bound to one (`cannot_attend =
+  logical_not(eq(a, b))`), zeros filled into a bias made of masked scores (`torch.full(shape, -10000.0)`);
+- in a function named for the causal flag (`_reset_is_causal`), the flags it returns; in a function that
+  builds a mask, the mask it returns by a conditional, and its branches on the cache;
+- a branch that turns a sliding window on or off (`window_size = config.window_size`, else None).
+An `if`'s test is split into its conditions through parentheses (`if (\n offset == 0\n or ...):`).
 Not sites: checks of a mask's format (dtype, rank, device, size) and masks that are not attention's (the
-loss mask, padding, top-p, dropout, images), whose names say so.
+loss mask, padding, top-p, dropout, images), whose names say so; functions that check their inputs
+(`_check_*`) and branches that only raise; whether an optional input was given (`cu_seqlens is not None`
+picks a kernel's layout); flags for what to return or create (`return_padding_mask`); whether masks are
+cached; branches that only convert a mask (`.to(dtype)`) or turn it into positions.
 """
 
 import re
@@ -44,13 +54,14 @@ MASKING_CALL = m.Call(
 # an additive mask is an "attention bias" (SDPA's and xformers' `attn_bias`), not a positional one
 MASK_NAME = re.compile(r"(?i)mask|causal|^(attn|attention)_bias$")
 MASK_FUNCTION = re.compile(r"(?i)mask|causal")
-MASK_NAME_ONLY = re.compile(r"(?i)mask")  # a function that builds a mask returns the mask, not a flag
+MASK_NAME_ONLY = re.compile(r"(?i)mask")
+BUILDS_MASK = re.compile(r"(?i)mask|bias")  # a function that builds a mask (or bias) returns it, not a flag
 # a tokenizer's special-tokens mask, a loss's or a label's: functions named for masks that are not attention's
 NOT_MASK_FUNCTION = re.compile(r"(?i)special|token|loss|label")
 # functions that only check their inputs: their branches choose nothing
 VALIDATION = re.compile(r"(?i)^_*(check|validate|verify|assert)(s|ed)?(_|$)")
 # a flag that says what to hand back (`if self.return_padding_mask:`), not which mask attention uses
-OUTPUTS = re.compile(r"(?i)^(return|output|create)_")
+OUTPUTS = re.compile(r"(?i)^_*(return|output|create|generate)_")
 # what a condition is about when it chooses no attention mask: a loss's mask, whether masks are cached
 NOT_CHOSEN = re.compile(r"(?i)loss|cacheable|_cached$")
 # what a branch that only converts a mask calls (`bias = bias.to(dtype=dtype)`): its format, not which mask
@@ -363,7 +374,7 @@ def _returns_flag(node, scope) -> bool:
     return (
         function is not None
         and bool(CAUSAL.search(function.name.value))
-        and not MASK_NAME_ONLY.search(function.name.value)
+        and not BUILDS_MASK.search(function.name.value)
     )
 
 
@@ -473,7 +484,7 @@ class MaskBranch(Operator):
             elif (
                 isinstance(value, (cst.Name, cst.Attribute))
                 and mentions(value, CAUSAL)
-                and not mentions(value, MASK_NAME_ONLY)  # return causal_4d_mask: a mask, not a flag
+                and not mentions(value, BUILDS_MASK)  # return causal_4d_mask: a mask, not a flag
                 and _returns_flag(node, scope)
             ):
                 # ... return original_is_causal: the flag every other call gets
@@ -775,6 +786,12 @@ class MaskBranch(Operator):
             # a function that builds a mask returns the mask, not a flag
             Example("is-causal-flipped", "def causal_mask(n):\n    if n == 1:\n        return False\n", None),
             Example("is-causal-flipped", "def to_causal_4d(n):\n    return causal_4d_mask\n", None),
+            Example("is-causal-flipped", "def get_causal_attention_bias(n):\n    return causal_bias\n", None),
+            Example(
+                "branch-inverted",
+                "def get(self, i):\n    if self._generate_attention_mask:\n        mask = ones(i)\n",
+                None,
+            ),
             Example(
                 "branch-inverted",
                 "def compute_self_attention_mask(padding_mask, causal_mask):\n"
