@@ -28,7 +28,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, drop_statement
-from mutator.operators.meaning import body_of, class_attributes, code, enclosing, identifiers, mentions, reaches
+from mutator.operators.meaning import bindings, body_of, class_attributes, code, enclosing, identifiers, mentions, reaches
 
 RESET_LIKE = re.compile(r"(?i)^_*(reset|clear)(_|$)|_(reset|clear)$")
 CACHE_STATE = re.compile(
@@ -108,7 +108,19 @@ def _hands_on_reset(statement: cst.CSTNode, method: cst.FunctionDef, cls, body) 
         return False
     if m.matches(func.value, m.Name("self")):
         return keeps_cache(cls)
+    if _fresh(func.value, body):
+        return False
     return _is_holder(func.value, body) or bool(CACHE.search(func.attr.value) and mentions(func.value, LAYERS))
+
+
+def _fresh(receiver: cst.CSTNode, body) -> bool:
+    """The receiver was built in this function (`cache = BufferCache(...)`): a new cache has nothing to forget,
+    and dropping its reset changes nothing."""
+    if not isinstance(receiver, cst.Name):
+        return False
+    values = bindings(body).get(receiver.value, ())
+    built = m.Call(func=m.Name(m.MatchRegex(r"_*[A-Z]\w*")) | m.Attribute(attr=m.Name(m.MatchRegex(r"_*[A-Z]\w*"))))
+    return bool(values) and all(m.matches(v, built) for v in values)
 
 
 def _hands_on_release(statement: cst.CSTNode) -> bool:
@@ -345,6 +357,12 @@ class MissingReset(Operator):
             Example("drop-request_count", release, None),
             # a reset handed on to a cache that came from elsewhere, outside any reset method
             Example("drop-params.reset", decode, decode.replace("    params.reset(max_length, batch_size)\n", "")),
+            # a cache built just before has nothing to forget
+            Example(
+                "drop-*",
+                "def generate(model):\n    cache = BufferCache(model.n_layers)\n    cache.reset()\n    return run(cache)\n",
+                None,
+            ),
             # an optimizer's reset, or a memoised function's, is not a cache's
             Example("drop-*", "def train(opt):\n    opt.reset()\n    step()\n", None),
             # a clear after use frees memory that no output depends on
