@@ -154,6 +154,9 @@ COUNTED_TOKENS = (
     "    for i in range(num_microbatches):\n        loss, n = step(i)\n        total_num_tokens += n\n"
     "    return total_num_tokens\n"
 )
+LAST_MICRO_BATCH = COUNTED_TOKENS.replace(
+    "    return total_num_tokens\n", "    loss, m = step(-1)\n    total_num_tokens += m\n    return total_num_tokens\n"
+)
 HELPED = (
     "def pipeline(num_microbatches):\n    total_num_tokens = 0\n\n    def post(n):\n"
     "        nonlocal total_num_tokens\n        total_num_tokens += n\n\n    return post\n"
@@ -321,11 +324,18 @@ class ConstantScale(Operator):
         functions = list(owners(node, scope))
         if not functions or not any(mentions(f, MICRO_STEPS) for f in functions):
             return False
+
         # summed in a loop over the micro-batches, or in a helper run for each (`nonlocal n_tokens`); a count
         # summed over a training loop's steps is one for the logs
-        in_micro_loop = any(mentions(loop.iter, MICRO_STEPS) for loop in owners(node, scope, cst.For))
+        def in_micro_loop(count):
+            return any(mentions(loop.iter, MICRO_STEPS) for loop in owners(count, scope, cst.For))
+
         in_helper = name not in bindings(functions[0]) and any(name in bindings(f) for f in functions[1:])
-        return in_micro_loop or in_helper
+        # the last micro-batch, run after the loop, adds to the same sum as the loop's
+        same_sum = any(
+            count.target.value == name and in_micro_loop(count) for count in m.findall(functions[0], COUNTED)
+        )
+        return in_micro_loop(node) or in_helper or same_sum
 
     def _joins_phases(self, node: cst.BinaryOperation, scope) -> bool:
         if any(isinstance(owner, cst.FormattedString) for owner in _ancestors(node, scope)):
@@ -429,6 +439,11 @@ class ConstantScale(Operator):
                     "total_num_tokens-divisor-last-only",
                     HELPED,
                     HELPED.replace("total_num_tokens += n", "total_num_tokens = n"),
+                ),
+                Example(
+                    "total_num_tokens-divisor-last-only",
+                    LAST_MICRO_BATCH,
+                    LAST_MICRO_BATCH.replace("total_num_tokens += m", "total_num_tokens = m"),
                 ),
                 # a count for the logs, one summed over a training loop, one outside micro-batches
                 Example(
