@@ -82,9 +82,11 @@ NUMBER = m.Integer() | m.Float()
 # a step counter advanced in a schedule: `self.num_steps += increment`, `current_step += 1`
 STEP_COUNTER = re.compile(r"(?i)(^|_)(steps?|iters?|it|iterations?|epochs?)$")
 ADVANCED = m.SimpleStatementLine(body=[m.AugAssign(target=m.Name() | m.Attribute(), operator=m.AddAssign())])
-# get_lr, lr_lambda: the end of the run is a phase (a schedule over the layers, `layer_schedule`, is not one
-# of the run)
-SCHEDULER = re.compile(r"(?i)(^|_)lr($|_)|(?<!layer_)(?<!depth_)schedul|learning_rate")
+# get_lr, lr_lambda: the end of the run is a phase
+SCHEDULER = re.compile(r"(?i)(^|_)lr($|_)|schedul|learning_rate")
+# ... but a schedule over the layers (`layer_schedule`, a drop-path rate per block, stochastic depth,
+# layer-wise lr decay) varies with depth, not with the steps of the run
+OVER_LAYERS = re.compile(r"(?i)layer|depth|drop_?path")
 TERM = m.BinaryOperation(operator=m.Add() | m.Subtract())
 COMPLEMENT = m.BinaryOperation(operator=m.Subtract(), left=m.Integer("1") | m.Float("1.0"))  # 1 - progress
 SCALES = (("x100", cst.Multiply(), 100), ("x10", cst.Multiply(), 10), ("div10", cst.Divide(), 10))
@@ -120,11 +122,9 @@ DEFINITIONS = (cst.FunctionDef, cst.ClassDef)  # a schedule is a function, or a 
 WARNS = m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("warn") | m.Name("warning"))))
 
 
-def _ancestors(node: cst.CSTNode, scope):
-    parent = scope.parent(node)
-    while parent is not None:
-        yield parent
-        parent = scope.parent(parent)
+def _names_schedule(name: str) -> bool:
+    """A definition named for the run's learning-rate schedule (`get_lr`, `lr_lambda`, `...Scheduler`)."""
+    return bool(SCHEDULER.search(name)) and not OVER_LAYERS.search(name)
 
 
 def _validates(node: cst.If) -> bool:
@@ -201,9 +201,8 @@ class ConstantScale(Operator):
         elif m.matches(node, FLOORED) and self.words is SCHEDULE and PHASE.search(_label(node.targets[0].target)):
             # warmup_steps = max(self.lr_warmup_steps, 1): the phase's length, kept at least one step
             lengths = [a.value for a in node.value.args if not m.matches(a.value, NUMBER)]
-            length = lengths[0]
-            if len(lengths) == 1 and mentions(length, PHASE):
-                name = _label(node.targets[0].target)
+            if len(lengths) == 1 and mentions(lengths[0], PHASE):  # `max(0, 1)`: two literals, no length
+                length, name = lengths[0], _label(node.targets[0].target)
                 for suffix, operator, factor in SCALES:
                     yield Site(f"{name}-{suffix}", {length: binop(length, operator, factor)})
         elif (
@@ -211,7 +210,7 @@ class ConstantScale(Operator):
             and self.words is SCHEDULE
             and self.words.search(node.targets[0].target.value)
             and rewritable(node.value.test)
-            and any(SCHEDULER.search(f.name.value) for f in owners(node, scope))
+            and any(_names_schedule(f.name.value) for f in owners(node, scope))
         ):
             # max_steps = max_steps if self.t_max is None else self.t_max: the other length is used
             yield Site(f"{node.targets[0].target.value}-choice-inverted", rewritten(node.value.test))
@@ -338,24 +337,24 @@ class ConstantScale(Operator):
         return in_micro_loop(node) or in_helper or same_sum
 
     def _joins_phases(self, node: cst.BinaryOperation, scope) -> bool:
-        if any(isinstance(owner, cst.FormattedString) for owner in _ancestors(node, scope)):
+        if enclosing(node, scope, cst.FormattedString) is not None:
             return False  # f"decay steps {total_steps - warmup_steps}": a message, not the schedule
         if all(mentions(side, self.words) for side in (node.left, node.right)):
             return True
-        in_lr_function = any(SCHEDULER.search(f.name.value) for f in owners(node, scope, DEFINITIONS))
+        in_lr_function = any(_names_schedule(f.name.value) for f in owners(node, scope, DEFINITIONS))
         return isinstance(node.operator, cst.Subtract) and mentions(node.right, PHASE) and in_lr_function
 
     @staticmethod
     def _in_schedule(node, scope) -> bool:
         """node sits in a learning-rate function, or one that mentions a schedule's phases."""
-        return any(SCHEDULER.search(f.name.value) or mentions(f, PHASE) for f in owners(node, scope))
+        return any(_names_schedule(f.name.value) or mentions(f, PHASE) for f in owners(node, scope))
 
     @staticmethod
     def _in_scheduler(node, scope) -> bool:
         """node sits in a definition named for a schedule: `get_lr`, `linear_warmup_stable_decay`, a class
         `...Scheduler` (a training loop that also reads the warmup length is not one)."""
         return any(
-            SCHEDULER.search(f.name.value) or PHASE.search(f.name.value) for f in owners(node, scope, DEFINITIONS)
+            _names_schedule(f.name.value) or PHASE.search(f.name.value) for f in owners(node, scope, DEFINITIONS)
         )
 
     @staticmethod
@@ -380,7 +379,7 @@ class ConstantScale(Operator):
         if mentions(node.test, PHASE):
             return True
         function = enclosing(node, scope, cst.FunctionDef)
-        return function is not None and SCHEDULER.search(function.name.value) and mentions(node.test, SCHEDULE)
+        return function is not None and _names_schedule(function.name.value) and mentions(node.test, SCHEDULE)
 
     def examples(self):
         if self.words is not SCHEDULE:  # gradient accumulation
@@ -589,6 +588,15 @@ class ConstantScale(Operator):
             Example(
                 "*-x10",
                 "warmup_steps = min(warmup_steps, total)\nwarmup_lr = min(lr, 1)\nn = max(self.warmup, 1)\n",
+                None,
+            ),
+            # two literals: no length is clamped
+            Example("*-x10", "warmup_steps = max(0, 1)\n", None),
+            # a schedule over the depth (a drop-path rate per block) is not the run's
+            Example(
+                "decay-reversed",
+                "def drop_path_schedule(n_blocks, rate):\n"
+                "    return [rate * (1 - math.cos(math.pi * i / n_blocks)) for i in range(n_blocks)]\n",
                 None,
             ),
             # a step counted outside a schedule

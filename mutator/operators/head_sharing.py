@@ -17,7 +17,8 @@ count; and the `x[:, :, None].expand(..., n_kv, n_rep, ...)` idiom; numpy-style 
 axis=2)` (torch's repeat_interleave); a key/value tensor expanded to a head count; any predicate of a branch
 that repeats key/value heads (`if kv.shape[3] != q.shape[2]:`, `if should_repeat_kv:`), but not a None
 check, a rank check (`k.ndim == 3`) or a check that only raises; and a flag handed on under a key that
-names the sharing (`{"should_repeat_kv_for_gqa": ...}`).
+says the kv heads are repeated or GQA is enabled (`{"repeat_kv": ...}`; not a kernel's layout setting,
+`pack_gqa`).
 """
 
 import re
@@ -26,8 +27,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import INVERSE, Example, Operator, Site, parens, rewritten
-from mutator.operators.mask_branch import _only_complains
-from mutator.operators.meaning import body_of, code, mentions, reaches
+from mutator.operators.meaning import body_of, code, enclosing, mentions, only_complains, reaches
 
 HEAD_COUNT = re.compile(
     r"(?i)^(?!.*(dim|size|lm_head|idx|index|mask|_ids?$)).*(heads?$|heads?_|n_rep|per_kv|query_groups|kv_groups"
@@ -153,7 +153,9 @@ def _repeat_sites(call: cst.Call):
     yield Site("repeat-skipped", {call: tensor})
 
 
-GQA_WORD = r"""(?i)^['"]\w*(gqa|repeat_kv)\w*['"]$"""  # a flag handed on under a key that names kv sharing
+# a flag handed on under a key that says whether the kv heads are repeated or GQA is enabled (a kernel's
+# layout setting, flash-attn's `pack_gqa`, only changes how the shared heads are packed: its speed)
+GQA_WORD = r"""(?i)^['"]\w*(repeat_kv|(enable|use)_gqa)\w*['"]$"""
 
 
 def _flag_negated(value):
@@ -168,7 +170,29 @@ def _flag_negated(value):
         yield Site("keyword-negated", {value: cst.UnaryOperation(operator=cst.Not(), expression=value)})
 
 
-def _array_repeat_sites(call: cst.Call):
+def _imported(name: str, module: cst.Module | None) -> str:
+    """The module a name stands for in `module` (`import tensorflow as tf`: "tensorflow"; `from keras import
+    ops`: "keras.ops"), or the name itself when no import binds it."""
+    for statement in m.findall(module, m.Import() | m.ImportFrom()) if module is not None else ():
+        if isinstance(statement.names, cst.ImportStar):
+            continue
+        for alias in statement.names:
+            full = code(alias.name)
+            bound = code(alias.asname.name) if alias.asname is not None else full.split(".")[0]
+            if bound != name:
+                continue
+            if isinstance(statement, cst.ImportFrom) and statement.module is not None:
+                return f"{code(statement.module)}.{full}"
+            return full if alias.asname is not None else bound
+    return name
+
+
+# the numpy-style array libraries whose `repeat` takes an `axis` (numpy, jax.numpy, mlx.core, keras.ops,
+# tensorflow.experimental.numpy) join copies with `concatenate`; tensorflow's own namespace calls it `concat`
+CONCAT = {"tensorflow": "concat", "tf": "concat"}
+
+
+def _array_repeat_sites(call: cst.Call, scope):
     """ops.repeat(k, repeats=n_rep, axis=2) by a head count: tiled instead (the same library's concatenate
     of copies), on the sequence axis, or skipped."""
     positional = [a for a in call.args if a.keyword is None]
@@ -179,8 +203,9 @@ def _array_repeat_sites(call: cst.Call):
     if repeats is None or not counts_heads(repeats.value) or not _named_kv(tensor):
         return
     library = code(call.func.value)
+    join = CONCAT.get(_imported(library, enclosing(call, scope, cst.Module)), "concatenate")
     count = parens(repeats.value) if isinstance(repeats.value, cst.BinaryOperation) else repeats.value
-    tiled = cst.parse_expression(f"{library}.concatenate([{code(tensor)}] * {code(count)}, axis={code(axis.value)})")
+    tiled = cst.parse_expression(f"{library}.{join}([{code(tensor)}] * {code(count)}, axis={code(axis.value)})")
     yield Site("repeat-tiled", {call: tiled})
     if code(axis.value) in OTHER_DIM:
         yield Site("repeat-sequence-dim", {axis.value: cst.parse_expression(OTHER_DIM[code(axis.value)])})
@@ -286,7 +311,7 @@ class HeadSharing(Operator):
         elif m.matches(node, m.If(test=GQA_LOOKUP)):  # if kwargs.get("enable_gqa", False):
             yield Site("if-inverted", {node.test: cst.UnaryOperation(operator=cst.Not(), expression=node.test)})
         elif isinstance(node, cst.If):
-            if _only_complains(node):  # if self.kv_n_heads > self.n_heads: raise ValueError(...): validation
+            if only_complains(node):  # if self.kv_n_heads > self.n_heads: raise ValueError(...): validation
                 return
             tests = (
                 [node.test, *m.findall(node.test, SINGLE)]
@@ -313,7 +338,7 @@ class HeadSharing(Operator):
         elif m.matches(node, REPEAT_INTERLEAVE):
             yield from _repeat_sites(node)
         elif m.matches(node, ARRAY_REPEAT):
-            yield from _array_repeat_sites(node)
+            yield from _array_repeat_sites(node, scope)
         elif (
             m.matches(node, REPEAT_HELPER)
             and node.args
@@ -331,7 +356,7 @@ class HeadSharing(Operator):
             # key_unpad = key_unpad.expand(nnz, n_heads, d): one shared head expanded to every query head
             yield Site("repeat-skipped", {node: node.func.value})
         elif m.matches(node, m.DictElement(key=m.SimpleString(m.MatchRegex(GQA_WORD)))):
-            yield from _flag_negated(node.value)  # {'should_repeat_kv_for_gqa': not is_flash_v2_installed()}
+            yield from _flag_negated(node.value)  # {'repeat_kv_heads': not has_native_gqa()}
         elif m.matches(
             node, m.Assign(targets=[m.AssignTarget(target=GQA_KEY)], value=m.Name("True") | m.Name("False"))
         ):
@@ -469,8 +494,21 @@ class HeadSharing(Operator):
             Example("repeat-tiled", "x = np.repeat(x, 2, axis=1)\n", None),
             Example(
                 "keyword-negated",
-                "kwargs = {'should_repeat_kv_for_gqa': not is_flash_v2_installed()}\n",
-                "kwargs = {'should_repeat_kv_for_gqa': is_flash_v2_installed()}\n",
+                "kwargs = {'repeat_kv_heads': not has_native_gqa()}\n",
+                "kwargs = {'repeat_kv_heads': has_native_gqa()}\n",
             ),
-            Example("keyword-negated", 'kwargs = {"pack_gqa": None}\n', None),
+            Example("keyword-inverted", 'kwargs = {"enable_gqa": n_kv < n}\n', 'kwargs = {"enable_gqa": n_kv >= n}\n'),
+            # a kernel's layout setting packs the shared heads differently, it shares nothing else
+            Example("keyword-negated", 'kwargs = {"pack_gqa": None}\nkwargs = {"pack_gqa": pack_gqa}\n', None),
+            # tensorflow joins copies with `concat` (it has no `concatenate`); its numpy API with `concatenate`
+            Example(
+                "repeat-tiled",
+                "import tensorflow as tf\nk = tf.repeat(k, repeats=self.n_rep, axis=2)\n",
+                "import tensorflow as tf\nk = tf.concat([k] * self.n_rep, axis=2)\n",
+            ),
+            Example(
+                "repeat-tiled",
+                "import tensorflow.experimental.numpy as tnp\nk = tnp.repeat(k, repeats=self.n_rep, axis=2)\n",
+                "import tensorflow.experimental.numpy as tnp\nk = tnp.concatenate([k] * self.n_rep, axis=2)\n",
+            ),
         )

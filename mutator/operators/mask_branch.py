@@ -37,7 +37,16 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import BOUNDARY, Example, Operator, Site, binop, comparisons, parens, rewritable, rewritten
-from mutator.operators.meaning import bindings, body_of, code, enclosing, mentions, owners, reaches
+from mutator.operators.meaning import (
+    bindings,
+    body_of,
+    code,
+    enclosing,
+    mentions,
+    only_complains,
+    owners,
+    reaches,
+)
 
 CAUSAL = re.compile(r"(?i)causal")
 # what a mask choice compares: query/key lengths, shapes, the mask itself
@@ -93,18 +102,9 @@ OTHER_MASKS = re.compile(
 # code around attention that is not attention: losses, dropout, token shifts, positional biases, rope ramps
 # (not "rotary": fused rotary-attention kernels build causal masks)
 NOT_ATTENTION = re.compile(r"(?i)loss|dropout|(^|_)shift|bucket|ramp|positional|position_?bias")
-COMPLAINTS = m.SimpleStatementLine(
-    body=[
-        m.Raise()
-        | m.Assert()
-        | m.Expr(
-            value=m.Call(
-                func=m.Name(m.MatchRegex(r"(?i)print|warn.*"))
-                | m.Attribute(attr=m.Name(m.MatchRegex(r"(?i)warn.*|error|info|debug")))
-            )
-        )
-    ]
-)
+# a function that computes the causal flag, by its name, or by what it is handed
+CAUSAL_FLAG_FUNCTION = re.compile(r"(?i)^_*((is|use)_)?causal$|(^|_)(is|use)_causal($|_)")
+ATTENTION_INPUT = re.compile(r"(?i)causal|mask|attn|attention|quer|(^|_)(keys?|[qk]|kv)(_|$)|^s_?[qk]$|^t[qk]$")
 FLAG = re.compile(r"(?i)^(is_)?causal$|^has_.*mask|^use_.*mask")  # a flag that says which mask, not a mask
 # what attention's masked scores are set to: the dtype's lowest value, or minus infinity
 INF = m.SimpleString(m.MatchRegex(r"""^['"]-inf['"]$"""))
@@ -178,22 +178,6 @@ def _validates(node, scope) -> bool:
 def _not_attention(node, scope) -> bool:
     """node sits in a loss, a dropout, a token shift, a positional bias or rotary code (by their names)."""
     return any(NOT_ATTENTION.search(owner.name.value) for owner in owners(node, scope, (cst.FunctionDef, cst.ClassDef)))
-
-
-def _complains(block) -> bool:
-    """Every statement of the block raises or warns, or is an `if` (with no else) that only does that."""
-    return isinstance(block, cst.IndentedBlock) and all(
-        m.matches(s, COMPLAINTS) or (isinstance(s, cst.If) and s.orelse is None and _complains(s.body))
-        for s in block.body
-    )
-
-
-def _only_complains(branch: cst.If) -> bool:
-    """A branch that only raises or warns validates its input (`if mask is not None: if mask.ndim != 2:
-    raise ...`); inverting it chooses no other mask. One whose else does something (`if n != 1: raise ...
-    else: return False`) still chooses."""
-    orelse = branch.orelse
-    return _complains(branch.body) and (orelse is None or isinstance(orelse, cst.If) or _complains(orelse.body))
 
 
 LABELS = re.compile(r"(?i)label|target")
@@ -312,7 +296,8 @@ def _reshaped(value):
     and `(q_idx >= kv_idx).to(dtype)` are the mask `i >= j`, `q_idx >= kv_idx`."""
     while isinstance(value, cst.Call):
         func = value.func
-        name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
+        # a call of something indexed or returned (`fns[0](i >= j)`) has no name: it is no reshape
+        name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
         if not RESHAPING.match(name):
             break
         positional = [a for a in value.args if a.keyword is None]
@@ -369,13 +354,18 @@ def _optional_given(comparison: cst.Comparison) -> bool:
 
 
 def _returns_flag(node, scope) -> bool:
-    """`node` is a return of a function named for the causal flag (`_reset_is_causal`, `use_causal`)."""
+    """`node` is a return of a function that computes attention's causal flag: named for the flag
+    (`_reset_is_causal`, `use_causal`, a property `causal`), or named for causality and handed an attention
+    input (the flag, a mask, queries or keys). A name alone is not enough: `causal_conv1d_available()` says
+    whether a causal convolution kernel is installed."""
     function = enclosing(node, scope, cst.FunctionDef)
-    return (
-        function is not None
-        and bool(CAUSAL.search(function.name.value))
-        and not BUILDS_MASK.search(function.name.value)
-    )
+    if function is None or not CAUSAL.search(function.name.value) or BUILDS_MASK.search(function.name.value):
+        return False
+    if CAUSAL_FLAG_FUNCTION.search(function.name.value):
+        return True
+    params = function.params
+    names = [p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)]
+    return any(ATTENTION_INPUT.search(name) for name in names)
 
 
 def _fills_masked_score(call: cst.Call, scope) -> bool:
@@ -492,7 +482,7 @@ class MaskBranch(Operator):
         elif (
             isinstance(node, cst.If)
             and (_chooses_mask(node, scope) or mentions(node.test, MASK_NAME))
-            and not _only_complains(node)
+            and not only_complains(node)
             and not _passes_mask_on(node)
         ):
             anywhere = _in_mask_function(node, scope)
@@ -850,6 +840,18 @@ class MaskBranch(Operator):
                 "mask = ops.expand_dims(i > j, axis=0)\n",
             ),
             Example("boundary-shifted", "x_mask = tl.load(p, mask=offs < n)\n", None),
+            # a mask function that calls something indexed on its comparison: no reshape of it
+            Example("boundary-shifted", "def causal_mask(i, j, fns):\n    return fns[0](i >= j)\n", None),
+            # a function named for causality that says whether a kernel is installed returns no causal flag;
+            # one handed the query and key lengths does
+            Example("is-causal-flipped", "def causal_conv1d_available():\n    return True\n", None),
+            Example(
+                "is-causal-flipped",
+                "def _causal_after_cache(query_len, key_len):\n    if query_len == 1:\n        return False\n"
+                "    return True\n",
+                "def _causal_after_cache(query_len, key_len):\n    if query_len == 1:\n        return True\n"
+                "    return True\n",
+            ),
         )
 
 

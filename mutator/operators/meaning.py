@@ -159,3 +159,37 @@ MASKS = re.compile(r"(?i)ignore|label|target|loss_mask|assistant|train_on_input|
 LOSS_MASK = re.compile(r"(?i)^(loss_|label_|target_|sft_)?masks?$")  # a mask that is not attention's
 ANY_MASK = re.compile(r"(?i)mask")
 OPTIMIZERS = re.compile(r"(?i)adam|muon|sgd|lion|optim|(^|_)opt($|_)|param|decay")
+
+
+# --- branches that only complain --------------------------------------------------------------------
+# A branch whose every statement raises, asserts, warns or logs checks its inputs: inverting it chooses
+# nothing (no other mask, no other head sharing), it only moves where the program stops or what it prints.
+
+COMPLAINTS = m.SimpleStatementLine(
+    body=[
+        m.Raise()
+        | m.Assert()
+        | m.Expr(
+            value=m.Call(
+                func=m.Name(m.MatchRegex(r"(?i)print|warn.*"))
+                | m.Attribute(attr=m.Name(m.MatchRegex(r"(?i)warn.*|error|info|debug")))
+            )
+        )
+    ]
+)
+
+
+def complains(block) -> bool:
+    """Every statement of the block raises or warns, or is an `if` (with no else) that only does that."""
+    return isinstance(block, cst.IndentedBlock) and all(
+        m.matches(s, COMPLAINTS) or (isinstance(s, cst.If) and s.orelse is None and complains(s.body))
+        for s in block.body
+    )
+
+
+def only_complains(branch: cst.If) -> bool:
+    """A branch that only raises or warns validates its input (`if mask is not None: if mask.ndim != 2:
+    raise ...`); inverting it changes no computation. One whose else does something (`if n != 1: raise ...
+    else: return False`) still chooses."""
+    orelse = branch.orelse
+    return complains(branch.body) and (orelse is None or isinstance(orelse, cst.If) or complains(orelse.body))
