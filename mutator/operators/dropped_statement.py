@@ -69,6 +69,9 @@ OFF = m.Name("False") | m.Name("None")
 ADDS_BOS = re.compile(r"^(add|use)_(bos(_token)?|special_tokens|start(_token|_value)?|sos(_token)?)$")
 # a condition on whether to put the BOS (a start token, a packer's start value) in front
 BOS_FLAG = re.compile(r"^(add_|use_)?bos$|^(add|use)_(bos_token|start_token|start_value|sos(_token)?)$")
+# a switch for a "start value" says nothing of tokens (a schedule has one too): it asks for the BOS only
+# where the code around it has a start token (`start_value=tokenizer.start_token_id`, `start_token_id_tensor`)
+START_VALUE = re.compile(r"^(add|use)_start(_value)?$")
 DIVISION = m.BinaryOperation(operator=m.Divide())  # a loss is averaged; `n // accum` counts optimizer steps
 # tokens = [self.bos_id]: a sequence that starts with the BOS alone (a vocabulary lists more than one)
 STARTS_WITH_BOS = m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.List(elements=[m.Element()]))
@@ -87,10 +90,23 @@ def _switches_bos_on(name: cst.CSTNode, value: cst.CSTNode | None) -> bool:
 
 @functools.lru_cache(maxsize=64)
 def _module_knows_bos(module: cst.Module) -> bool:
-    """Whether a BOS token appears anywhere in the module: `add_special_tokens` adds a BOS only in a
+    """Whether a BOS token appears anywhere in the module (or class): `add_special_tokens` adds a BOS only in a
     tokenizer that has one (a tokenizer with only an EOS appends, and prepends nothing)."""
     strings = m.findall(module, m.SimpleString(value=m.MatchIfTrue(lambda v: "bos" in v or "begin_of_text" in v)))
     return mentions(module, BOS) or any(_names_bos(string) for string in strings)
+
+
+def _in_token_context(node: cst.CSTNode, scope) -> bool:
+    """The class around `node` (or its module, outside any class) names a BOS or start token."""
+    owner = enclosing(node, scope, cst.ClassDef) or enclosing(node, scope, cst.Module)
+    return owner is not None and _module_knows_bos(owner)
+
+
+def _bos_flag(test: cst.CSTNode, scope) -> bool:
+    """The test names a switch for the BOS: `add_bos`, `add_start_token`, or `add_start_value` where the
+    start value is a token."""
+    names = [n for n in identifiers(test) if BOS_FLAG.search(n)]
+    return any(not START_VALUE.match(n) for n in names) or (bool(names) and _in_token_context(test, scope))
 
 
 def _keyword_switches_bos(arg: cst.Arg) -> bool:
@@ -122,7 +138,7 @@ def _start_guard(node: cst.CSTNode, scope) -> set[str]:
     """The names tested by the branch that puts a start value in front, around `node`:
     `if add_start_value and self.start_value is not None:` -> {"add_start_value", "self", "start_value"}."""
     for branch in _ancestors(node, scope, cst.If):
-        if mentions(branch.test, BOS_FLAG):
+        if _bos_flag(branch.test, scope):
             return identifiers(branch.test) - {"self", "None"}
     return set()
 
@@ -153,7 +169,10 @@ def _prepends(block: cst.CSTNode, test: cst.BaseExpression, scope) -> bool:
 
 
 def _a_bos_switch(name: str, node: cst.CSTNode, scope) -> bool:
-    """`name` switches a BOS on: `add_bos`, `bos`, or `add_special_tokens` in a module that knows a BOS."""
+    """`name` switches a BOS on: `add_bos`, `bos`, `add_special_tokens` in a module that knows a BOS, or
+    `add_start_value` in a class (or module) that has a start token."""
+    if START_VALUE.match(name):
+        return _in_token_context(node, scope)
     if name != "add_special_tokens":
         return True
     return _module_knows_bos(enclosing(node, scope, cst.Module))
@@ -274,10 +293,10 @@ class DroppedStatement(Operator):
             and _a_bos_switch(_switch_name(node.targets[0].target).value, node, scope)
         ):  # add_special_tokens = not prompt.startswith(bos_token); self.add_bos_token = add_bos_token
             yield Site("bos-disabled", {node.value: cst.Name("False")})
-        elif isinstance(node, cst.If) and mentions(node.test, BOS_FLAG) and _prepends(node.body, node.test, scope):
+        elif isinstance(node, cst.If) and _bos_flag(node.test, scope) and _prepends(node.body, node.test, scope):
             # if bos or (bos is None and self.use_bos): tokens = [self.bos_id] + tokens
             yield Site("bos-disabled", {node.test: cst.Name("False")})
-        elif m.matches(node, m.IfExp()) and mentions(node.test, BOS_FLAG) and _is_bos(node.body, scope):
+        elif m.matches(node, m.IfExp()) and _bos_flag(node.test, scope) and _is_bos(node.body, scope):
             # before = [self.bos_token_id] if self.add_bos_token else []
             yield Site("bos-disabled", {node.test: cst.Name("False")})
         elif m.matches(node, PREFIXED) and not m.matches(node.right, RUN) and (
@@ -350,6 +369,12 @@ class DroppedStatement(Operator):
             "    return [before + ids for ids in self.enc.encode_batch(text)]\n"
         )
         public = "if prepend is not None:\n    for row in ids:\n        row.insert(0, prepend_id)\n"
+        # a start value that is a token id (a packer's), and the branch that puts it in front
+        start_token = "self.start_value = tokenizer.start_token_id\n"
+        starts = "if add_start_value and self.start_value is not None:\n    x = [start_value + seq for seq in x]\n"
+        forwards = (
+            "def call(self, x, add_start_value=True):\n    return self._pack(x, add_start_value=add_start_value)\n"
+        )
         return (
             Example("update-dropped", accumulate, accumulate.replace("    loss = loss / grad_accum_steps\n", "")),
             Example(
@@ -463,8 +488,8 @@ class DroppedStatement(Operator):
             Example("bos-disabled", "super().__init__(bos_token=bos_token, add_bos_token=False)\n", None),
             Example(
                 "bos-disabled",
-                "def call(self, x, add_start_value=True):\n    return self._pack(x, add_start_value=add_start_value)\n",
-                "def call(self, x, add_start_value=False):\n    return self._pack(x, add_start_value=add_start_value)\n",
+                start_token + forwards,
+                start_token + forwards.replace("add_start_value=True", "add_start_value=False"),
             ),
             Example(
                 "bos-disabled",
@@ -478,13 +503,17 @@ class DroppedStatement(Operator):
             ),
             Example(
                 "bos-disabled",
-                "if add_start_value and self.start_value is not None:\n    x = [start_value + seq for seq in x]\n",
-                "if False:\n    x = [start_value + seq for seq in x]\n",
+                start_token + starts,
+                start_token + starts.replace("add_start_value and self.start_value is not None", "False"),
             ),
+            Example("prefix-dropped", start_token + starts, start_token + starts.replace("[start_value + seq", "[seq")),
+            # the same code in a schedule: its start value is no token
             Example(
-                "prefix-dropped",
-                "if add_start_value and self.start_value is not None:\n    x = [start_value + seq for seq in x]\n",
-                "if add_start_value and self.start_value is not None:\n    x = [seq for seq in x]\n",
+                "*",
+                "class LinearSchedule:\n    def __call__(self, x, add_start_value=True):\n"
+                + "".join("        " + line + "\n" for line in starts.splitlines())
+                + "        return x\n",
+                None,
             ),
             Example(
                 "prefix-dropped",

@@ -171,6 +171,17 @@ def _declared(node, scope) -> cst.BaseExpression | None:
     return value if TOKENS.search(about) and not NOT_TOKENS.search(about) else None
 
 
+def _narrowed(looked_up: cst.Call) -> cst.IfExp:
+    """`getattr(np, enc)` -> `np.int16 if getattr(np, enc) != np.int16 else np.int32`: certainly another dtype."""
+    module = looked_up.args[0].value
+
+    def dtype(name):
+        return cst.Attribute(value=module, attr=cst.Name(name))
+
+    differs = cst.Comparison(left=looked_up, comparisons=[cst.ComparisonTarget(cst.NotEqual(), dtype("int16"))])
+    return cst.IfExp(test=differs, body=dtype("int16"), orelse=dtype("int32"))
+
+
 class DtypeSwap(Operator):
     name = "dtype-swap"
     variants = ("to-int32", "to-int64", "to-float32", "to-int16")
@@ -197,9 +208,9 @@ class DtypeSwap(Operator):
                     if _width(arg.value) > 16:
                         yield Site(_variant(16), _renamed(arg.value, 16))
                 elif m.matches(arg, m.Arg(keyword=m.Name("dtype"), value=LOOKED_UP)):
-                    # np.frombuffer(buf, dtype=getattr(np, encoding)): the ids decoded as int16 instead
-                    module = arg.value.args[0].value
-                    yield Site(_variant(16), {arg.value: cst.Attribute(value=module, attr=cst.Name("int16"))})
+                    # np.frombuffer(buf, dtype=getattr(np, encoding)): the ids decoded as int16 instead, or as
+                    # int32 where the encoding is int16 already (the width is only known when it runs)
+                    yield Site(_variant(16), {arg.value: _narrowed(arg.value)})
 
     def examples(self):
         batch = (
@@ -231,7 +242,8 @@ class DtypeSwap(Operator):
             Example(
                 "to-int16",
                 'sample["input_ids"] = np.frombuffer(buf, dtype=getattr(np, self.encoding))\n',
-                'sample["input_ids"] = np.frombuffer(buf, dtype=np.int16)\n',
+                'sample["input_ids"] = np.frombuffer(buf, dtype=np.int16 if getattr(np, self.encoding) != np.int16 '
+                "else np.int32)\n",
             ),
             # a dtype spelled as a string
             Example(

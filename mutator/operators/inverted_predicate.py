@@ -31,6 +31,7 @@ FLAG_WORDS = re.compile(r"(?i)loss_mask|train_on_input|^masked$|assistant")
 PROMPT_FLAG = re.compile(r"(?i)mask_prompt|mask_input|train_on_(prompt|input)|(^|_)mask_loss$")
 # [True] * n, [message.masked] * n: a special token's or a message's mask flag written out
 LITERAL_OR_FLAG = m.Name("True") | m.Name("False") | m.Attribute(attr=m.Name("masked"))
+# the ignore index as a literal (slice-shift reads it too: a slice compared with it counts, it shifts nothing)
 IGNORE_VALUE = m.UnaryOperation(operator=m.Minus(), expression=m.Integer("1") | m.Integer("100"))
 KEYWORD = m.Arg(keyword=m.Name(), value=SINGLE)  # f(..., enable_gqa=a != b)
 BRANCH = m.If(test=SINGLE)  # if Tq == Tk:  /  elif Tq == 1:

@@ -28,7 +28,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, drop_statement
-from mutator.operators.meaning import bindings, body_of, class_attributes, code, enclosing, identifiers, mentions, reaches
+from mutator.operators.meaning import body_of, class_attributes, code, enclosing, mentions, reaches
 
 RESET_LIKE = re.compile(r"(?i)^_*(reset|clear)(_|$)|_(reset|clear)$")
 CACHE_STATE = re.compile(
@@ -78,6 +78,8 @@ EMPTIES = (  # what a reset does to state: self.count = 0, cache.pool = None, se
 # outside a reset method, a call that resets a cache before it is used again (`params.reset(n, b)`); a clear after
 # use (`model.clear_kv_cache()` at the end of a generation) frees memory that no output depends on
 RESET_NAME = re.compile(r"(?i)^_*reset(_|$)|_reset$")
+# what moves a cache without filling it: `cache.to(device=d, dtype=t)`, `cache.cuda()`
+PLACEMENT = r"^(to|cuda|cpu|half|float|bfloat16)$"
 
 
 def keeps_cache(cls: cst.ClassDef | None) -> bool:
@@ -97,7 +99,7 @@ def _is_holder(expr: cst.CSTNode, body: cst.CSTNode) -> bool:
     return reaches(expr, body, lambda n: isinstance(n, cst.Name) and bool(HOLDER.search(n.value)), depth=2)
 
 
-def _hands_on_reset(statement: cst.CSTNode, method: cst.FunctionDef, cls, body) -> bool:
+def _hands_on_reset(statement: cst.CSTNode, method: cst.FunctionDef, cls, body, before=()) -> bool:
     """statement calls a reset of cache state on another object, or on self in a class that keeps it."""
     if not m.matches(statement, m.SimpleStatementLine(body=[m.Expr(value=RESET_CALL)])):
         return False
@@ -108,19 +110,28 @@ def _hands_on_reset(statement: cst.CSTNode, method: cst.FunctionDef, cls, body) 
         return False
     if m.matches(func.value, m.Name("self")):
         return keeps_cache(cls)
-    if _fresh(func.value, body):
+    if _fresh(func.value, before):
         return False
     return _is_holder(func.value, body) or bool(CACHE.search(func.attr.value) and mentions(func.value, LAYERS))
 
 
-def _fresh(receiver: cst.CSTNode, body) -> bool:
-    """The receiver was built in this function (`cache = BufferCache(...)`): a new cache has nothing to forget,
-    and dropping its reset changes nothing."""
+def _fresh(receiver: cst.CSTNode, before: list) -> bool:
+    """The receiver was built just before the reset, in the same block (`cache = BufferCache(...)`, at most
+    moved, `cache.to(device)`, then `cache.reset()`): a new cache has nothing to forget, and dropping its
+    reset changes nothing. A reset after the cache was used, or in a loop over batches, forgets what the
+    last use left."""
     if not isinstance(receiver, cst.Name):
         return False
-    values = bindings(body).get(receiver.value, ())
     built = m.Call(func=m.Name(m.MatchRegex(r"_*[A-Z]\w*")) | m.Attribute(attr=m.Name(m.MatchRegex(r"_*[A-Z]\w*"))))
-    return bool(values) and all(m.matches(v, built) for v in values)
+    same = m.Name(receiver.value)
+    binds = m.Assign(targets=[m.AssignTarget(target=same)], value=built) | m.AnnAssign(target=same, value=built)
+    moved = m.Expr(value=m.Call(func=m.Attribute(value=same, attr=m.Name(m.MatchRegex(PLACEMENT)))))
+    for statement in reversed(before):
+        if m.matches(statement, m.SimpleStatementLine(body=[binds])):
+            return True
+        if m.findall(statement, same) and not m.matches(statement, m.SimpleStatementLine(body=[moved])):
+            return False  # used (or built some other way) before its reset
+    return False
 
 
 def _hands_on_release(statement: cst.CSTNode) -> bool:
@@ -208,7 +219,7 @@ class MissingReset(Operator):
         body = body_of(node, scope)
         dropped = set()
         for i, statement in enumerate(node.body):
-            hands_on = _hands_on_reset(statement, method, cls, body) or (
+            hands_on = _hands_on_reset(statement, method, cls, body, node.body[:i]) or (
                 m.matches(statement, DELEGATES)
                 and mentions(statement, CACHE)
                 and RESET_NAME.search(statement.body.body[0].body[0].value.func.attr.value)
@@ -360,8 +371,24 @@ class MissingReset(Operator):
             # a cache built just before has nothing to forget
             Example(
                 "drop-*",
-                "def generate(model):\n    cache = BufferCache(model.n_layers)\n    cache.reset()\n    return run(cache)\n",
+                "def generate(model):\n    cache = BufferCache(model.n_layers)\n    cache.to(model.device)\n"
+                "    cache.reset()\n    return run(cache)\n",
                 None,
+            ),
+            # ... but a cache built earlier and reset for every batch, or after a use, forgets what it held
+            Example(
+                "drop-cache.reset",
+                "def generate(model):\n    cache = BufferCache(model.n_layers)\n    warm_up(model, cache)\n"
+                "    cache.reset()\n    return run(cache)\n",
+                "def generate(model):\n    cache = BufferCache(model.n_layers)\n    warm_up(model, cache)\n"
+                "    return run(cache)\n",
+            ),
+            Example(
+                "drop-cache.reset",
+                "def evaluate(model, batches):\n    cache = BufferCache(model.n_layers)\n    for batch in batches:\n"
+                "        cache.reset()\n        run(cache, batch)\n",
+                "def evaluate(model, batches):\n    cache = BufferCache(model.n_layers)\n    for batch in batches:\n"
+                "        run(cache, batch)\n",
             ),
             # an optimizer's reset, or a memoised function's, is not a cache's
             Example("drop-*", "def train(opt):\n    opt.reset()\n    step()\n", None),

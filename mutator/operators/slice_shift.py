@@ -21,7 +21,8 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, binop, drop_statement
-from mutator.operators.meaning import ANY_MASK, SHIFTED, enclosing, identifiers, mentions
+from mutator.operators.inverted_predicate import IGNORE_VALUE
+from mutator.operators.meaning import ANY_MASK, SHIFTED, bindings, enclosing, identifiers, mentions
 
 K = m.Integer(m.MatchIfTrue(lambda text: int(text, 0) >= 1))
 FROM_K = m.Slice(lower=K, upper=None, step=None)  # x[k:]
@@ -32,17 +33,21 @@ PREDICTIONS = re.compile(r"(?i)logit|pred")
 FROM_ZERO = m.Slice(lower=m.Integer("0"), upper=~m.Integer() & ~m.UnaryOperation(), step=None)  # x[0 : n]
 WINDOW = m.Slice(lower=m.Integer("1") | PLUS_ONE, upper=PLUS_ONE, step=None)  # x[1 : n + 1], x[a + 1 : b + 1]
 MINUS_ONE = m.UnaryOperation(operator=m.Minus(), expression=m.Integer("1"))
-IGNORE_VALUE = m.UnaryOperation(operator=m.Minus(), expression=m.Integer("100"))
 # torch.roll(labels, shifts=-1), labels.roll(-1, 0): the stream rolled left by one, next tokens as targets
 ROLL = m.Call(func=m.Attribute(attr=m.Name("roll")), args=[m.AtLeastN(m.Arg(), n=1)])
 ARRAY_MODULES = m.Name("torch") | m.Name("np") | m.Name("numpy") | m.Name("mx") | m.Name("jnp")
 # a switch that says the labels are shifted: `self.shift_labels = True`, `get_targets(y) if shift_labels else y`
 SHIFT_FLAG = re.compile(r"(?i)^shift_(labels|targets|tokens)$")
 # what text is cut with (a string is sliced for its characters, not shifted): `name.startswith("length>=")`
-TEXT_METHODS = {"startswith", "endswith", "split", "rsplit", "strip", "lower", "upper", "isdigit", "format"}
+TEXT_METHODS = {"startswith", "endswith", "rsplit", "strip", "lower", "upper", "isdigit"}
+# ... and what a tensor has too (`tokens.split(4)` cuts a batch into chunks): text only on a string
+TENSOR_OR_TEXT_METHODS = {"split", "format"}
+TEXT = m.SimpleString() | m.FormattedString() | m.ConcatenatedString()
 # a slice compared with the ignore index, or counted, counts the tokens that are trained (another class)
 COUNTS = re.compile(r"^(count_nonzero|sum|numel)$")
 COMPARES = re.compile(r"^(eq|ne)$")
+# what a count may see the slice through and still count the slice itself: `(labels[:, 1:] != -100).long().sum()`
+CASTS = re.compile(r"^(eq|ne|float|long|int|bool|to|type|type_as)$")
 IGNORED = re.compile(r"(?i)ignore")
 
 
@@ -83,14 +88,25 @@ def _about(node, scope) -> set[str]:
 
 
 def _is_text(name: cst.BaseExpression, scope, node) -> bool:
-    """The function calls a string method on `name`, or compares it with a string: it holds text."""
+    """The function calls a string method on `name`, or compares it with a string: it holds text. A method
+    that tensors have too (`split`, `format`) says text only when `name` is a string: split by a string or
+    by whitespace (`line.split(",")`, `line.split()`), or bound to a string literal."""
     function = enclosing(node, scope, cst.FunctionDef)
     if function is None or not isinstance(name, cst.Name):
         return False
     same = m.Name(name.value)
     text_call = m.Call(func=m.Attribute(value=same, attr=m.Name(m.MatchIfTrue(lambda a: a in TEXT_METHODS))))
+    split_by_text = m.Call(
+        func=m.Attribute(value=same, attr=m.Name("split")),
+        args=m.MatchIfTrue(lambda args: not args or m.matches(args[0].value, TEXT)),
+    )
     compared = m.Comparison(left=same, comparisons=[m.ComparisonTarget(comparator=m.SimpleString())])
-    return bool(m.findall(function, text_call | compared))
+    if m.findall(function, text_call | split_by_text | compared):
+        return True
+    ambiguous = m.Call(func=m.Attribute(value=same, attr=m.Name(m.MatchIfTrue(lambda a: a in TENSOR_OR_TEXT_METHODS))))
+    return bool(m.findall(function, ambiguous)) and any(
+        m.matches(value, TEXT) for value in bindings(function).get(name.value, ())
+    )
 
 
 def _not_a_shift(node: cst.Slice, scope) -> bool:
@@ -105,18 +121,27 @@ def _not_a_shift(node: cst.Slice, scope) -> bool:
     if _is_text(subscript.value, scope, node):
         return True
     up = scope.parent(subscript)
-    if m.matches(up, m.BinaryOperation(operator=m.Add())) and up.left is subscript:
-        return True  # truncated, then something appended
+    if m.matches(up, m.BinaryOperation(operator=m.Add())) and up.left is subscript and _cut_from_zero(node):
+        return True  # truncated, then something appended: `target[: n - 1] + [eos]` (`ids[1:] + [eos]` shifts)
+    # the slice itself is counted, or compared with the ignore value: nothing but comparisons and casts
+    # between it and the count (`-(logp[:, :-1].gather(-1, t[:, 1:]) * mask).sum()` counts a product)
+    below, direct = subscript, True
     while up is not None and not isinstance(up, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
-        if isinstance(up, cst.Comparison) and (mentions(up, IGNORED) or m.findall(up, IGNORE_VALUE)):
+        if isinstance(up, cst.Comparison) and _against_ignore(up.left, *(t.comparator for t in up.comparisons)):
             return True
         if isinstance(up, cst.Call):
             func = up.func.attr if isinstance(up.func, cst.Attribute) else up.func
-            if isinstance(func, cst.Name) and (
-                COUNTS.match(func.value) or (COMPARES.match(func.value) and (mentions(up, IGNORED) or m.findall(up, IGNORE_VALUE)))
-            ):
+            name = func.value if isinstance(func, cst.Name) else ""
+            if COMPARES.match(name) and _against_ignore(*(a.value for a in up.args)):
                 return True
-        up = scope.parent(up)
+            if COUNTS.match(name) and direct:
+                return True
+            direct = direct and bool(CASTS.match(name) or COUNTS.match(name))
+        elif not isinstance(up, (cst.Comparison, cst.ComparisonTarget, cst.Arg, cst.Attribute)) or (
+            isinstance(up, cst.Attribute) and up.value is not below
+        ):
+            direct = False
+        below, up = up, scope.parent(up)
     pad = m.Call(
         func=m.Name("pad") | m.Attribute(attr=m.Name("pad")),
         args=[m.Arg(), m.Arg(value=m.Tuple(elements=[m.Element(m.Integer()), m.Element(m.Integer())])), m.ZeroOrMore()],
@@ -128,6 +153,17 @@ def _not_a_shift(node: cst.Slice, scope) -> bool:
         if m.matches(node, TO_MINUS_K):
             return _k(node.upper.expression) == after
     return False
+
+
+def _cut_from_zero(node: cst.Slice) -> bool:
+    """`x[: n - 1]`, `x[0 : n]`, `x[:-1]`: a slice that keeps the start and cuts the end."""
+    return node.upper is not None and (node.lower is None or m.matches(node.lower, m.Integer("0")))
+
+
+def _against_ignore(*operands) -> bool:
+    """One of the operands is the ignore index: `-100`, `IGNORE_INDEX`, `self.ignore_index`."""
+    named = (cst.Name, cst.Attribute)
+    return any(m.matches(o, IGNORE_VALUE) or (isinstance(o, named) and mentions(o, IGNORED)) for o in operands)
 
 
 def _roll_shift(call: cst.Call) -> cst.Arg | None:
@@ -328,7 +364,22 @@ class SliceShift(Operator):
                 None,
             ),
             Example("*", "target = target[: max_seq_len - 1] + [eos_id]\n", None),
+            Example("mirrored-start", "labels = ids[1:] + [eos]\n", "labels = ids[:-1] + [eos]\n"),  # a shift
             Example("*", "n = torch.count_nonzero(torch.eq(batch['labels'][..., 1:], IGNORE))\n", None),
+            Example("*", "n = labels[:, 1:].ne(-100).long().sum()\n", None),
+            # a sum of what the shifted slices computed is no count of them
+            Example(
+                "mirrored-start",
+                "loss = -(logprobs[:, :-1].gather(-1, tokens[:, 1:]) * mask).sum()\n",
+                "loss = -(logprobs[:, :-1].gather(-1, tokens[:, :-1]) * mask).sum()\n",
+            ),
+            # split into chunks, a tensor is no text; split by a separator, a string is
+            Example(
+                "mirrored-start",
+                "def chunks(tokens):\n    parts = tokens.split(4)\n    targets = tokens[1:]\n",
+                "def chunks(tokens):\n    parts = tokens.split(4)\n    targets = tokens[:-1]\n",
+            ),
+            Example("*", "def parse(line):\n    fields = line.split(',')\n    tokens = line[1:]\n", None),
             Example("*", "labels = F.pad(labels, (0, 1))[..., :-1]\n", None),
             Example(
                 "mirrored-start",
