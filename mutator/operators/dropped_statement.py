@@ -33,6 +33,7 @@ from mutator.operators.meaning import (
     enclosing,
     identifiers,
     mentions,
+    owners,
 )
 
 ARITHMETIC = m.Add() | m.Subtract() | m.Multiply() | m.Divide() | m.FloorDivide()
@@ -59,8 +60,13 @@ RUN = m.BinaryOperation(operator=m.Multiply(), left=m.List(elements=[m.ZeroOrMor
 # torch.cat([bos, x]), tf.concat([start, x], axis=-1): the first of the pieces joined
 JOINED = m.Call(
     func=m.Attribute(attr=m.Name("cat") | m.Name("concat") | m.Name("concatenate")),
-    args=[m.Arg(value=m.List(elements=[m.Element(), m.AtLeastN(m.Element(), n=1)]) | m.Tuple(
-        elements=[m.Element(), m.AtLeastN(m.Element(), n=1)])), m.ZeroOrMore()],
+    args=[
+        m.Arg(
+            value=m.List(elements=[m.Element(), m.AtLeastN(m.Element(), n=1)])
+            | m.Tuple(elements=[m.Element(), m.AtLeastN(m.Element(), n=1)])
+        ),
+        m.ZeroOrMore(),
+    ],
 )
 APPEND_FRONT = m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("append")), args=[m.Arg()]))  # first token
 # a keyword that asks for the BOS (`bos_token=` alone is the token itself, a switch only when set to True)
@@ -137,18 +143,10 @@ def _is_bos(expr: cst.CSTNode, scope) -> bool:
 def _start_guard(node: cst.CSTNode, scope) -> set[str]:
     """The names tested by the branch that puts a start value in front, around `node`:
     `if add_start_value and self.start_value is not None:` -> {"add_start_value", "self", "start_value"}."""
-    for branch in _ancestors(node, scope, cst.If):
+    for branch in owners(node, scope, cst.If):
         if _bos_flag(branch.test, scope):
             return identifiers(branch.test) - {"self", "None"}
     return set()
-
-
-def _ancestors(node, scope, kind):
-    parent = scope.parent(node)
-    while parent is not None:
-        if isinstance(parent, kind):
-            yield parent
-        parent = scope.parent(parent)
 
 
 def _is_start(expr: cst.CSTNode, scope, guard: set[str]) -> bool:
@@ -299,8 +297,10 @@ class DroppedStatement(Operator):
         elif m.matches(node, m.IfExp()) and _bos_flag(node.test, scope) and _is_bos(node.body, scope):
             # before = [self.bos_token_id] if self.add_bos_token else []
             yield Site("bos-disabled", {node.test: cst.Name("False")})
-        elif m.matches(node, PREFIXED) and not m.matches(node.right, RUN) and (
-            _is_start(node.left, scope, _start_guard(node, scope))
+        elif (
+            m.matches(node, PREFIXED)
+            and not m.matches(node.right, RUN)
+            and (_is_start(node.left, scope, _start_guard(node, scope)))
         ):
             yield Site("prefix-dropped", {node: node.right})
         elif m.matches(node, MIDDLE) and _is_bos(node.right, scope) and self._continued(node, scope):
@@ -327,8 +327,10 @@ class DroppedStatement(Operator):
         """`node` is the left of a further `+`, whose right is not a mask's run of numbers: a BOS in the middle,
         with tokens after it (`ids + [bos]` at the end appends, it does not prepend)."""
         parent = scope.parent(node)
-        return m.matches(parent, m.BinaryOperation(operator=m.Add())) and parent.left is node and not m.matches(
-            parent.right, RUN | NUMBER | TEXT
+        return (
+            m.matches(parent, m.BinaryOperation(operator=m.Add()))
+            and parent.left is node
+            and not m.matches(parent.right, RUN | NUMBER | TEXT)
         )
 
     def _statements(self, block, scope):
@@ -477,8 +479,8 @@ class DroppedStatement(Operator):
             # a start-end packer: its start token, the switch that asks for it, and the branch that adds it
             Example(
                 "keyword-dropped",
-                "self.packer = StartEndPacker(start_value=tokenizer.start_token_id, end_value=tokenizer.end_token_id)\n",
-                "self.packer = StartEndPacker(end_value=tokenizer.end_token_id)\n",
+                "self.packer = StartEndPacker(start_value=tok.start_token_id, end_value=tok.end_token_id)\n",
+                "self.packer = StartEndPacker(end_value=tok.end_token_id)\n",
             ),
             Example(
                 "bos-disabled",

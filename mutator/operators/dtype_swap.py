@@ -104,8 +104,7 @@ def _views_of(name: str, body: cst.CSTNode) -> set[str]:
     return {
         bound
         for bound, values in bindings(body).items()
-        if bound != name
-        and any(isinstance(v, (cst.Subscript, cst.Call)) and _data_words(v) == {name} for v in values)
+        if bound != name and any(isinstance(v, (cst.Subscript, cst.Call)) and _data_words(v) == {name} for v in values)
     }
 
 

@@ -15,13 +15,14 @@ same inversion on a 0/1 mask, and `mask != 1` no inversion at all.
 """
 
 import functools
+import itertools
 import re
 
 import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import INVERSE, Example, Operator, Site, comparisons, drop_statement, rewritten
-from mutator.operators.meaning import LOSS_MASK, MASKS, bindings, body_of, enclosing, identifiers
+from mutator.operators.meaning import LOSS_MASK, MASKS, bindings, body_of, enclosing, identifiers, owners
 
 SINGLE = m.Comparison(comparisons=[m.ComparisonTarget()])  # a op b (not a chain like a < b < c)
 FLAG = m.Assign(value=SINGLE) | m.AnnAssign(value=SINGLE)  # masked = role != "assistant"
@@ -47,8 +48,15 @@ SWITCH_WORDS = re.compile(r"(?i)mask|train_on|assistant")
 # [IGNORE_INDEX] * len(prompt), [-100] * n: a run of ignored labels, over a part or over the padding
 IGNORE_RUN = m.BinaryOperation(
     operator=m.Multiply(),
-    left=m.List(elements=[m.Element(value=m.UnaryOperation(operator=m.Minus(), expression=m.Integer("100")) | m.Name(
-        m.MatchRegex(r"(?i).*ignore.*")) | m.Attribute(attr=m.Name(m.MatchRegex(r"(?i).*ignore.*"))))]),
+    left=m.List(
+        elements=[
+            m.Element(
+                value=m.UnaryOperation(operator=m.Minus(), expression=m.Integer("100"))
+                | m.Name(m.MatchRegex(r"(?i).*ignore.*"))
+                | m.Attribute(attr=m.Name(m.MatchRegex(r"(?i).*ignore.*")))
+            )
+        ]
+    ),
 )
 OF_LENGTH = m.Call(func=m.Name("len"), args=[m.Arg(keyword=None)])  # [IGNORE] * len(sequence)
 # a zeroed loss mask: `loss_mask = torch.zeros_like(loss_mask)`, `loss_mask[idx] = 0.0`
@@ -148,17 +156,7 @@ def _runs_of_ignore(expr: cst.CSTNode, scope) -> bool:
     if m.findall(expr, IGNORE_RUN):
         return True
     assigned = bindings(body_of(expr, scope))
-    return any(
-        m.matches(value, IGNORE_RUN) for name in identifiers(expr) for value in assigned.get(name, ())
-    )
-
-
-def _ancestors(node, scope, kind):
-    parent = scope.parent(node)
-    while parent is not None:
-        if isinstance(parent, kind):
-            yield parent
-        parent = scope.parent(parent)
+    return any(m.matches(value, IGNORE_RUN) for name in identifiers(expr) for value in assigned.get(name, ()))
 
 
 def _only_checks(block: cst.BaseSuite) -> bool:
@@ -178,7 +176,9 @@ def _policies(module: cst.Module) -> dict[str, cst.Dict]:
         table = statement.body[0].value
         if not isinstance(table, cst.Dict):
             continue
-        names = [e.value.value for e in table.elements if isinstance(e, cst.DictElement) and isinstance(e.value, cst.Name)]
+        names = [
+            e.value.value for e in table.elements if isinstance(e, cst.DictElement) and isinstance(e.value, cst.Name)
+        ]
         if len(names) < 2 or len(names) != len(table.elements) or not all(n in functions for n in names):
             continue
         masking = {n for n in names if m.findall(functions[n], IGNORE_RUN)}
@@ -355,7 +355,7 @@ class InvertedPredicate(Operator):
             return False
         if not THE_LABELS.search(assign.targets[0].target.value):
             return False
-        branch = next(iter(_ancestors(node, scope, cst.If)), None)
+        branch = next(iter(owners(node, scope, cst.If)), None)
         if branch is None or not any(PADDING_SIDE.search(w) for w in _words(branch.test)):
             return False  # only the padding side of the ids says which side the labels' padding must be on
         sides = (node.left, node.right)
@@ -368,13 +368,19 @@ class InvertedPredicate(Operator):
             if not m.matches(statement, m.SimpleStatementLine(body=[m.DoNotCare()])):
                 continue
             small = statement.body[0]
-            if m.matches(statement, IGNORES_TARGETS) and _ignores(statement) and not _last_position(small.targets[0].target):
+            if (
+                m.matches(statement, IGNORES_TARGETS)
+                and _ignores(statement)
+                and not _last_position(small.targets[0].target)
+            ):
                 yield Site("ignore-dropped", {statement: drop_statement(block, statement)})
             elif m.matches(small, m.Assign(targets=[m.AssignTarget(m.Name(m.MatchRegex(NAMED_LOSS_MASK)))])):
                 # loss_mask = torch.zeros_like(loss_mask): a whole sample taken out of the loss
                 name = small.targets[0].target.value
-                zeros = m.Call(func=m.Attribute(attr=m.Name("zeros_like")) | m.Name("zeros_like"), args=[
-                    m.Arg(value=m.Name(name)), m.ZeroOrMore()])
+                zeros = m.Call(
+                    func=m.Attribute(attr=m.Name("zeros_like")) | m.Name("zeros_like"),
+                    args=[m.Arg(value=m.Name(name)), m.ZeroOrMore()],
+                )
                 if m.matches(small.value, zeros):
                     yield Site("ignore-dropped", {statement: drop_statement(block, statement)})
 
@@ -420,20 +426,27 @@ class InvertedPredicate(Operator):
             first, second = list(distinct.values())[:2]
             yield Site(
                 "policy-swapped",
-                {k: (second if k.value == first.value else first).deep_clone() for k in keys if k.value in (
-                    first.value, second.value)},
+                {
+                    k: (second if k.value == first.value else first).deep_clone()
+                    for k in keys
+                    if k.value in (first.value, second.value)
+                },
             )
         chosen = {
             a.targets[0].target.value
             for a in m.findall(function.body, m.Assign(targets=[m.AssignTarget(m.Name())], value=lookup))
         }
-        grows = m.SimpleStatementLine(body=[m.AugAssign(
-            target=m.Name(m.MatchRegex(r"(?i).*(label|target).*")),
-            operator=m.AddAssign(),
-            value=m.Call(func=m.Name(m.MatchIfTrue(lambda n: n in chosen))),
-        )])
+        grows = m.SimpleStatementLine(
+            body=[
+                m.AugAssign(
+                    target=m.Name(m.MatchRegex(r"(?i).*(label|target).*")),
+                    operator=m.AddAssign(),
+                    value=m.Call(func=m.Name(m.MatchIfTrue(lambda n: n in chosen))),
+                )
+            ]
+        )
         for block in m.findall(function, m.IndentedBlock()):
-            for first, second in zip(block.body, block.body[1:]):
+            for first, second in itertools.pairwise(block.body):
                 if m.matches(first, grows) and m.matches(second, grows):
                     a, b = first.body[0].value.func, second.body[0].value.func
                     if a.value != b.value and first.body[0].target.value == second.body[0].target.value:
@@ -597,18 +610,22 @@ class InvertedPredicate(Operator):
             Example(
                 "policy-swapped",
                 POLICIES,
-                POLICIES.replace("LOOKUP[prompts]", "LOOKUP[$]").replace("LOOKUP[responses]", "LOOKUP[prompts]")
+                POLICIES.replace("LOOKUP[prompts]", "LOOKUP[$]")
+                .replace("LOOKUP[responses]", "LOOKUP[prompts]")
                 .replace("LOOKUP[$]", "LOOKUP[responses]"),
             ),
             Example(
                 "policy-swapped",
                 POLICIES,
-                POLICIES.replace("labels += to_prompt(", "labels += $(").replace("labels += to_response(",
-                                                                                  "labels += to_prompt(")
+                POLICIES.replace("labels += to_prompt(", "labels += $(")
+                .replace("labels += to_response(", "labels += to_prompt(")
                 .replace("labels += $(", "labels += to_response("),
             ),
-            Example("policy-swapped", "HANDLERS = {'a': _f, 'b': _g}\ndef _f(x):\n    return x\n"
-                    "def _g(x):\n    return [x]\n", None),  # no policy ignores anything
+            Example(
+                "policy-swapped",
+                "HANDLERS = {'a': _f, 'b': _g}\ndef _f(x):\n    return x\ndef _g(x):\n    return [x]\n",
+                None,
+            ),  # no policy ignores anything
             # where the response starts, and the assistant's turn that ends a prompt
             Example(
                 "boundary-dropped",

@@ -65,8 +65,13 @@ OWNER = re.compile(r"(?i)^self$|cache|(^|_)kv(_|$)|past_key_values|^inference_(p
 INITIALISERS = re.compile(r"(?i)^__(post_)?init__$|alloc|setup|^_*(build|create|init)")
 LAYERS = re.compile(r"(?i)kv|key|value|layer|attn|block|model")
 EMPTY = (
-    m.Name("None") | m.Name("False") | m.Integer() | m.UnaryOperation(operator=m.Minus(), expression=m.Integer())
-    | m.Dict(elements=[]) | m.List(elements=[]) | m.Tuple(elements=[])
+    m.Name("None")
+    | m.Name("False")
+    | m.Integer()
+    | m.UnaryOperation(operator=m.Minus(), expression=m.Integer())
+    | m.Dict(elements=[])
+    | m.List(elements=[])
+    | m.Tuple(elements=[])
     | m.Call(func=m.Name("dict") | m.Name("list") | m.Name("set"), args=[])
 )
 EMPTIES = (  # what a reset does to state: self.count = 0, cache.pool = None, self.block_ids.fill_(-1)
@@ -164,14 +169,17 @@ def _compared(test: cst.BaseExpression, body) -> list[cst.Attribute]:
     found = []
     for comparison in m.findall(test, m.Comparison()):
         operands = [comparison.left, *(t.comparator for t in comparison.comparisons)]
-        if not any(isinstance(t.operator, (cst.GreaterThan, cst.LessThan, cst.NotEqual)) for t in comparison.comparisons):
+        if not any(
+            isinstance(t.operator, (cst.GreaterThan, cst.LessThan, cst.NotEqual)) for t in comparison.comparisons
+        ):
             continue
         for operand in operands:
             items = [e.value for e in operand.elements] if isinstance(operand, cst.Tuple) else [operand]
             found += [
                 item
                 for item in items
-                if isinstance(item, cst.Attribute) and not m.matches(item.value, m.Name("self"))
+                if isinstance(item, cst.Attribute)
+                and not m.matches(item.value, m.Name("self"))
                 and _is_holder(item.value, body)
             ]
     return found
@@ -237,16 +245,26 @@ class MissingReset(Operator):
             for s in run:
                 if s not in dropped:
                     dropped.add(s)
-                    yield Site(f"drop-{_label(s.body[0]) if isinstance(s, cst.SimpleStatementLine) else 'loop'}", {s: drop_statement(node, s)})
+                    yield Site(
+                        f"drop-{_label(s.body[0]) if isinstance(s, cst.SimpleStatementLine) else 'loop'}",
+                        {s: drop_statement(node, s)},
+                    )
         if INITIALISERS.search(name):
             return
         for statement in node.body:  # a cache object's position set back to 0
             if statement in dropped or not m.matches(
-                statement, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Attribute())], value=m.Integer("0"))])
+                statement,
+                m.SimpleStatementLine(
+                    body=[m.Assign(targets=[m.AssignTarget(target=m.Attribute())], value=m.Integer("0"))]
+                ),
             ):
                 continue
             target = statement.body[0].targets[0].target
-            if CACHE_STATE.search(target.attr.value) and not m.matches(target.value, m.Name("self")) and _is_holder(target.value, body):
+            if (
+                CACHE_STATE.search(target.attr.value)
+                and not m.matches(target.value, m.Name("self"))
+                and _is_holder(target.value, body)
+            ):
                 dropped.add(statement)
                 yield Site(f"drop-{_label(statement.body[0])}", {statement: drop_statement(node, statement)})
         branch = scope.parent(node)
@@ -362,7 +380,11 @@ class MissingReset(Operator):
                 None,
             ),
             # a release gives blocks back and empties what pointed at them ...
-            Example("drop-allocator.release_blocks", release, release.replace("        self.allocator.release_blocks(ids)\n", "")),
+            Example(
+                "drop-allocator.release_blocks",
+                release,
+                release.replace("        self.allocator.release_blocks(ids)\n", ""),
+            ),
             Example("drop-block_table?ids?", release, release.replace("        self.block_table[ids] = -1\n", "")),
             # ... its bookkeeping is not a reset
             Example("drop-request_count", release, None),
@@ -393,10 +415,15 @@ class MissingReset(Operator):
             # an optimizer's reset, or a memoised function's, is not a cache's
             Example("drop-*", "def train(opt):\n    opt.reset()\n    step()\n", None),
             # a clear after use frees memory that no output depends on
-            Example("drop-*", "def sample(model):\n    out = generate(model)\n    model.clear_kv_cache()\n    return out\n", None),
+            Example(
+                "drop-*",
+                "def sample(model):\n    out = generate(model)\n    model.clear_kv_cache()\n    return out\n",
+                None,
+            ),
             Example(
                 "drop-loop",
-                "def generate(model):\n    for layer in model.layers:\n        layer.attn.reset_cache()\n    return run(model)\n",
+                "def generate(model):\n    for layer in model.layers:\n"
+                "        layer.attn.reset_cache()\n    return run(model)\n",
                 "def generate(model):\n    return run(model)\n",
             ),
             Example("drop-*", "class Rope:\n    def __init__(self):\n        self.forward.cache_clear()\n", None),
@@ -406,7 +433,9 @@ class MissingReset(Operator):
             # what is set up in an initialiser is no reset
             Example("drop-*", context + "    def allocate_tensors(self):\n        self.reset_state()\n", None),
             # a cache object's position set back to 0
-            Example("drop-cache.params.seqlen_offset", capture, capture.replace("    cache.params.seqlen_offset = 0\n", "")),
+            Example(
+                "drop-cache.params.seqlen_offset", capture, capture.replace("    cache.params.seqlen_offset = 0\n", "")
+            ),
             Example("drop-*", "def run(model):\n    model.step_offset = 0\n", None),
             # the branch that drops an outgrown cache: what it forgets, and what it records
             Example("drop-cache.pool", outgrown, outgrown.replace("        cache.pool = None\n", "")),

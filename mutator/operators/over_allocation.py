@@ -8,7 +8,8 @@ capacity) with its `needed + headroom` assignment, and the round-up idioms `(x +
 `C * ((x + C - 1) // C)`, `-(-x // C) * C`, `math.ceil(x / C) * C` and `(x + K) & ~K`, also split over two
 statements (`n_steps = (C + x - 1) // C`, later `n_steps * C`), or spelled `(x + (C - 1)) // C`,
 `torch.div(x + (C - 1), C, rounding_mode="floor")` or `cdiv(x, C)`; and a rotating cache's step capped by the
-room left (`if offset >= self.keys.shape[2]: new_size = min(self.step, self.max_size - offset)`), doubled. Rounding is everywhere (hidden sizes,
+room left (`if offset >= self.keys.shape[2]: new_size = min(self.step, self.max_size - offset)`), doubled.
+Rounding is everywhere (hidden sizes,
 vocabularies), so it counts only where a cache grows: in a class that keeps cache state (or a growing buffer) on
 `self`, or in a function whose name says it allocates or grows a cache.
 """
@@ -123,7 +124,10 @@ FLOORED = m.Call(
         m.Arg(value=_saved("c"), keyword=None),
         m.Arg(keyword=m.Name("rounding_mode"), value=m.SimpleString(m.MatchRegex("^.floor.$"))),
     ],
-) | m.Call(func=m.Attribute(attr=m.Name("floor_divide")) | m.Name("floor_divide"), args=[m.Arg(value=_saved("n")), m.Arg(value=_saved("c"))])
+) | m.Call(
+    func=m.Attribute(attr=m.Name("floor_divide")) | m.Name("floor_divide"),
+    args=[m.Arg(value=_saved("n")), m.Arg(value=_saved("c"))],
+)
 # a ceil division by name: triton.cdiv(x, C), ceil_div(x, C), div_ceil(x, C)
 NAMED_CEIL = re.compile(r"(?i)^(cdiv|ceil_?div|div_?ceil|ceildiv|div_round_up)$")
 NAMED = m.Call(
@@ -134,7 +138,11 @@ NAMED = m.Call(
 
 def _unwrapped(node):
     """node without its parentheses' meaning: `(x + C - 1)` and `x + C - 1` are the same sum."""
-    return node.with_changes(lpar=[], rpar=[]) if isinstance(node, cst.BaseExpression) and getattr(node, "lpar", None) else node
+    return (
+        node.with_changes(lpar=[], rpar=[])
+        if isinstance(node, cst.BaseExpression) and getattr(node, "lpar", None)
+        else node
+    )
 
 
 def _numerator(numerator, c):
@@ -259,7 +267,10 @@ class OverAllocation(Operator):
             if found is not None:  # the cache grows by a step, at most to its maximum
                 step, _room = found
                 simple = isinstance(step, (cst.Name, cst.Attribute, cst.Integer))
-                yield Site("capacity-doubled", {step: binop(cst.Integer("2"), cst.Multiply(), step if simple else parens(step))})
+                yield Site(
+                    "capacity-doubled",
+                    {step: binop(cst.Integer("2"), cst.Multiply(), step if simple else parens(step))},
+                )
         if m.matches(node, GROWS) and isinstance(node.body, cst.IndentedBlock):
             headroom = next((s for s in node.body.body if m.matches(s, HEADROOM)), None)
             if headroom is not None:
@@ -339,7 +350,8 @@ class OverAllocation(Operator):
             # the block count of a paged cache, spelled as a floored division of x + (C - 1)
             Example(
                 "steps-floored",
-                paged + "        blocks = torch.div(n + (self.block_size - 1), self.block_size, rounding_mode=\"floor\")\n",
+                paged
+                + '        blocks = torch.div(n + (self.block_size - 1), self.block_size, rounding_mode="floor")\n',
                 paged + "        blocks = (n) // self.block_size\n",
             ),
             Example(
@@ -347,13 +359,17 @@ class OverAllocation(Operator):
                 paged + "        blocks = (n + (self.block_size - 1)) // self.block_size\n",
                 paged + "        blocks = 2 * ((n + (self.block_size - 1)) // self.block_size)\n",
             ),
-            Example("steps-doubled", paged + "        blocks = cdiv(n, self.block_size)\n",
-                    paged + "        blocks = 2 * (cdiv(n, self.block_size))\n"),
+            Example(
+                "steps-doubled",
+                paged + "        blocks = cdiv(n, self.block_size)\n",
+                paged + "        blocks = 2 * (cdiv(n, self.block_size))\n",
+            ),
             # a layer that counts key/value heads and calls a cache update keeps no cache state of its own:
             # splitting its heads over ranks is no cache growth
             Example(
                 "steps-*",
-                "class ParallelAttention:\n    def __init__(self, num_heads_kv):\n        self.num_heads_kv = num_heads_kv\n"
+                "class ParallelAttention:\n    def __init__(self, num_heads_kv):\n"
+                "        self.num_heads_kv = num_heads_kv\n"
                 "        local = math.ceil(self.num_heads / self.world_size)\n"
                 "    def forward(self, kv):\n        return self._update_kv_cache(kv)\n"
                 "    def _update_kv_cache(self, kv):\n        return kv\n",

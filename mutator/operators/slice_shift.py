@@ -15,6 +15,7 @@ being shifted: the sliced value, or the name it is assigned to, names tokens, ta
 on a mask (`mask[:, 1:]`), a class of its own: the operator is made once per meaning (see OPERATORS).
 """
 
+import itertools
 import re
 
 import libcst as cst
@@ -211,7 +212,11 @@ class SliceShift(Operator):
         return self.context is None or mentions(enclosing(node, scope, cst.FunctionDef) or node, self.context)
 
     def sites(self, node, scope):
-        if m.matches(node, ROLL) and (shift := _roll_shift(node)) and self._means(_rolled_about(node, scope), node, scope):
+        if (
+            m.matches(node, ROLL)
+            and (shift := _roll_shift(node))
+            and self._means(_rolled_about(node, scope), node, scope)
+        ):
             yield Site("mirrored-start", {shift.value: cst.Integer("1")})  # the previous token as target
             yield Site("unshifted", {shift.value: cst.Integer("0")})
             return
@@ -252,7 +257,7 @@ class SliceShift(Operator):
     def _wraps(self, block, scope):
         """`labels[:, -1] = ignore_index` right after `labels = torch.roll(..., -1)`: the first token wrapped
         around to the end is not a target; keeping it trains every sequence to end on its own start."""
-        for previous, statement in zip(block.body, block.body[1:]):
+        for previous, statement in itertools.pairwise(block.body):
             rolled = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=ROLL)])
             if not m.matches(previous, rolled) or not m.matches(statement, m.SimpleStatementLine(body=[m.Assign()])):
                 continue

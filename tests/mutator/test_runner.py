@@ -474,7 +474,8 @@ def test_the_suite_is_imported_and_collected_once_for_all_shards_and_once_for_al
     target = events_target(tmp_path, "def double(x):\n    return 2 * x\n\n\ndef half(x):\n    return x / 2\n")
     for name, body in (("double", "double(2) == 4"), ("half", "half(4) == 2")):
         (target / "tests" / f"test_{name}.py").write_text(
-            f"import os\nimport time\nfrom pathlib import Path\nfrom conftest import log\nfrom pkg.mod import {name}\n\n\n"
+            "import os\nimport time\nfrom pathlib import Path\nfrom conftest import log\n"
+            f"from pkg.mod import {name}\n\n\n"
             f"def test_{name}():\n    log(f'test in {{os.getpid()}}')\n"
             f"    started = Path(os.environ['MUTATOR_TEST_EVENTS']).with_name('started')\n"
             f"    started.mkdir(exist_ok=True)\n    (started / '{name}').touch()\n"
@@ -596,7 +597,8 @@ def test_forked_shards_share_the_basetemp_without_emptying_it_under_each_other(t
     for name, other in (("a", "b"), ("b", "a")):
         (target / "tests" / f"test_{name}.py").write_text(TMP_PATH_SHARD.format(name=name, other=other))
     data = baseline.measure(target, [target / "tests"], "cpu", ["pkg"], shards=2, workdir=tmp_path / "work")
-    assert sorted(test.rsplit("::", 1)[-1] for test in data["tests"]) == ["test_a", "test_a_last", "test_b", "test_b_last"]
+    ran = sorted(test.rsplit("::", 1)[-1] for test in data["tests"])
+    assert ran == ["test_a", "test_a_last", "test_b", "test_b_last"]
 
 
 def test_the_runner_process_does_not_import_pytest():
