@@ -19,8 +19,8 @@ conftest is imported and switches its dynamic context around each test:
 Split over N shards, the suite is imported and collected once: the process forks a child per shard
 after collection, and each child, under coverage of its own, takes whole test modules from a queue
 the shards share until none is left (the lines executed at import and collection come from the parent).
-A shard does not pay for Python,
-torch and the suite's imports again, which on two cores is a third of the baseline's work. A shard
+A shard does not pay for Python, torch and the suite's imports again, which on two cores is a third of
+the baseline's work. A shard
 ends its session (its fixtures, `pytest_sessionfinish`) but not the configuration it inherited: what
 the suite's `pytest_configure` made, its `pytest_unconfigure` removes once, in the parent, after
 every shard is done.
