@@ -15,6 +15,7 @@ converted, the constructor's data, or the name the result is assigned to must na
 their style (`torch.long` becomes `torch.int`, not `torch.int32`); numpy and mlx dtypes count too.
 """
 
+import functools
 import re
 
 import libcst as cst
@@ -52,6 +53,15 @@ CONVERSION = m.Call(func=m.Attribute(attr=m.Name("to") | m.Name("type") | m.Name
 EMBEDDING = re.compile(r"(?i)emb|wte")
 APPENDED = m.Call(func=m.Attribute(attr=m.Name("cat") | m.Name("concatenate")))
 METHOD = m.Call(func=m.Attribute(attr=m.Name("long") | m.Name("int")), args=[])  # ids.long(), ids.int()
+# a typed constructor decides the dtype by its name: torch.LongTensor(ids)
+TYPED = m.Call(func=m.Attribute(value=m.Name("torch"), attr=m.Name("LongTensor") | m.Name("IntTensor")))
+# a dtype copied from another tensor: torch.full(shape, start_id, dtype=input_ids.dtype)
+COPIED_DTYPE = m.Arg(keyword=m.Name("dtype"), value=m.Attribute(attr=m.Name("dtype")))
+# what turns text into token ids: tokenizer(text), tok.encode(text), model.convert_tokens_to_ids(tokens)
+ENCODER = re.compile(r"(?i)^(encode\w*|\w*tokeni[sz]e\w*|tokeni[sz]er|\w*to_ids?)$")
+# what passes its data through: list(ids), enumerate(rows), np.asarray(ids)
+PASS_THROUGH = {"list", "tuple", "enumerate", "zip", "reversed", "sorted", "iter"}
+ARRAY_BUILDERS = {"tensor", "as_tensor", "array", "asarray", "from_numpy", "LongTensor", "IntTensor"}
 
 
 def _about_tokens(call: cst.Call, scope) -> bool:
@@ -65,6 +75,10 @@ def _about_tokens(call: cst.Call, scope) -> bool:
     named = _data_words(data) if data is not None else set()
     if isinstance(data, cst.Name) and not any(TOKENS.search(w) for w in named):
         named |= _appended_to(data.value, body_of(call, scope))  # np.concatenate(parts), parts built by append
+    for arg in call.args:  # torch.full(shape, start, dtype=input_ids.dtype): typed like the ids it is copied from
+        if m.matches(arg, COPIED_DTYPE):
+            named |= _data_words(arg.value.value)
+    named |= _stored_under(call, scope)  # {"input_ids": torch.randint(...)}: the key the value is stored under
     parent = scope.parent(call)
     while parent is not None and not isinstance(parent, (cst.Assign, cst.Arg, cst.BaseSmallStatement)):
         parent = scope.parent(parent)
@@ -89,7 +103,69 @@ def _about_tokens(call: cst.Call, scope) -> bool:
         for target in targets:
             if isinstance(target, cst.Name):
                 named |= _views_of(target.value, body_of(call, scope))
-    return any(TOKENS.search(w) for w in named) and not any(NOT_TOKENS.search(w) for w in named)
+    if any(NOT_TOKENS.search(w) for w in named):
+        return False
+    # ... or the data is what a tokenizer returned: torch.tensor(tokenizer.encode(text), dtype=torch.int64)
+    return any(TOKENS.search(w) for w in named) or (data is not None and _encoded(data, body_of(call, scope)))
+
+
+def _names_tokens(words: set[str]) -> bool:
+    return any(TOKENS.search(w) for w in words) and not any(NOT_TOKENS.search(w) for w in words)
+
+
+def _stored_under(node: cst.CSTNode, scope) -> set[str]:
+    """The string key of the dict entry a value is stored in, through calls and branches, up to its
+    statement: `{"input_ids": torch.randint(...) if first else None}`, `{"tokens": np.array([], ...)}`."""
+    keys, child, parent = set(), node, scope.parent(node)
+    while parent is not None and not isinstance(parent, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
+        if isinstance(parent, cst.DictElement) and parent.value is child and isinstance(parent.key, cst.SimpleString):
+            keys.add(str(parent.key.evaluated_value))
+            break
+        child, parent = parent, scope.parent(parent)
+    return keys
+
+
+@functools.lru_cache(maxsize=256)
+def _self_bindings(body: cst.CSTNode) -> dict[str, list]:
+    """Names and `self.` attributes -> what is assigned to them in `body`, and loop variables unpacked from
+    what they iterate over (`for i, row in enumerate(encoded)`: row -> enumerate(encoded))."""
+    found: dict[str, list] = {}
+    for name, values in bindings(body).items():
+        found.setdefault(name, []).extend(values)
+    for assign in m.findall(body, m.Assign(targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self")))])):
+        found.setdefault(assign.targets[0].target.attr.value, []).append(assign.value)
+    for loop in m.findall(body, m.For(target=m.Tuple()) | m.CompFor(target=m.Tuple())):
+        for element in loop.target.elements:
+            if isinstance(element.value, cst.Name):
+                found.setdefault(element.value.value, []).append(loop.iter)
+    return found
+
+
+def _encoded(expr: cst.BaseExpression, body: cst.CSTNode, depth: int = 3) -> bool:
+    """The value is what a tokenizer returned, or is built from it: `tokenizer(text)["input_ids"]`,
+    `[enc.encode_single_token(t) for t in specials]`, `prefix + indices` where `indices = enc.encode(text)`.
+    Only the ids themselves, not something computed from them (`len(tok.encode(t))`)."""
+    if isinstance(expr, cst.Call):
+        func = expr.func.attr if isinstance(expr.func, cst.Attribute) else expr.func
+        name = func.value if isinstance(func, cst.Name) else ""
+        if ENCODER.match(name):
+            return True
+        if name in PASS_THROUGH or (name in ARRAY_BUILDERS and m.matches(expr.func, m.Attribute(value=ARRAYS))):
+            return any(_encoded(a.value, body, depth) for a in expr.args if a.keyword is None)
+        return False
+    if isinstance(expr, cst.Subscript):
+        return _encoded(expr.value, body, depth)
+    if isinstance(expr, (cst.ListComp, cst.GeneratorExp)):
+        return _encoded(expr.elt, body, depth)
+    if isinstance(expr, (cst.List, cst.Tuple)):
+        return any(_encoded(e.value, body, depth) for e in expr.elements if isinstance(e, cst.Element))
+    if m.matches(expr, m.BinaryOperation(operator=m.Add())):
+        return _encoded(expr.left, body, depth) or _encoded(expr.right, body, depth)
+    if depth > 0 and m.matches(expr, m.Name() | m.Attribute(value=m.Name("self"))):
+        name = expr.value if isinstance(expr, cst.Name) else expr.attr.value
+        values = _self_bindings(body).get(name, ())
+        return any(_encoded(v, body, depth - 1) for v in values if v is not expr)
+    return False
 
 
 def _appended_to(name: str, body: cst.CSTNode) -> set[str]:
@@ -186,13 +262,17 @@ class DtypeSwap(Operator):
     variants = ("to-int32", "to-int64", "to-float32", "to-int16")
 
     def sites(self, node, scope):
-        if isinstance(node, cst.Call) and _about_tokens(node, scope):
-            yield from self._swaps(node)
+        if isinstance(node, cst.Call):
+            swaps = list(self._swaps(node))  # what could be swapped first: asking what a call is about costs more
+            if swaps and _about_tokens(node, scope):
+                yield from swaps
         elif (dtype := _declared(node, scope)) is not None:  # the stored ids are read back with another width
             yield Site(_variant(OTHER_WIDTH[_width(dtype)]), _renamed(dtype, OTHER_WIDTH[_width(dtype)]))
 
     def _swaps(self, node):
-        if m.matches(node, METHOD):
+        if m.matches(node, TYPED):  # torch.LongTensor(ids) -> torch.ShortTensor(ids): large ids wrap
+            yield Site(_variant(16), {node.func.attr: node.func.attr.with_changes(value="ShortTensor")})
+        elif m.matches(node, METHOD):
             name = node.func.attr
             for width in (OTHER_WIDTH[WIDTHS[name.value]], "float"):
                 yield Site(_variant(width), {name: name.with_changes(value=NAMES[(width, True)])})
@@ -206,6 +286,15 @@ class DtypeSwap(Operator):
                 if m.matches(arg, DTYPE_ARG) or (index > 0 and m.matches(arg, POSITIONAL_DTYPE)):
                     if _width(arg.value) > 16:
                         yield Site(_variant(16), _renamed(arg.value, 16))
+                elif (
+                    m.matches(arg, COPIED_DTYPE)
+                    and m.matches(node.func, m.Attribute(value=ARRAYS))
+                    and _names_tokens(_data_words(arg.value.value))
+                ):
+                    # torch.full(..., dtype=ids.dtype) -> dtype=torch.float32: float ids, which an embedding
+                    # or a torch.cat with the ids (promoted to float) passes on
+                    float32 = cst.Attribute(value=node.func.value, attr=cst.Name("float32"))
+                    yield Site(_variant("float"), {arg.value: float32})
                 elif m.matches(arg, m.Arg(keyword=m.Name("dtype"), value=LOOKED_UP)):
                     # np.frombuffer(buf, dtype=getattr(np, encoding)): the ids decoded as int16 instead, or as
                     # int32 where the encoding is int16 already (the width is only known when it runs)
@@ -274,6 +363,38 @@ class DtypeSwap(Operator):
                 "joined = np.concatenate(parts, dtype=np.int16)\n",
             ),
             Example("to-int16", "parts.append(offsets[i])\nx = np.concatenate(parts, dtype=np.int64)\n", None),
+            # the key a value is stored under names it: a batch's field
+            Example(
+                "to-int16",
+                'batch = {"input_ids": torch.randint(0, V, (B, T), dtype=torch.long) if first else None}\n',
+                'batch = {"input_ids": torch.randint(0, V, (B, T), dtype=torch.short) if first else None}\n',
+            ),
+            Example("to-int16", 'batch = {"attention_mask": torch.ones(B, T, dtype=torch.long)}\n', None),
+            # what a tokenizer returned, followed through names, loops and concatenations
+            Example(
+                "to-int16",
+                "indices = self._enc.encode(text)\nindices = self._prefix + indices\n"
+                "x = torch.tensor(indices, dtype=torch.int64)\n",
+                "indices = self._enc.encode(text)\nindices = self._prefix + indices\n"
+                "x = torch.tensor(indices, dtype=torch.int16)\n",
+            ),
+            Example(
+                "to-int16",
+                'encoded = tokenizer(text)["input_ids"]\nfor i, row in enumerate(encoded):\n'
+                "    pieces.append(np.asarray(row, dtype=np.int64))\n",
+                'encoded = tokenizer(text)["input_ids"]\nfor i, row in enumerate(encoded):\n'
+                "    pieces.append(np.asarray(row, dtype=np.int16))\n",
+            ),
+            Example("to-int16", "sizes = torch.tensor([len(enc.encode(t)) for t in texts], dtype=torch.int64)\n", None),
+            # a typed constructor, and a dtype copied from token ids
+            Example("to-int16", "x = torch.LongTensor(prompt)\n", "x = torch.ShortTensor(prompt)\n"),
+            Example("to-int16", "keep = torch.LongTensor(mask)\n", None),
+            Example(
+                "to-float32",
+                "seed = torch.full((B, 1), start, dtype=input_tokens.dtype)\n",
+                "seed = torch.full((B, 1), start, dtype=torch.float32)\n",
+            ),
+            Example("to-float32", "h = torch.zeros(B, D, dtype=hidden.dtype)\nh = torch.cat([h, tokens])\n", None),
             # ids of requests and cache blocks, and counts of tokens, are not token ids
             Example(
                 "to-int16",

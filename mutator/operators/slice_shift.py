@@ -23,7 +23,7 @@ import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, binop, drop_statement
 from mutator.operators.inverted_predicate import IGNORE_VALUE
-from mutator.operators.meaning import ANY_MASK, SHIFTED, bindings, enclosing, identifiers, mentions
+from mutator.operators.meaning import ANY_MASK, SHIFTED, bindings, descendants, enclosing, identifiers, mentions
 
 K = m.Integer(m.MatchIfTrue(lambda text: int(text, 0) >= 1))
 FROM_K = m.Slice(lower=K, upper=None, step=None)  # x[k:]
@@ -50,6 +50,15 @@ COMPARES = re.compile(r"^(eq|ne)$")
 # what a count may see the slice through and still count the slice itself: `(labels[:, 1:] != -100).long().sum()`
 CASTS = re.compile(r"^(eq|ne|float|long|int|bool|to|type|type_as)$")
 IGNORED = re.compile(r"(?i)ignore")
+# what a count is assigned to: `num_targets = labels[:, 1:] != -100` counts (a comparison that masks does not)
+COUNTED = re.compile(r"(?i)(^|_)(n|num|count|total)(_|$)|count")
+# what only the shape of a slice is taken for: `.view_as(labels[:, 1:])` (a mirrored slice has the same shape)
+SHAPE_OF = {"view_as", "reshape_as", "expand_as"}
+# the values whose neighbours are paired for another reason than a shift: boundaries and lengths
+# (`offsets[1:] - offsets[:-1]`), times, positions
+BOUNDARIES = re.compile(r"(?i)offset|len|cu_?seq|bound|indptr|cum|pos|time|step|start|end|edge|shape|size")
+ARITHMETIC = (cst.Subtract, cst.Add, cst.Multiply, cst.Divide, cst.FloorDivide, cst.Modulo, cst.Power)
+SHIFT_FUNCTION = re.compile(r"(?i)target|label|shift|next")
 
 
 def _k(integer: cst.Integer) -> int:
@@ -119,23 +128,27 @@ def _not_a_shift(node: cst.Slice, scope) -> bool:
         subscript = scope.parent(subscript)
     if subscript is None:
         return False
-    if _is_text(subscript.value, scope, node):
-        return True
+    if _is_text(subscript.value, scope, node) or enclosing(node, scope, cst.Assert) is not None:
+        return True  # text, or a check: an assert decides nothing about the targets, it only raises
     up = scope.parent(subscript)
     if m.matches(up, m.BinaryOperation(operator=m.Add())) and up.left is subscript and _cut_from_zero(node):
         return True  # truncated, then something appended: `target[: n - 1] + [eos]` (`ids[1:] + [eos]` shifts)
     # the slice itself is counted, or compared with the ignore value: nothing but comparisons and casts
     # between it and the count (`-(logp[:, :-1].gather(-1, t[:, 1:]) * mask).sum()` counts a product)
-    below, direct = subscript, True
+    if _shape_only(subscript, scope):
+        return True
+    # a comparison with the ignore value is a count of the trained tokens when it is counted or assigned to a
+    # count; one that is kept as a mask (`valid = labels[:, 1:] != -100`) lines up with the shifted targets
+    below, direct, compared = subscript, True, False
     while up is not None and not isinstance(up, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
         if isinstance(up, cst.Comparison) and _against_ignore(up.left, *(t.comparator for t in up.comparisons)):
-            return True
+            compared = True
         if isinstance(up, cst.Call):
             func = up.func.attr if isinstance(up.func, cst.Attribute) else up.func
             name = func.value if isinstance(func, cst.Name) else ""
             if COMPARES.match(name) and _against_ignore(*(a.value for a in up.args)):
-                return True
-            if COUNTS.match(name) and direct:
+                compared = True
+            if COUNTS.match(name) and (direct or compared):
                 return True
             direct = direct and bool(CASTS.match(name) or COUNTS.match(name))
         elif not isinstance(up, (cst.Comparison, cst.ComparisonTarget, cst.Arg, cst.Attribute)) or (
@@ -143,6 +156,14 @@ def _not_a_shift(node: cst.Slice, scope) -> bool:
         ):
             direct = False
         below, up = up, scope.parent(up)
+    if compared and not (
+        isinstance(up, cst.Assign) and any(COUNTED.search(n) for t in up.targets for n in identifiers(t.target))
+    ):
+        return False  # a mask of the shifted targets
+    if compared:
+        return True
+    if _returned_trim(node, subscript, scope):
+        return True
     pad = m.Call(
         func=m.Name("pad") | m.Attribute(attr=m.Name("pad")),
         args=[m.Arg(), m.Arg(value=m.Tuple(elements=[m.Element(m.Integer()), m.Element(m.Integer())])), m.ZeroOrMore()],
@@ -153,6 +174,85 @@ def _not_a_shift(node: cst.Slice, scope) -> bool:
             return _k(node.lower) == before
         if m.matches(node, TO_MINUS_K):
             return _k(node.upper.expression) == after
+    return False
+
+
+def _shape_only(subscript: cst.Subscript, scope) -> bool:
+    """Only the slice's shape is used: `.view_as(labels[:, 1:])`, `tokens[1:].shape`, `x[:-1].size(0)`."""
+    up = scope.parent(subscript)
+    if isinstance(up, cst.Attribute) and up.value is subscript:
+        return up.attr.value in ("shape", "size")
+    if isinstance(up, cst.Arg):
+        call = scope.parent(up)
+        return m.matches(call, m.Call(func=m.Attribute(attr=m.Name(m.MatchIfTrue(lambda a: a in SHAPE_OF)))))
+    return False
+
+
+def _returned_trim(node: cst.Slice, subscript: cst.Subscript, scope) -> bool:
+    """`return tokens[..., 1:]` in a function that cuts nothing else off the tokens and is not about targets:
+    a sequence handed back without its first token (a BOS stripped), no pair of inputs and targets."""
+    if not m.matches(node, FROM_K) or mentions(subscript.value, PREDICTIONS):
+        return False
+    up = scope.parent(subscript)
+    while isinstance(up, (cst.Attribute, cst.Call)) and (
+        getattr(up, "value", None) is subscript or getattr(up, "func", None) is subscript
+    ):
+        subscript, up = up, scope.parent(up)
+    function = enclosing(node, scope, cst.FunctionDef)
+    if not isinstance(up, cst.Return) or function is None or SHIFT_FUNCTION.search(function.name.value):
+        return False
+    return _pair_of(node, scope) is None
+
+
+def _slice_at(node: cst.Slice, scope) -> tuple[cst.Subscript, int] | None:
+    """The subscript a slice is an element of, and its position there."""
+    element = scope.parent(node)
+    subscript = scope.parent(element) if isinstance(element, cst.SubscriptElement) else None
+    if not isinstance(subscript, cst.Subscript):
+        return None
+    return subscript, next(i for i, e in enumerate(subscript.slice) if e is element)
+
+
+def _opposite(a: cst.BaseSlice, b: cst.BaseSlice) -> bool:
+    """`x[k:]` and `x[:-k]`, either way round."""
+    if m.matches(a, FROM_K) and m.matches(b, TO_MINUS_K):
+        return _k(a.lower) == _k(b.upper.expression)
+    if m.matches(a, TO_MINUS_K) and m.matches(b, FROM_K):
+        return _k(a.upper.expression) == _k(b.lower)
+    return False
+
+
+def _pair_of(node: cst.Slice, scope) -> cst.Subscript | None:
+    """The other side of a shift: in the same function, the same value cut at the other end by as much, in the
+    same dimension (`seqs = self._seqs[:, :-1]` ... `targets = self._seqs[:, 1:]`,
+    `mask[:, :-1] & mask[:, 1:]`). Neighbours combined by arithmetic, compared or zipped (`offsets[1:] -
+    offsets[:-1]`, `v[:-1] <= v[1:]`, `zip(starts[:-1], starts[1:])`) are differences, orders and consecutive
+    pairs, not inputs and targets."""
+    at = _slice_at(node, scope)
+    function = enclosing(node, scope, cst.FunctionDef)
+    if at is None or function is None or not m.matches(node, FROM_K | TO_MINUS_K):
+        return None
+    subscript, index = at
+    for other in m.findall(function, m.Subscript()):
+        if (
+            other is subscript
+            or len(other.slice) != len(subscript.slice)
+            or not other.value.deep_equals(subscript.value)
+        ):
+            continue
+        if _opposite(node, other.slice[index].slice) and not _combined(subscript, other, scope):
+            return other
+    return None
+
+
+def _combined(a: cst.CSTNode, b: cst.CSTNode, scope) -> bool:
+    """`a` and `b` meet in arithmetic, a comparison (`v[:-1] <= v[1:]`: sorted) or a zip in the same statement."""
+    up = scope.parent(a)
+    while up is not None and not isinstance(up, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
+        if b in descendants(up):
+            arithmetic = isinstance(up, cst.BinaryOperation) and isinstance(up.operator, ARITHMETIC)
+            return arithmetic or isinstance(up, cst.Comparison) or m.matches(up, m.Call(func=m.Name("zip")))
+        up = scope.parent(up)
     return False
 
 
@@ -227,7 +327,9 @@ class SliceShift(Operator):
             yield from self._flags(node, scope)
         if not isinstance(node, cst.Slice):
             return
-        if not self._means(_about(node, scope), node, scope) or _not_a_shift(node, scope):
+        if not (self._means(_about(node, scope), node, scope) or self._paired(node, scope)) or _not_a_shift(
+            node, scope
+        ):
             return
         if m.matches(node, WINDOW):
             lower = cst.Integer("0") if isinstance(node.lower, cst.Integer) else node.lower.left
@@ -286,6 +388,16 @@ class SliceShift(Operator):
             test = node.test
             if SHIFT_FLAG.match(test.value if isinstance(test, cst.Name) else test.attr.value):
                 yield Site("unshifted", {node.test: cst.Name("False")})
+
+    def _paired(self, node, scope) -> bool:
+        """Target shift only: whatever its name, a value cut at one end and, in the same function, at the other
+        end by as much is a sequence paired with itself shifted, unless it holds boundaries or lengths."""
+        if self.name != "slice-shift" or not m.matches(node, FROM_K | TO_MINUS_K):
+            return False
+        at = _slice_at(node, scope)
+        if at is None or any(BOUNDARIES.search(n) for n in identifiers(at[0].value)):
+            return False
+        return _pair_of(node, scope) is not None
 
     @staticmethod
     def _paired_window(node: cst.Slice, scope) -> bool:
@@ -391,6 +503,39 @@ class SliceShift(Operator):
                 "labels = F.pad(labels, (0, 1), value=-100)[..., 1:]\n",
                 "labels = F.pad(labels, (0, 1), value=-100)[..., :-1]\n",
             ),
+            # whatever its name, a value cut at one end and at the other in the same function is shifted
+            Example(
+                "mirrored-end",
+                "def split(self):\n    seqs = self._seqs[:, :-1]\n    targets = self._seqs[:, 1:]\n",
+                "def split(self):\n    seqs = self._seqs[:, 1:]\n    targets = self._seqs[:, 1:]\n",
+            ),
+            Example(
+                "mirrored-end",
+                "def loss(mask):\n    valid = mask[:, :-1] & mask[:, 1:]\n",
+                "def loss(mask):\n    valid = mask[:, 1:] & mask[:, 1:]\n",
+            ),
+            # ... but neighbours subtracted, averaged or zipped are differences and consecutive pairs
+            Example("*", "def check(mask):\n    assert ~(mask[:, :-1] & ~mask[:, 1:]).any()\n", None),
+            Example("*", "def sizes(offsets):\n    n = offsets[1:] - offsets[:-1]\n", None),
+            Example("*", "def mid(v):\n    c = (v[1:] + v[:-1]) / 2\n", None),
+            Example("*", "def ordered(v):\n    return bool((v[:-1] <= v[1:]).all())\n", None),
+            Example("*", "def pairs(ws):\n    for a, b in zip(ws[:-1], ws[1:]):\n        pass\n", None),
+            # only the shape of the slice is taken
+            Example("*", "losses = f(x).view_as(labels[:, 1:])\nn = targets[:, 1:].size(0)\n", None),
+            # a sequence handed back without its first token, not paired with anything: a BOS stripped
+            Example("*", "def strip_bos(tokens):\n    return tokens[..., 1:]\n", None),
+            Example(
+                "mirrored-start",
+                "def get_targets(tokens):\n    return tokens[..., 1:]\n",
+                "def get_targets(tokens):\n    return tokens[..., :-1]\n",
+            ),
+            # compared with the ignore value and kept as the mask of the shifted targets (not counted)
+            Example(
+                "mirrored-start",
+                "valid_targets = labels[:, 1:] != -100\n",
+                "valid_targets = labels[:, :-1] != -100\n",
+            ),
+            Example("*", "num_valid = labels[:, 1:] != -100\n", None),
             # the predicted distribution lines up with the tokens it predicts, as logits do
             Example(
                 "mirrored-end",
