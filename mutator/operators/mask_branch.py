@@ -62,7 +62,10 @@ MASKING_CALL = m.Call(
 )
 # an additive mask is an "attention bias" (SDPA's and xformers' `attn_bias`), not a positional one
 MASK_NAME = re.compile(r"(?i)mask|causal|^(attn|attention)_bias$")
-MASK_FUNCTION = re.compile(r"(?i)mask|causal")
+# an additive mask is an attention bias (`maybe_get_attention_bias_tensor`), as MASK_NAME has it
+MASK_FUNCTION = re.compile(r"(?i)mask|causal|(attn|attention)_bias")
+# a causal language model is a kind of model (`wrap_hg_model_if_causal_lm`), not a causal mask
+MODEL_KIND = re.compile(r"(?i)causal_?lm")
 MASK_NAME_ONLY = re.compile(r"(?i)mask")
 BUILDS_MASK = re.compile(r"(?i)mask|bias")  # a function that builds a mask (or bias) returns it, not a flag
 # a tokenizer's special-tokens mask, a loss's or a label's: functions named for masks that are not attention's
@@ -70,9 +73,10 @@ NOT_MASK_FUNCTION = re.compile(r"(?i)special|token|loss|label")
 # functions that only check their inputs: their branches choose nothing
 VALIDATION = re.compile(r"(?i)^_*(check|validate|verify|assert)(s|ed)?(_|$)")
 # a flag that says what to hand back (`if self.return_padding_mask:`), not which mask attention uses
-OUTPUTS = re.compile(r"(?i)^_*(return|output|create|generate)_")
+OUTPUTS = re.compile(r"(?i)^_*(return|output|create|generate|requires?)_")
 # what a condition is about when it chooses no attention mask: a loss's mask, whether masks are cached
-NOT_CHOSEN = re.compile(r"(?i)loss|cacheable|_cached$")
+# and which pipeline stage or rank a process is (`if is_decoder_input_rank:` moves tensors between ranks)
+NOT_CHOSEN = re.compile(r"(?i)loss|cacheable|_cached$|(^|_)ranks?($|_)|pipeline")
 # what a branch that only converts a mask calls (`bias = bias.to(dtype=dtype)`): its format, not which mask
 CONVERSIONS = re.compile(r"(?i)^(to|type|float|half|bfloat16|contiguous|cuda|cpu|detach|clone|astype|cast)$")
 POSITIONS = re.compile(r"(?i)pos")  # position ids computed from a padding mask: positions, not attention
@@ -81,23 +85,23 @@ WINDOW = re.compile(r"(?i)window")
 # a mask whose name says which keys it hides (`causal_mask = ~causal_mask`), not a plain `mask` of any kind
 NAMED_MASK = re.compile(r"(?i)(causal|window|sliding|local|prefix|attn|attention).*mask")
 # what a None check must be about to choose a mask: the mask itself, or a cache (decoding)
-CHOSEN_BY_NONE = re.compile(r"(?i)mask|causal|^(attn|attention)_bias$|cache|past")
+CHOSEN_BY_NONE = re.compile(r"(?i)mask|causal|^(attn|attention)_bias$|cache|past|window")
 # calls that only reshape or convert a mask: `ops.expand_dims(i >= j, axis=0)` builds the mask of `i >= j`
 RESHAPING = re.compile(r"(?i)^(expand_dims|unsqueeze|cast|astype|to|view|reshape|broadcast_to|bool|float|int)$")
 BOOKKEEPING = re.compile(r"(?i)size|len|shape|idx|index")  # mask_size = ...: how big, not which mask
 CHOICE = re.compile(
-    r"(?i)mask|causal|sliding|window|prefix|prefill|decode"
-)  # a flag or a helper that decides which mask
+    r"(?i)mask|causal|sliding|window|prefix|prefill|decode(?!r)|decoding"
+)  # a flag or a helper that decides which mask (a decode step; not a decoder, an encoder-decoder model)
 FILLED = m.Call(func=m.Attribute(attr=m.Name("masked_fill") | m.Name("masked_fill_")), args=[m.Arg(), m.Arg()])
 TRIANGLES = m.Name("tril") | m.Name("triu") | m.Name("tril_") | m.Name("triu_")
 TRIANGLE = m.Call(func=TRIANGLES | m.Attribute(attr=TRIANGLES))
 # a mask's format or size, not which mask: dtype and rank checks, a cached mask's length
-FORMAT = re.compile(r"(?i)^(dtype|ndim|dim|device|size|shape)$|isinstance|hasattr")
+FORMAT = re.compile(r"(?i)^(dtype|ndim|dim|device|size|shape|is_floating_point)$|isinstance|hasattr")
 # masks that are not attention's (the prompt's loss mask, sampling's top-p mask, padding, dropout, images),
 # and a cached mask's bookkeeping (`if self.mask_cache is None:` builds it lazily, it chooses nothing)
 OTHER_MASKS = re.compile(
     r"(?i)prompt|prob|top_?[pk]|dropout|vision|image|sum_mask|masked|ignore_(index|id)|(^|_)targets?(_ids)?$|label|pos_|eos|keep"
-    r"|mask_cache|cached_mask"
+    r"|mask_cache|cached_mask|(^|_)targets?_mask"
 )
 # code around attention that is not attention: losses, dropout, token shifts, positional biases, rope ramps
 # (not "rotary": fused rotary-attention kernels build causal masks)
@@ -162,6 +166,7 @@ def _operands(expr) -> list[cst.Comparison]:
 
 def _mask_function(name: str) -> bool:
     """A function's name says it builds attention's mask or causal flag (not a special-tokens mask)."""
+    name = MODEL_KIND.sub("", name)
     return bool(MASK_FUNCTION.search(name)) and not NOT_MASK_FUNCTION.search(name)
 
 
@@ -249,6 +254,9 @@ def _chooses_mask(branch: cst.If, scope) -> bool:
         targets = m.findall(part, m.AssignTarget())
         if any(mentions(t.target, MASK_NAME) and not mentions(t.target, BOOKKEEPING) for t in targets):
             return True
+        for assign in m.findall(part, m.Assign()):
+            if any(mentions(t.target, FLAG) for t in assign.targets) and comparisons(assign.value):
+                return True  # if window is None: is_causal = q_len == k_len: the arm sets the causal flag
         if any(mentions(t.target, WINDOW) for t in targets) and _turns_window_off(branch):
             return True  # window_size = config.window_size, else window_size = None: a window or none
         if in_mask_function and targets and mentions(branch.test, CHOSEN_BY_NONE):
@@ -389,6 +397,150 @@ def _fills_masked_score(call: cst.Call, scope) -> bool:
     )
 
 
+# --- where attention code is, and what a branch's arms do (small predicates the sites ask) ---
+
+ATTENTION_CLASS = re.compile(r"(?i)attention|attn")
+# what computes attention: its kernels, and the softmax over the scores (not a loss's log-softmax)
+ATTENDS = re.compile(
+    r"(?i)^(scaled_dot_product_attention|sdpa|flex_attention|memory_efficient_attention|flash_attn\w*|softmax"
+    r"|_?(masked_|scale_mask_)?softmax\w*)$"
+)
+# how a mask is moved along unchanged: taken out of a container, converted, copied
+MOVES = re.compile(
+    r"(?i)^(pop|get|to|type|float|half|bool|long|int|contiguous|clone|detach|cuda|cpu|squeeze|unsqueeze)$"
+)
+
+
+def _in_attention_class(node, scope) -> bool:
+    """node sits in a class named for attention (`class FlashSelfAttention`): its __init__ sets its mask."""
+    return any(ATTENTION_CLASS.search(cls.name.value) for cls in owners(node, scope, cst.ClassDef))
+
+
+def _callee(call: cst.Call) -> str:
+    func = call.func
+    return func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+
+
+def _to_causal_builder(arg: cst.Arg, scope) -> bool:
+    """arg is a keyword of a call to a function named for a causal mask (`_create_causal_bias_tensor(...,
+    from_bottom_right=True)`, `make_causal_mask(...)`): a literal there decides the mask it builds."""
+    call = scope.parent(arg)
+    if arg.keyword is None or not isinstance(call, cst.Call):
+        return False
+    name = MODEL_KIND.sub("", _callee(call))
+    return bool(CAUSAL.search(name)) and bool(BUILDS_MASK.search(name)) and not mentions(arg.keyword, OTHER_MASKS)
+
+
+def _none_arm(value) -> bool:
+    """`a if c else None` (or the other way round): a conditional that turns something on or off."""
+    none = m.Name("None")
+    return isinstance(value, cst.IfExp) and (m.matches(value.body, none) or m.matches(value.orelse, none))
+
+
+def _window_choice(value: cst.IfExp):
+    """The test of a conditional that chooses a sliding window or none (`w if layer_idx not in globals else
+    None`, `(w - 1, 0) if w is not None else (-1, -1)`): inverted, or negated."""
+    test = value.test
+    if _checks_format(test):
+        return
+    yield Site("branch-inverted", rewritten(test) if rewritable(test) else {test: _negated(test)})
+
+
+def _attends(function: cst.FunctionDef) -> bool:
+    """The function computes attention: it calls an attention kernel or a softmax, fills masked scores,
+    adds a mask to scores (`scores + attention_mask`), or builds a triangle."""
+    for add in m.findall(function, m.BinaryOperation(operator=m.Add())):
+        if any(_additive_mask(side) for side in (add.left, add.right)):
+            return True
+    for call in m.findall(function, m.Call()):
+        if ATTENDS.match(_callee(call)) or m.matches(call, TRIANGLE):
+            return True
+        if m.matches(call, FILLED) and m.findall(call.args[1], MASKED_SCORE):
+            return True
+    return False
+
+
+def _additive_mask(value) -> bool:
+    """An attention mask (or a slice of one) as an operand: `attention_mask[:, :, :, :n]`, `attn_bias`."""
+    while isinstance(value, (cst.Subscript, cst.Attribute)):
+        if isinstance(value, cst.Attribute) and mentions(value.attr, MASK_NAME):
+            break
+        value = value.value
+    return (
+        isinstance(value, (cst.Name, cst.Attribute)) and mentions(value, MASK_NAME) and not mentions(value, OTHER_MASKS)
+    )
+
+
+def _moves(value) -> bool:
+    """The value only moves a mask along: a name, an attribute, an item of a container, None, or one of
+    those taken out (`kwargs.pop("mask")`) or converted (`.to(device)`)."""
+    while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and MOVES.match(value.func.attr.value):
+        value = value.func.value
+    return isinstance(value, (cst.Name, cst.Attribute, cst.Subscript))
+
+
+def _arm_builds_mask(branch: cst.If) -> bool:
+    """An arm of the branch builds a mask (assigns a mask something more than a moved one), or calls
+    attention or a function that builds a mask, or passes a literal causal flag."""
+    parts = [branch.body] + ([branch.orelse] if branch.orelse is not None else [])
+    for part in parts:
+        for assign in m.findall(part, m.Assign()):
+            if any(mentions(t.target, MASK_NAME) for t in assign.targets) and not _moves(assign.value):
+                return True
+        for call in m.findall(part, m.Call()):
+            name = _callee(call)
+            if ATTENDS.match(name) or m.matches(call, TRIANGLE) or _builds_by_name(name):
+                return True
+        if m.findall(part, m.Arg(keyword=m.Name(m.MatchRegex(r"(?i)is_causal|causal")), value=m.Name())):
+            return True
+    return False
+
+
+def _builds_by_name(name: str) -> bool:
+    """A call named for building a mask (`make_attention_mask`), not for applying one (`masked_fill`)."""
+    return _mask_function(name) and bool(BUILDS_MASK.search(name)) and not OTHER_MASKS.search(name)
+
+
+def _given(condition) -> bool:
+    """`x is None`, `x is not None`, `exists(x)`: whether an input was given."""
+    if m.matches(condition, m.Call(func=m.Name("exists"))):
+        return True
+    return m.matches(
+        condition,
+        m.Comparison(comparisons=[m.ComparisonTarget(operator=m.Is() | m.IsNot(), comparator=m.Name("None"))]),
+    )
+
+
+def _in_attention_code_or_builds(branch: cst.If, scope) -> bool:
+    """Whether a mask was given chooses attention's mask where attention is computed (or in a mask
+    function), or when one of the branch's arms builds a mask; elsewhere (a model wrapper's forward,
+    generation) it passes a mask along: `if attention_mask is None: attention_mask = kwargs.pop(...)`."""
+    functions = list(owners(branch, scope))
+    if not functions:
+        return True  # module level: judged by the branch alone, as before
+    if any(_mask_function(f.name.value) or _attends(f) for f in functions):
+        return True
+    return _arm_builds_mask(branch)
+
+
+def _only_selects(name: str, node, scope) -> bool:
+    """The mask `name` is only used to pick elements out of (or into) a tensor, or its shape, or returned:
+    `right_padded_mask = indices < lengths[:, None]; new[..][right_padded_mask] = values` moves data
+    between padded layouts; no attention sees it as a mask here (outside functions that build masks)."""
+    if _in_mask_function(node, scope):
+        return False
+    function = enclosing(node, scope, cst.FunctionDef)
+    if function is None:
+        return False
+    uses = [n for n in m.findall(function, m.Name(name))]
+    indexed = {id(n) for sub in m.findall(function, m.SubscriptElement()) for n in m.findall(sub, m.Name(name))}
+    shaped = {id(a.value) for a in m.findall(function, m.Attribute(value=m.Name(name), attr=m.Name("shape")))}
+    returned = {id(n) for r in m.findall(function, m.Return()) for n in m.findall(r, m.Name(name))}
+    targets = {id(t.target) for t in m.findall(function, m.AssignTarget(target=m.Name(name)))}
+    rest = [n for n in uses if id(n) not in indexed | shaped | returned | targets]
+    return bool(indexed - shaped) and not rest
+
+
 class MaskBranch(Operator):
     name = "mask-branch"
     variants = (
@@ -402,100 +554,135 @@ class MaskBranch(Operator):
     )
 
     def sites(self, node, scope):
-        if not isinstance(node, (cst.Arg, cst.Param, cst.Assign, cst.AugAssign, cst.Return, cst.If, cst.Call)):
+        handler = self._HANDLERS.get(type(node))
+        if handler is None or _not_attention(node, scope) or _validates(node, scope):
             return
-        if _not_attention(node, scope) or _validates(node, scope):
-            return
-        if m.matches(
+        yield from handler(self, node, scope)
+
+    def _param_sites(self, node: cst.Param, scope):
+        """def forward(self, q, k, v, is_causal: bool = True): what every caller that leaves it out gets;
+        in `__init__`, only of an attention module (`class SelfAttention: def __init__(self, causal=False)`)."""
+        if not m.matches(
             node, m.Param(name=m.Name(m.MatchRegex(r"(?i)^(is_)?causal$")), default=m.Name("True") | m.Name("False"))
         ):
-            # def forward(self, q, k, v, is_causal: bool = True): what every caller that leaves it out gets
-            function = enclosing(node, scope, cst.FunctionDef)
-            if function is not None and function.name.value != "__init__":  # a layer's configuration
-                flipped = cst.Name("False" if node.default.value == "True" else "True")
-                yield Site("is-causal-flipped", {node.default: flipped})
-        elif m.matches(node, m.Arg(keyword=m.Name(m.MatchRegex(r"(?i)is_causal|causal")))):
+            return
+        function = enclosing(node, scope, cst.FunctionDef)
+        if function is None or (function.name.value == "__init__" and not _in_attention_class(node, scope)):
+            return  # a layer's configuration, when the layer is no attention
+        flipped = cst.Name("False" if node.default.value == "True" else "True")
+        yield Site("is-causal-flipped", {node.default: flipped})
+
+    def _arg_sites(self, node: cst.Arg, scope):
+        if m.matches(node, m.Arg(keyword=m.Name(m.MatchRegex(r"(?i)is_causal|causal")))):
             if m.matches(node.value, m.Name("True") | m.Name("False")):
-                if _inside_branch(node, scope):
+                if _inside_branch(node, scope) or _to_causal_builder(node, scope):
                     flipped = cst.Name("False" if node.value.value == "True" else "True")
                     yield Site("is-causal-flipped", {node.value: flipped})
             else:
                 for comparison in comparisons(node.value):
                     yield Site("is-causal-inverted", rewritten(comparison))
+        elif _to_causal_builder(node, scope) and m.matches(node.value, m.Name("True") | m.Name("False")):
+            # _create_causal_bias_tensor(q_len, k_len, from_bottom_right=True): the literal decides the mask
+            flipped = cst.Name("False" if node.value.value == "True" else "True")
+            yield Site("is-causal-flipped", {node.value: flipped})
+        elif m.matches(node, m.Arg(keyword=m.Name(m.MatchRegex(r"(?i).*window.*")), value=m.IfExp())):
+            # window_size=(w - 1, 0) if w is not None else (-1, -1): a sliding window or none
+            yield from _window_choice(node.value)
+
+    def _assign_sites(self, node, scope):
+        if isinstance(node, cst.AnnAssign):  # mask: Tensor = (block_pos == 0) & (token_pos <= 0)
+            if node.value is None or not m.matches(node.target, m.Name() | m.Attribute()):
+                return
+            target, value = node.target, node.value
         elif m.matches(node, m.Assign(targets=[m.AssignTarget(target=m.Name() | m.Attribute())])):
-            target = node.targets[0].target
-            if mentions(target, FLAG) or (mentions(target, CAUSAL) and not mentions(target, MASK_NAME_ONLY)):
-                for comparison in comparisons(node.value):
-                    yield Site("is-causal-inverted", rewritten(comparison))
-            elif isinstance(target, cst.Name) and self._picks_mask(target.value, node, scope):
-                # first_prefill = seqpos[0] == 0, then `if first_prefill:` builds the mask; of a flag made
-                # of many things (`split_qkv = ... or not all([...])`), the comparisons of lengths, masks
-                # and caches, not whether some optional input was given (`unpadded = cu_seqlens is not None`)
-                anywhere = _in_mask_function(node, scope)
-                for comparison in comparisons(node.value):
-                    if (anywhere or mentions(comparison, SHAPES)) and not _optional_given(comparison):
-                        yield Site("branch-inverted", rewritten(comparison))
-            elif (
-                mentions(target, NAMED_MASK)
-                and m.matches(node.value, m.UnaryOperation(operator=m.BitInvert()))
-                and code(node.value.expression) == code(target)
-            ):
-                # causal_mask = ~causal_mask: the keys to hide become the keys to keep; dropped, it hides the rest
-                yield Site("fill-inverted", {node.value: node.value.expression})
-            elif mentions(target, MASK_NAME) and not mentions(target, OTHER_MASKS):
-                test = node.value.test if isinstance(node.value, cst.IfExp) else None
-                if (
-                    test is not None
-                    and mentions(test, CHOICE)
-                    and not _checks_format(test)
-                    and not mentions(test, OTHER_MASKS)
-                ):
-                    # mask = swa_mask if layer.use_sliding else fa_mask
-                    yield Site("branch-inverted", rewritten(test) if rewritable(test) else {test: _negated(test)})
-                if m.matches(node.value, ADDITIVE):  # (1.0 - mask) * finfo.min -> mask * finfo.min
-                    yield Site("fill-inverted", {node.value.left: node.value.left.right})
-                yield from self._mask_values(node.value)
-        elif m.matches(node, m.AugAssign(target=m.Name() | m.Attribute())) and mentions(node.target, MASK_NAME):
-            yield from self._mask_values(node.value)  # mask &= linds < rinds + window_size
-        elif m.matches(node, m.Return()) and node.value is not None and _in_mask_function(node, scope):
-            yield from self._mask_values(node.value)  # return (kv_idx <= q_idx) & (q_idx - kv_idx < window)
-            value = node.value
-            if (
-                isinstance(value, cst.IfExp)
-                and not _checks_format(value.test)
-                and not mentions(value.test, OTHER_MASKS)
-            ):
-                # return minimum(padding_mask, causal_mask) if padding_mask is not None else causal_mask
-                test = value.test
-                yield Site("branch-inverted", rewritten(test) if rewritable(test) else {test: _negated(test)})
-            elif m.matches(value, m.Name("True") | m.Name("False")) and _returns_flag(node, scope):
-                # def _reset_is_causal(...): ... return False: the flag a cached decode step gets
-                yield Site("is-causal-flipped", {value: cst.Name("False" if value.value == "True" else "True")})
-            elif (
-                isinstance(value, (cst.Name, cst.Attribute))
-                and mentions(value, CAUSAL)
-                and not mentions(value, BUILDS_MASK)  # return causal_4d_mask: a mask, not a flag
-                and _returns_flag(node, scope)
-            ):
-                # ... return original_is_causal: the flag every other call gets
-                yield Site("is-causal-flipped", {value: cst.UnaryOperation(operator=cst.Not(), expression=value)})
-        elif (
-            isinstance(node, cst.If)
-            and (_chooses_mask(node, scope) or mentions(node.test, MASK_NAME))
-            and not only_complains(node)
-            and not _passes_mask_on(node)
-        ):
+            target, value = node.targets[0].target, node.value
+        else:
+            return
+        if mentions(target, FLAG) or (mentions(target, CAUSAL) and not mentions(target, MASK_NAME_ONLY)):
+            for comparison in comparisons(value):
+                yield Site("is-causal-inverted", rewritten(comparison))
+        elif isinstance(target, cst.Name) and self._picks_mask(target.value, node, scope):
+            # first_prefill = seqpos[0] == 0, then `if first_prefill:` builds the mask; of a flag made
+            # of many things (`split_qkv = ... or not all([...])`), the comparisons of lengths, masks
+            # and caches, not whether some optional input was given (`unpadded = cu_seqlens is not None`)
             anywhere = _in_mask_function(node, scope)
-            for condition in _conditions(node.test, whole=True):
-                if _checks_format(condition) or any(mentions(condition, p) for p in (OTHER_MASKS, OUTPUTS, NOT_CHOSEN)):
-                    continue
-                if rewritable(condition):
-                    if anywhere or mentions(condition, SHAPES):
-                        yield Site("branch-inverted", rewritten(condition))
-                elif mentions(condition, CHOICE):  # if is_causal:, if exists(mask):, if use_sliding_window:
-                    yield Site("branch-inverted", {condition: _negated(condition)})
-        elif isinstance(node, cst.Call):
-            yield from self._call_sites(node, scope)
+            for comparison in comparisons(value):
+                if (anywhere or mentions(comparison, SHAPES)) and not _optional_given(comparison):
+                    yield Site("branch-inverted", rewritten(comparison))
+        elif (
+            mentions(target, NAMED_MASK)
+            and m.matches(value, m.UnaryOperation(operator=m.BitInvert()))
+            and code(value.expression) == code(target)
+        ):
+            # causal_mask = ~causal_mask: the keys to hide become the keys to keep; dropped, it hides the rest
+            yield Site("fill-inverted", {value: value.expression})
+        elif mentions(target, WINDOW) and _none_arm(value):
+            # self.window = config.window if layer_idx not in config.global_layers else None
+            yield from _window_choice(value)
+        elif mentions(target, MASK_NAME) and not mentions(target, OTHER_MASKS):
+            test = value.test if isinstance(value, cst.IfExp) else None
+            chosen = test is not None and mentions(test, CHOICE)
+            if chosen and not _checks_format(test) and not mentions(test, OTHER_MASKS):
+                # mask = swa_mask if layer.use_sliding else fa_mask
+                yield Site("branch-inverted", rewritten(test) if rewritable(test) else {test: _negated(test)})
+            if m.matches(value, ADDITIVE):  # (1.0 - mask) * finfo.min -> mask * finfo.min
+                yield Site("fill-inverted", {value.left: value.left.right})
+            elif (
+                m.matches(value, m.UnaryOperation(operator=m.BitInvert()))
+                and code(value.expression) != code(target)
+                and _in_mask_function(node, scope)
+            ):
+                # def _combine_attention_mask(...): pad_mask = ~attention_mask.bool(): a keep-mask made a
+                # mask of the keys to hide, in a function that builds the mask
+                yield Site("fill-inverted", {value: value.expression})
+            if not (isinstance(target, cst.Name) and _only_selects(target.value, node, scope)):
+                yield from self._mask_values(value)
+
+    def _augassign_sites(self, node: cst.AugAssign, scope):
+        if m.matches(node.target, m.Name() | m.Attribute()) and mentions(node.target, MASK_NAME):
+            yield from self._mask_values(node.value)  # mask &= linds < rinds + window_size
+
+    def _return_sites(self, node: cst.Return, scope):
+        if node.value is None or not _in_mask_function(node, scope):
+            return
+        yield from self._mask_values(node.value)  # return (kv_idx <= q_idx) & (q_idx - kv_idx < window)
+        value = node.value
+        if isinstance(value, cst.IfExp) and not _checks_format(value.test) and not mentions(value.test, OTHER_MASKS):
+            # return minimum(padding_mask, causal_mask) if padding_mask is not None else causal_mask
+            test = value.test
+            yield Site("branch-inverted", rewritten(test) if rewritable(test) else {test: _negated(test)})
+        elif m.matches(value, m.Name("True") | m.Name("False")) and _returns_flag(node, scope):
+            # def _reset_is_causal(...): ... return False: the flag a cached decode step gets
+            yield Site("is-causal-flipped", {value: cst.Name("False" if value.value == "True" else "True")})
+        elif (
+            isinstance(value, (cst.Name, cst.Attribute))
+            and mentions(value, CAUSAL)
+            and not mentions(value, BUILDS_MASK)  # return causal_4d_mask: a mask, not a flag
+            and _returns_flag(node, scope)
+        ):
+            # ... return original_is_causal: the flag every other call gets
+            yield Site("is-causal-flipped", {value: cst.UnaryOperation(operator=cst.Not(), expression=value)})
+
+    def _if_sites(self, node: cst.If, scope):
+        if not (_chooses_mask(node, scope) or mentions(node.test, MASK_NAME)):
+            return
+        if only_complains(node) or _passes_mask_on(node):
+            return
+        anywhere = _in_mask_function(node, scope)
+        passed_on = None  # computed once, for a test of whether a mask was given
+        for condition in _conditions(node.test, whole=True):
+            if _checks_format(condition) or any(mentions(condition, p) for p in (OTHER_MASKS, OUTPUTS, NOT_CHOSEN)):
+                continue
+            if _given(condition):
+                if passed_on is None:
+                    passed_on = not _in_attention_code_or_builds(node, scope)
+                if passed_on:
+                    continue  # if attention_mask is None: attention_mask = kwargs.pop(...): passed along
+            if rewritable(condition):
+                if anywhere or mentions(condition, SHAPES):
+                    yield Site("branch-inverted", rewritten(condition))
+            elif mentions(condition, CHOICE):  # if is_causal:, if exists(mask):, if use_sliding_window:
+                yield Site("branch-inverted", {condition: _negated(condition)})
 
     def _call_sites(self, node: cst.Call, scope):
         if m.matches(node, MASKING_CALL):
@@ -562,6 +749,17 @@ class MaskBranch(Operator):
                 continue
             if not _checks_format(comparison):
                 yield Site("boundary-shifted", rewritten(comparison, BOUNDARY))
+
+    _HANDLERS = {
+        cst.Param: _param_sites,
+        cst.Arg: _arg_sites,
+        cst.Assign: _assign_sites,
+        cst.AnnAssign: _assign_sites,
+        cst.AugAssign: _augassign_sites,
+        cst.Return: _return_sites,
+        cst.If: _if_sites,
+        cst.Call: lambda self, node, scope: self._call_sites(node, scope),
+    }
 
     def examples(self):
         decode = (
@@ -842,6 +1040,110 @@ class MaskBranch(Operator):
             Example("boundary-shifted", "x_mask = tl.load(p, mask=offs < n)\n", None),
             # a mask function that calls something indexed on its comparison: no reshape of it
             Example("boundary-shifted", "def causal_mask(i, j, fns):\n    return fns[0](i >= j)\n", None),
+            # a loss's target mask, a causal LM wrapper, a pipeline rank, an encoder-decoder model, whether a
+            # mask input is required, a float check: no choice of attention mask
+            Example(
+                "branch-inverted",
+                "def nll(logits, targets, target_mask):\n    if target_mask is not None:\n"
+                "        loss = loss * target_mask\n"
+                "def wrap_if_causal_lm(model, config):\n    if config.model_type == 'causal_lm':\n"
+                "        model = Adapter(model)\n    return model\n"
+                "def decode(states, is_decoder_input_rank):\n    if is_decoder_input_rank:\n"
+                "        generated_mask = torch.cat(states.mask, dim=-1)\n"
+                "def generate(self, ids, enc_mask, is_encoder_decoder):\n    if is_encoder_decoder:\n"
+                "        attention_mask = enc_mask\n"
+                "def get_random_inputs(self, n):\n    if self.requires_attention_mask:\n"
+                "        attention_mask = torch.ones(n, n)\n"
+                "def normalize_mask(self, attention_mask):\n    if attention_mask.is_floating_point():\n"
+                "        attention_mask = attention_mask.masked_fill(attention_mask < -1e4, -1e9)\n",
+                None,
+            ),
+            # outside attention code, a branch that only moves a mask along passes it on; one whose arm
+            # builds a mask chooses it
+            Example(
+                "branch-inverted",
+                "def forward(self, x, attention_mask=None, **kwargs):\n    if attention_mask is None:\n"
+                '        attention_mask = kwargs.pop("mask")\n'
+                "    return self.model(x, attention_mask=attention_mask)\n",
+                None,
+            ),
+            Example(
+                "branch-inverted",
+                "def forward(self, x, attention_mask=None):\n    if attention_mask is None:\n"
+                "        attention_mask = make_attention_mask(x)\n    return self.model(x, attention_mask)\n",
+                "def forward(self, x, attention_mask=None):\n    if attention_mask is not None:\n"
+                "        attention_mask = make_attention_mask(x)\n    return self.model(x, attention_mask)\n",
+            ),
+            # a mask that only picks values into another layout is no attention mask; one filled into scores is
+            Example(
+                "boundary-shifted",
+                "def pad_to_right(tensor, mask):\n    indices = torch.arange(mask.shape[1])\n"
+                "    right_padded_mask = indices < mask.sum(1)[:, None]\n    new = torch.zeros_like(tensor)\n"
+                "    new[:, : right_padded_mask.shape[1]][right_padded_mask] = tensor[mask]\n"
+                "    return new, right_padded_mask\n",
+                None,
+            ),
+            Example(
+                "boundary-shifted",
+                "def attend(s, i, j):\n    mask = i >= j\n    return s.masked_fill(~mask, float('-inf'))\n",
+                "def attend(s, i, j):\n    mask = i > j\n    return s.masked_fill(~mask, float('-inf'))\n",
+            ),
+            # an annotated assignment builds a mask like a plain one
+            Example(
+                "boundary-shifted",
+                "mask: Tensor = (block_pos == 0) & (token_pos <= 0)\n",
+                "mask: Tensor = (block_pos == 0) & (token_pos < 0)\n",
+            ),
+            # a window or none, chosen by a conditional: per layer, or passed to the kernel
+            Example(
+                "branch-inverted",
+                "self.window = config.window if layer_idx not in config.global_layers else None\n",
+                "self.window = config.window if layer_idx in config.global_layers else None\n",
+            ),
+            Example("branch-inverted", "self.window = config.window if config.window else 4096\n", None),
+            Example(
+                "branch-inverted",
+                "y = flash_attn_func(q, k, v, window_size=(w - 1, 0) if w is not None else (-1, -1))\n",
+                "y = flash_attn_func(q, k, v, window_size=(w - 1, 0) if w is None else (-1, -1))\n",
+            ),
+            Example("branch-inverted", "y = flash_attn_func(q, k, v, window_size=w)\n", None),
+            # a literal handed to a causal mask's builder decides that mask; to another function it does not
+            Example(
+                "is-causal-flipped",
+                "bias = _create_causal_bias_tensor(q_len, k_len, from_bottom_right=True)\n",
+                "bias = _create_causal_bias_tensor(q_len, k_len, from_bottom_right=False)\n",
+            ),
+            Example("is-causal-flipped", "mask = get_attention_mask(tok, ids, prepend_bos=True)\n", None),
+            # the default of an attention module's causal flag is the mask every layer gets
+            Example(
+                "is-causal-flipped",
+                "class SelfAttention:\n    def __init__(self, causal=False):\n        self.causal = causal\n",
+                "class SelfAttention:\n    def __init__(self, causal=True):\n        self.causal = causal\n",
+            ),
+            # in a function that builds a mask, a keep-mask complemented into the keys to hide
+            Example(
+                "fill-inverted",
+                "def combine_mask(block_mask, attention_mask):\n    pad_mask = ~attention_mask.bool()\n"
+                "    return block_mask | pad_mask\n",
+                "def combine_mask(block_mask, attention_mask):\n    pad_mask = attention_mask.bool()\n"
+                "    return block_mask | pad_mask\n",
+            ),
+            # an arm that computes the causal flag from the lengths chooses the mask
+            Example(
+                "branch-inverted",
+                "def forward(self, q, k):\n    is_causal = False\n    if self.window is None:\n"
+                "        is_causal = q.size(1) == k.size(1)\n    return sdpa(q, k, is_causal=is_causal)\n",
+                "def forward(self, q, k):\n    is_causal = False\n    if self.window is not None:\n"
+                "        is_causal = q.size(1) == k.size(1)\n    return sdpa(q, k, is_causal=is_causal)\n",
+            ),
+            # a function that gets an attention bias (an additive mask) chooses it: none for a single query
+            Example(
+                "branch-inverted",
+                "def maybe_get_attention_bias(bias, q_layout):\n    if q_layout.max_seq_len == 1:\n"
+                "        return None\n    return make(bias, q_layout)\n",
+                "def maybe_get_attention_bias(bias, q_layout):\n    if q_layout.max_seq_len != 1:\n"
+                "        return None\n    return make(bias, q_layout)\n",
+            ),
             # a function named for causality that says whether a kernel is installed returns no causal flag;
             # one handed the query and key lengths does
             Example("is-causal-flipped", "def causal_conv1d_available():\n    return True\n", None),
