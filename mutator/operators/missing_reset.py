@@ -87,27 +87,14 @@ RESET_NAME = re.compile(r"(?i)^_*reset(_|$)|_reset$")
 PLACEMENT = r"^(to|cuda|cpu|half|float|bfloat16)$"
 
 
-# a cache of hooks, aliases, compiled functions or memoised results holds no keys or values (SPEC: hook
-# registries, caches of compiled functions and memoisation dicts are not KV caches)
-MEMO = re.compile(r"(?i)hook|alias|compiled|memo|registry|graph|fn_|func")
-# a position or an offset alone (a sinusoid's `sin_offset`) is no cache: a KV cache holds keys and values
-POSITION_ONLY = re.compile(r"(?i)(^|_)(seqlens?|pos|offset|seen_tokens|cache_position|cache_pos)$")
-
-
 def keeps_cache(cls: cst.ClassDef | None) -> bool:
-    """The class keeps cache state on self: an attribute named for keys, values or a cache, and what it has
-    filled (a position); its methods, its counts (`num_heads_kv`) and memo caches (`_hook_cache`) are not
-    state, and a position without keys or values is no KV cache."""
+    """The class keeps cache state on self: an attribute named for keys, values, a cache or a position
+    (its methods and its counts, `num_heads_kv`, are not state)."""
     if cls is None:
         return False
     methods = {f.name.value for f in cls.body.body if isinstance(f, cst.FunctionDef)}
     return any(
-        CACHE_STATE.search(name)
-        and not POSITION_ONLY.search(name)
-        and not MEMO.search(name)
-        and name not in methods
-        and not COUNT.search(name)
-        and not FLAG.search(name)
+        CACHE_STATE.search(name) and name not in methods and not COUNT.search(name) and not FLAG.search(name)
         for name in class_attributes(cls)
     )
 
@@ -305,9 +292,9 @@ class MissingReset(Operator):
         # cache on self re-initialises weights, and is no KV-cache reset; a method that resets or releases
         # state in a class that keeps cache state is a cache reset whatever state it names
         restored = {a.attr.value for a in m.findall(method.body, m.Attribute(value=m.Name("self")))}
-        holds_cache = any(
-            CACHE_STATE.search(name) and not POSITION_ONLY.search(name) and not MEMO.search(name) for name in restored
-        ) or (keeps_cache(cls) and not PARAMETERS.search(method.name.value))
+        holds_cache = any(CACHE_STATE.search(name) for name in restored) or (
+            keeps_cache(cls) and not PARAMETERS.search(method.name.value)
+        )
         if not holds_cache and not RESET_LIKE.search(method.name.value):
             return
         releases = not RESET_LIKE.search(method.name.value)
@@ -375,27 +362,6 @@ class MissingReset(Operator):
                 "class Block:\n    def __init__(self, cache):\n        self.cache = cache\n"
                 "    def reset_parameters(self):\n        self.k_norm.reset_parameters()\n",
                 None,
-            ),
-            # a memo cache of hooks is no KV cache: clearing it is no cache reset
-            Example(
-                "drop-*",
-                "class Bridge:\n    def __init__(self):\n        self._hook_cache = None\n"
-                "    def clear_hook_registry(self):\n        self._hook_registry.clear()\n",
-                None,
-            ),
-            # nor is an encoder that keeps only an offset (no keys or values)
-            Example(
-                "drop-*",
-                "class Sinusoid:\n    def __init__(self):\n        self.sin_offset = 1\n"
-                "    def reset_buffers(self):\n        self.freqs[0] = 0.0\n",
-                None,
-            ),
-            # a class that keeps keys and values and their offset does reset both
-            Example(
-                "drop-offset",
-                "class Cache:\n    def __init__(self):\n        self.keys = None\n"
-                "    def reset(self):\n        self.offset = 0\n",
-                "class Cache:\n    def __init__(self):\n        self.keys = None\n    def reset(self):\n        pass\n",
             ),
             # the docstring is not state
             Example("drop-*", 'class KVCache:\n    def reset(self):\n        """Doc."""\n', None),
