@@ -397,6 +397,9 @@ class SliceShift(Operator):
         at = _slice_at(node, scope)
         if at is None or any(BOUNDARIES.search(n) for n in identifiers(at[0].value)):
             return False
+        assign = scope.parent(at[0])
+        if isinstance(assign, cst.Assign) and any(t.target.deep_equals(at[0].value) for t in assign.targets):
+            return False  # tokens = tokens[1:] ... tokens = tokens[:-1]: a BOS and an EOS stripped in place
         return _pair_of(node, scope) is not None
 
     @staticmethod
@@ -514,6 +517,7 @@ class SliceShift(Operator):
                 "def loss(mask):\n    valid = mask[:, :-1] & mask[:, 1:]\n",
                 "def loss(mask):\n    valid = mask[:, 1:] & mask[:, 1:]\n",
             ),
+            Example("*", "def strip(tokens):\n    tokens = tokens[1:]\n    tokens = tokens[:-1]\n", None),
             # ... but neighbours subtracted, averaged or zipped are differences and consecutive pairs
             Example("*", "def check(mask):\n    assert ~(mask[:, :-1] & ~mask[:, 1:]).any()\n", None),
             Example("*", "def sizes(offsets):\n    n = offsets[1:] - offsets[:-1]\n", None),
