@@ -30,7 +30,6 @@ from mutator.operators.base import (
     rewritable,
     rewritten,
 )
-from mutator.operators.dropped_statement import divides_by_loop_count
 from mutator.operators.meaning import (
     ACCUM,
     LR_DECAY,
@@ -82,11 +81,9 @@ ORDERING = m.LessThan() | m.LessThanEqual() | m.GreaterThan() | m.GreaterThanEqu
 NUMBER = m.Integer() | m.Float()
 # a step counter advanced in a schedule: `self.num_steps += increment`, `current_step += 1`
 STEP_COUNTER = re.compile(r"(?i)(^|_)(steps?|iters?|it|iterations?|epochs?)$")
-SHORTENED = m.SimpleStatementLine(body=[m.AugAssign(target=m.Name() | m.Attribute(), operator=m.SubtractAssign())])
 ADVANCED = m.SimpleStatementLine(body=[m.AugAssign(target=m.Name() | m.Attribute(), operator=m.AddAssign())])
 # get_lr, lr_lambda: the end of the run is a phase
-# (CamelCase `LR`, `CosineAnnealingLR`, and `_compute_lrs`: a class or method that computes learning rates)
-SCHEDULER = re.compile(r"(?i)(^|_)lrs?($|_)|schedul|learning_rate|(?-i:(?<![A-Z])LR(?![a-z]))")
+SCHEDULER = re.compile(r"(?i)(^|_)lr($|_)|schedul|learning_rate")
 # ... but a schedule over the layers (`layer_schedule`, a drop-path rate per block, stochastic depth,
 # layer-wise lr decay) varies with depth, not with the steps of the run
 OVER_LAYERS = re.compile(r"(?i)layer|depth|drop_?path")
@@ -102,7 +99,6 @@ MICRO_COUNT = re.compile(r"(?i)accum|micro_?batches")  # their count (a micro-ba
 TOKEN_COUNT = re.compile(r"(?i)(^|_)(n|num)_?tokens$|valid_tokens$|tokens?_count$")
 THROUGHPUT = re.compile(r"(?i)seen|processed|throughput|elapsed|per_sec")  # a count kept for the logs
 COUNTED = m.AugAssign(target=m.Name(), operator=m.AddAssign())
-ISINSTANCE = m.Call(func=m.Name("isinstance"))
 
 
 def _label(node: cst.CSTNode) -> str:
@@ -220,8 +216,7 @@ class ConstantScale(Operator):
             yield Site(f"{node.targets[0].target.value}-choice-inverted", rewritten(node.value.test))
         elif m.matches(node, PHASE_TEST) and self.words is SCHEDULE and self._phase_end(node, scope):
             # if step < warmup_iters: the phase ends one step early or late
-            label = _named(node.test, self.words) if mentions(node.test, self.words) else "phase"
-            yield Site(f"{label}-boundary", rewritten(node.test, BOUNDARY))
+            yield Site(f"{_named(node.test, self.words)}-boundary", rewritten(node.test, BOUNDARY))
         elif (
             m.matches(node, m.If(test=m.BooleanOperation()))
             and self.words is SCHEDULE
@@ -241,22 +236,10 @@ class ConstantScale(Operator):
             # current_step += 1 in a schedule: its phases start and end a step late (or it never moves on)
             block = scope.parent(node)
             yield Site(f"{_label(node.body[0].target)}-increment-dropped", {node: drop_statement(block, node)})
-        elif (
-            m.matches(node, SHORTENED)
-            and self.words is SCHEDULE
-            and self._in_scheduler(node, scope)
-            and (mentions(node.body[0].value, PHASE) or self._step_like(node.body[0].value))
-        ):
-            # decay_steps -= warmup_steps, num_steps -= self.stage_steps[0] in a schedule: a phase not taken off
-            block = scope.parent(node)
-            label = _named(node.body[0].value, PHASE) if mentions(node.body[0].value, PHASE) else "length"
-            yield Site(f"{label}-term-dropped", {node: drop_statement(block, node)})
         elif m.matches(node, TERM) and self.words is SCHEDULE and self._joins_phases(node, scope):
             # decay_steps = total_steps - warmup_steps: one phase's length forgotten in another's, or, in a
             # learning-rate function, `step - warmup_steps`: the decay then starts from the wrong step
-            label = _named(node.right, PHASE) if mentions(node.right, PHASE) else "steps"
-            label = _named(node.right, self.words) if mentions(node.right, self.words) else label
-            yield Site(f"{label}-term-dropped", {node: node.left})
+            yield Site(f"{_named(node.right, self.words)}-term-dropped", {node: node.left})
         elif m.matches(node, COMPLEMENT) and self.words is SCHEDULE and self._in_schedule(node, scope):
             # 1 - progress: the decay runs the wrong way (rises where it should fall)
             yield Site("decay-reversed", {node: node.right})
@@ -286,8 +269,7 @@ class ConstantScale(Operator):
                 {node: cst.Assign(targets=[cst.AssignTarget(target=node.target)], value=node.value)},
             )
         elif m.matches(node, RATIO) and (
-            mentions(node.right, self.words)
-            or (self.words is ACCUM and (divides_by_callers_count(node, scope) or divides_by_loop_count(node, scope)))
+            mentions(node.right, self.words) or (self.words is ACCUM and divides_by_callers_count(node, scope))
         ):
             divisor = node.right
             label = _label(divisor) if isinstance(divisor, (cst.Name, cst.Attribute)) else _named(divisor, self.words)
@@ -300,8 +282,8 @@ class ConstantScale(Operator):
         block whose own statements do the dividing (a branch that runs the whole step is not a choice of
         normalisation): what the choice is named after. A test of the count itself (`if accum_steps > 1`)
         only skips a division that is a no-op, the division's own slip (divisor-dropped)."""
-        if mentions(node.test, MICRO_COUNT) or m.findall(node.test, ISINSTANCE):
-            return None  # `if not isinstance(loss, TensorPointer)`: a type's dispatch, not a choice of normaliser
+        if mentions(node.test, MICRO_COUNT):
+            return None
         branches = [node.body]
         if isinstance(node.orelse, cst.Else):
             branches.append(node.orelse.body)
@@ -359,33 +341,8 @@ class ConstantScale(Operator):
             return False  # f"decay steps {total_steps - warmup_steps}": a message, not the schedule
         if all(mentions(side, self.words) for side in (node.left, node.right)):
             return True
-        parent = scope.parent(node)
-        if (
-            isinstance(node.operator, cst.Subtract)
-            and mentions(node.right, PHASE)
-            and m.matches(parent, m.Assign(targets=[m.AssignTarget(target=m.Name() | m.Attribute())]))
-            and PHASE.search(_label(parent.targets[0].target).rsplit(".", 1)[-1])
-        ):
-            return True  # config.decay_steps = train_steps - warmup_steps: one phase's length from another's
-        if (
-            isinstance(node.operator, cst.Subtract)
-            and self._in_scheduler(node, scope)
-            and all(
-                self._step_like(side) and m.matches(side, m.Attribute(value=m.Name("self")))
-                for side in (node.left, node.right)
-            )
-        ):
-            return True  # r = self.num_steps - self.last_epoch: a scheduler's state, the steps left of its run
         in_lr_function = any(_names_schedule(f.name.value) for f in owners(node, scope, DEFINITIONS))
         return isinstance(node.operator, cst.Subtract) and mentions(node.right, PHASE) and in_lr_function
-
-    @staticmethod
-    def _step_like(node) -> bool:
-        """A count of steps: `self.last_epoch`, `num_steps`, `self.stage_steps[0]` (its last name says so)."""
-        while isinstance(node, cst.Subscript):
-            node = node.value
-        name = node.attr.value if isinstance(node, cst.Attribute) else getattr(node, "value", None)
-        return isinstance(name, str) and bool(STEP_COUNTER.search(name))
 
     @staticmethod
     def _in_schedule(node, scope) -> bool:
@@ -422,15 +379,7 @@ class ConstantScale(Operator):
         if mentions(node.test, PHASE):
             return True
         function = enclosing(node, scope, cst.FunctionDef)
-        if function is None or not _names_schedule(function.name.value):
-            return False
-        test = node.test
-        steps = (  # if num_steps < self.stage_steps[0]: the step against a phase's length, in a scheduler
-            isinstance(test, cst.Comparison)
-            and len(test.comparisons) == 1
-            and all(ConstantScale._step_like(side) for side in (test.left, test.comparisons[0].comparator))
-        )
-        return mentions(test, SCHEDULE) or steps
+        return function is not None and _names_schedule(function.name.value) and mentions(node.test, SCHEDULE)
 
     def examples(self):
         if self.words is not SCHEDULE:  # gradient accumulation
@@ -506,12 +455,6 @@ class ConstantScale(Operator):
                 Example(
                     "*-last-only",
                     "def epoch(batches):\n    num_tokens = 0\n    for b in batches:\n        num_tokens += len(b)\n",
-                    None,
-                ),
-                # a type's dispatch is no choice of normaliser
-                Example(
-                    "*-divisor-branch-inverted",
-                    "if not isinstance(out, Pointer):\n    out = out / n_microbatches\n",
                     None,
                 ),
             )
@@ -662,37 +605,4 @@ class ConstantScale(Operator):
             Example("*-x100", "n = round(frac * total)\nmean = total / count\n", None),
             # literals and rounding of a single value are neither a fraction of a length nor a count
             Example("*-x100", "half = x / 2\nn = round(value)\nscale = head_dim ** -0.5\n", None),
-            # a class named for the learning rate (CamelCase LR) is a scheduler: the steps left of its run
-            Example(
-                "*-term-dropped",
-                "class MyleLR:\n    def _compute_lrs(self):\n        r = self.num_steps - self.last_epoch\n",
-                "class MyleLR:\n    def _compute_lrs(self):\n        r = self.num_steps\n",
-            ),
-            Example(
-                "*-term-dropped", "class Model:\n    def f(self):\n        r = self.num_steps - self.last_epoch\n", None
-            ),
-            # a phase taken off a length in a schedule; the same in a training loop
-            Example(
-                "warmup_steps-term-dropped",
-                "def lr_scheduler_builder(args, total):\n    decay_steps = total\n"
-                "    decay_steps -= args.warmup_steps\n",
-                "def lr_scheduler_builder(args, total):\n    decay_steps = total\n",
-            ),
-            Example("*-term-dropped", "def train(total):\n    left = total\n    left -= warmup_steps\n", None),
-            # a phase's length computed from the run's and another phase's; a count that is no phase
-            Example(
-                "lr_warmup_steps-term-dropped",
-                "cfg.lr_decay_steps = train_steps - cfg.lr_warmup_steps\n",
-                "cfg.lr_decay_steps = train_steps\n",
-            ),
-            Example("*-term-dropped", "remaining = train_steps - cfg.lr_warmup_steps\n", None),
-            # the step against a stage's length in a scheduler; the same test outside one
-            Example(
-                "phase-boundary",
-                "class TriStageLR:\n    def _compute_lrs(self):\n        if num_steps < self.stage_steps[0]:\n"
-                "            return 1\n",
-                "class TriStageLR:\n    def _compute_lrs(self):\n        if num_steps <= self.stage_steps[0]:\n"
-                "            return 1\n",
-            ),
-            Example("*-boundary", "def f(self):\n    if num_steps < self.stage_steps[0]:\n        return 1\n", None),
         )

@@ -27,7 +27,6 @@ from mutator.operators.base import Example, Operator, Site, drop_statement
 from mutator.operators.meaning import (
     ACCUM,
     BOS,
-    LOSS,
     bindings,
     body_of,
     divides_by_callers_count,
@@ -49,7 +48,7 @@ INSERT_FRONT = m.Expr(  # ids.insert(0, bos)
     value=m.Call(func=m.Attribute(attr=m.Name("insert")), args=[m.Arg(value=m.Integer("0")), m.Arg()])
 )
 
-BOS_STRING = re.compile(r"^<\|(bos|begin_of_text|startoftext)\|>$|^<(s|bos)>$")  # <s>: sentencepiece's BOS
+BOS_STRING = re.compile(r"^<\|(bos|begin_of_text|startoftext)\|>$")
 NUMBER = m.Integer() | m.Float()
 TEXT = m.SimpleString() | m.FormattedString() | m.ConcatenatedString()
 # before + ids: a name or list literal in front of something that is not a number (nor a message's text)
@@ -71,44 +70,20 @@ JOINED = m.Call(
 )
 APPEND_FRONT = m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("append")), args=[m.Arg()]))  # first token
 # a keyword that asks for the BOS (`bos_token=` alone is the token itself, a switch only when set to True)
-BOS_SWITCH = re.compile(
-    r"^(add_|prepend_)?bos$|^(add|prepend)_bos_token$|^add_special_tokens$|^add_(start|sos)(_token|_value)?$"
-)
+BOS_SWITCH = re.compile(r"^(add_)?bos$|^add_bos_token$|^add_special_tokens$|^add_(start|sos)(_token|_value)?$")
 OFF = m.Name("False") | m.Name("None")
-ADDS_BOS = re.compile(r"^(add|use|prepend)_(bos(_token)?|special_tokens|start(_token|_value)?|sos(_token)?)$")
+ADDS_BOS = re.compile(r"^(add|use)_(bos(_token)?|special_tokens|start(_token|_value)?|sos(_token)?)$")
 # a condition on whether to put the BOS (a start token, a packer's start value) in front
-BOS_FLAG = re.compile(
-    r"^(add_|use_|prepend_)?bos$|^(add|use|prepend)_(bos_token|start_token|start_value|sos(_token)?)$"
-)
+BOS_FLAG = re.compile(r"^(add_|use_)?bos$|^(add|use)_(bos_token|start_token|start_value|sos(_token)?)$")
 # a switch for a "start value" says nothing of tokens (a schedule has one too): it asks for the BOS only
 # where the code around it has a start token (`start_value=tokenizer.start_token_id`, `start_token_id_tensor`)
 START_VALUE = re.compile(r"^(add|use)_start(_value)?$")
-SCALING = m.Multiply() | m.Divide() | m.FloorDivide()
-LENGTH_OF = m.Call(func=m.Name("len"), args=[m.Arg(value=m.Name())])
-BACKWARD = m.Call(func=m.Attribute(attr=m.Name("backward")))  # loss.backward(), scaler.backward(loss)
 DIVISION = m.BinaryOperation(operator=m.Divide())  # a loss is averaged; `n // accum` counts optimizer steps
 # tokens = [self.bos_id]: a sequence that starts with the BOS alone (a vocabulary lists more than one)
 STARTS_WITH_BOS = m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.List(elements=[m.Element()]))
 ENCODES = re.compile(
     r"(?i)encode|(^|_)tokeni[sz]e($|_)|render|pack"
 )  # a call that asks for a BOS (or a packer that puts it in front), not one that configures it
-
-
-# tokens[:, 0] = bos_id, ids[0] = bos: the BOS written into the first position of the sequence
-FIRST_POSITION = m.Assign(
-    targets=[
-        m.AssignTarget(
-            target=m.Subscript(slice=[m.ZeroOrMore(), m.SubscriptElement(slice=m.Index(value=m.Integer("0")))])
-        )
-    ]
-)
-# a chat template (a string in code) that starts with the BOS: "{{- bos_token }}..."
-TEMPLATE_BOS = re.compile(r"^(?P<quote>[rRbBuU]*(\"\"\"|\'\'\'|\"|\'))\s*\{\{-?\s*bos_token\s*-?\}\}")
-# tokenizer(text, ...): a tokenizer instance called on text (lower case: not the class being constructed)
-CALLED_TOKENIZER = m.Name(m.MatchRegex(r"^(\w+_)?tokeni[sz]er$")) | m.Attribute(
-    attr=m.Name(m.MatchRegex(r"^_?tokeni[sz]er$"))
-)
-PREFIX_NAME = re.compile(r"(?i)(^|_)prefix(_|$)")  # an encoder's prefix: the special tokens it puts in front
 
 
 def _switches_bos_on(name: cst.CSTNode, value: cst.CSTNode | None) -> bool:
@@ -188,16 +163,7 @@ def _prepends(block: cst.CSTNode, test: cst.BaseExpression, scope) -> bool:
     pieces = [c.left for c in m.findall(block, PREFIXED)] + [
         c.args[0].value.elements[0].value for c in m.findall(block, JOINED)
     ]
-    if any(_is_bos(p, scope) or bool(guard & identifiers(p)) for p in pieces):
-        return True
-    # input = prepend_bos(bos, input): the sequence updated by a call that takes the BOS along with it
-    for update in m.findall(block, m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())):
-        args = [a.value for a in update.value.args]
-        if any(m.matches(a, m.Name(update.targets[0].target.value)) for a in args) and any(
-            _is_bos(a, scope) for a in args
-        ):
-            return True
-    return False
+    return any(_is_bos(p, scope) or bool(guard & identifiers(p)) for p in pieces)
 
 
 def _a_bos_switch(name: str, node: cst.CSTNode, scope) -> bool:
@@ -224,37 +190,9 @@ def _names_bos(expr: cst.CSTNode, scope=None, depth: int = 1) -> bool:
     # (a list that grows, `tokens = [bos]` then `tokens = tokens + body`, holds more than the BOS)
     assigned = bindings(body_of(expr, scope))
     return any(
-        _names_bos(values[0], None, 0) if isinstance(values[0], (cst.List, cst.IfExp)) else _fills_bos(values[0])
+        _names_bos(values[0], None, 0)
         for name in identifiers(expr)
-        if len(values := assigned.get(name, ())) == 1
-    )
-
-
-def _fills_bos(value: cst.CSTNode) -> bool:
-    """`np.full((n, 1), tokenizer.bos_token_id)`, `torch.tensor([bos_id])`: a tensor made of the BOS (its value
-    among the call's arguments; `encode(text, bos=True)` only names the switch)."""
-    return isinstance(value, cst.Call) and any(_names_bos(arg.value) for arg in value.args)
-
-
-def _explicitly_off(call: cst.Call, arg: cst.Arg, scope) -> bool:
-    """`encode(text, add_special_tokens=False)`, `to_tokens(s, prepend_bos=False)`: a call that turns the BOS
-    off; without the keyword the callee's default (which adds it) decides. `add_special_tokens` only at a
-    tokenizer's encode call, in a module that knows a BOS."""
-    if not m.matches(arg.value, m.Name("False")) or not BOS_SWITCH.match(arg.keyword.value):
-        return False
-    if arg.keyword.value == "add_special_tokens":
-        encodes = mentions(call.func, ENCODES) or m.matches(call.func, CALLED_TOKENIZER)
-        return encodes and _module_knows_bos(enclosing(call, scope, cst.Module))
-    return not START_VALUE.match(arg.keyword.value)
-
-
-def _self_prepend(node: cst.CSTNode) -> bool:
-    """`indices = self._prefix_indices + indices`: the sequence updated with a prefix put in front."""
-    return (
-        m.matches(node, m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.BinaryOperation(operator=m.Add())))
-        and m.matches(node.value.right, m.Name(node.targets[0].target.value))
-        and m.matches(node.value.left, m.Name() | m.Attribute())
-        and mentions(node.value.left, PREFIX_NAME)
+        if len(values := assigned.get(name, ())) == 1 and isinstance(values[0], (cst.List, cst.IfExp))
     )
 
 
@@ -267,47 +205,14 @@ def _updates(small: cst.BaseSmallStatement) -> bool:
     if m.matches(small, AUGMENTED):
         return mentions(small.value, ACCUM)
     found = m.extract(small, SELF_UPDATE)
-    if not found or found["target"].value != found["source"].value or not m.matches(small.value.operator, SCALING):
-        return False  # a normalisation scales: `acc = acc + b * s` sums, whatever it is called
-    return any(ACCUM.search(n) for n in identifiers(small.value.right) - {found["target"].value})
+    return bool(found) and found["target"].value == found["source"].value and mentions(small.value.right, ACCUM)
 
 
 def _normalises(small: cst.BaseSmallStatement, scope) -> bool:
-    """loss = loss / n, where n is the caller's count of the whole accumulated batch (see meaning), or the
-    count of the micro-batches the loop around it runs."""
+    """loss = loss / n, where n is the caller's count of the whole accumulated batch (see meaning)."""
     found = m.extract(small, SELF_UPDATE)
     same = bool(found) and found["target"].value == found["source"].value
-    return same and (divides_by_callers_count(small.value, scope) or divides_by_loop_count(small.value, scope))
-
-
-def _loop_count(loop: cst.For) -> set[str]:
-    """What a loop counts: `range(n)` -> {n}, `range(len(xs))` or `for x in xs` -> {xs}."""
-    if m.matches(loop.iter, m.Call(func=m.Name("range"), args=[m.Arg(value=m.Name())])):
-        return {loop.iter.args[0].value.value}
-    if m.matches(loop.iter, m.Call(func=m.Name("range"), args=[m.Arg(value=LENGTH_OF)])):
-        return {loop.iter.args[0].value.args[0].value.value}
-    return {loop.iter.value} if isinstance(loop.iter, cst.Name) else set()
-
-
-def divides_by_loop_count(division: cst.CSTNode, scope) -> bool:
-    """`loss = loss / num_batches` inside `for i in range(num_batches): ... backward(loss)`: a loss divided by
-    the number of micro-batches the loop around it runs and backpropagates one by one (gradient accumulation),
-    whatever the count is called (`num_batches = len(batches)` counts the loop's batches too)."""
-    if not m.matches(division, m.BinaryOperation(operator=m.Divide(), right=m.Name())):
-        return False
-    if not mentions(division.left, LOSS):
-        return False
-    count = division.right.value
-    function = enclosing(division, scope, cst.FunctionDef)
-    lengths = (
-        {v.args[0].value.value for v in bindings(function).get(count, ()) if m.matches(v, LENGTH_OF)}
-        if (function is not None)
-        else set()
-    )
-    return any(
-        (count in _loop_count(loop) or lengths & _loop_count(loop)) and m.findall(loop.body, BACKWARD)
-        for loop in owners(division, scope, cst.For)
-    )
+    return same and divides_by_callers_count(small.value, scope)
 
 
 def _is_update(statement, scope) -> bool:
@@ -365,8 +270,6 @@ class DroppedStatement(Operator):
                     yield Site("bos-disabled", {arg.value: cst.Name("False")})
                 elif _names_bos(arg.value) and mentions(node.func, ENCODES):
                     yield Site("keyword-dropped", _without_keyword(node, arg))
-                elif _explicitly_off(node, arg, scope):  # encode(t, add_special_tokens=False): the default adds it
-                    yield Site("keyword-dropped", _without_keyword(node, arg))
         elif (
             isinstance(node, cst.Param)
             and _switches_bos_on(node.name, node.default)
@@ -403,22 +306,11 @@ class DroppedStatement(Operator):
         elif m.matches(node, MIDDLE) and _is_bos(node.right, scope) and self._continued(node, scope):
             yield Site("prefix-dropped", {node: node.left})  # output + bos + ids -> output + ids
 
-        elif _self_prepend(node) and any(
-            ENCODES.search(owner.name.value) for owner in owners(node, scope, (cst.FunctionDef, cst.ClassDef))
-        ):  # indices = self._prefix_indices + indices, in an encoder
-            yield Site("prefix-dropped", {node.value: node.value.right})
-        elif isinstance(node, cst.SimpleString) and (found := TEMPLATE_BOS.match(node.value)):
-            # "{{- bos_token }}{% for message in messages %}...": a template's leading BOS
-            yield Site("prefix-dropped", {node: node.with_changes(value=found["quote"] + node.value[found.end() :])})
         elif m.matches(node, STARTS_WITH_BOS) and _names_bos(node.value.elements[0].value):
             yield Site("prefix-dropped", {node.value: node.value.with_changes(elements=[])})  # starts empty
         elif (
             m.matches(node, DIVISION)
-            and (
-                mentions(node.right, ACCUM)
-                or divides_by_callers_count(node, scope)
-                or divides_by_loop_count(node, scope)
-            )
+            and (mentions(node.right, ACCUM) or divides_by_callers_count(node, scope))
             and not _is_update(scope.parent(node), scope)
         ):
             yield Site("divisor-dropped", {node: node.left})
@@ -451,8 +343,6 @@ class DroppedStatement(Operator):
             elif m.matches(small, INSERT_FRONT) and _names_bos(small.value.args[1].value, scope):
                 yield Site("insert-dropped", {statement: drop_statement(block, statement)})
             elif m.matches(small, APPEND_FRONT) and _names_bos(small.value.args[0].value):
-                yield Site("insert-dropped", {statement: drop_statement(block, statement)})
-            elif m.matches(small, FIRST_POSITION) and _is_bos(small.value, scope):  # tokens[:, 0] = bos_id
                 yield Site("insert-dropped", {statement: drop_statement(block, statement)})
 
     def _shared_prefixes(self, body, scope):
@@ -659,84 +549,4 @@ class DroppedStatement(Operator):
                 None,
             ),
             Example("bos-disabled", "def __init__(self, d):\n    self.use_bos = self.check_bos(d)\n", None),
-            # a prepend_bos switch; a branch on it that puts nothing in front
-            Example(
-                "bos-disabled",
-                "if self.prepend_bos:\n    prompt = [self.bos_id] + prompt\n",
-                "if False:\n    prompt = [self.bos_id] + prompt\n",
-            ),
-            Example("bos-disabled", "if self.prepend_bos:\n    n += 1\n", None),
-            # sentencepiece's <s> as the encoder's prefix; its </s> is the suffix
-            Example("prefix-dropped", 'prefix_tokens = ["<s>"]\n', "prefix_tokens = []\n"),
-            Example("prefix-dropped", 'suffix_tokens = ["</s>"]\n', None),
-            # the BOS turned off at a tokenizer call (the default adds it), in a module that knows a BOS
-            Example(
-                "keyword-dropped",
-                "bos = tokenizer.bos_token_id\nrows = tokenizer(text, add_special_tokens=False)\n",
-                "bos = tokenizer.bos_token_id\nrows = tokenizer(text)\n",
-            ),
-            Example(
-                "keyword-dropped",
-                "token = self.to_tokens(s, prepend_bos=False)\n",
-                "token = self.to_tokens(s)\n",
-            ),
-            Example("keyword-dropped", "ids = tok.encode(text, add_special_tokens=False)\n", None),
-            # the BOS written into the first position; an EOS into the last
-            Example(
-                "insert-dropped",
-                "tokens[:, 0] = tokenizer.bos_token_id\nx = tokens\n",
-                "x = tokens\n",
-            ),
-            Example("insert-dropped", "tokens[:, -1] = tokenizer.eos_token_id\nx = tokens\n", None),
-            # a tensor filled with the BOS, joined in front; a sequence encoded with a BOS is no BOS itself
-            Example(
-                "prefix-dropped",
-                "def f(tokens, tokenizer, n):\n    prefix = np.full((n, 1), tokenizer.bos_token_id)\n"
-                "    return np.concatenate([prefix, tokens], axis=1)\n",
-                "def f(tokens, tokenizer, n):\n    prefix = np.full((n, 1), tokenizer.bos_token_id)\n"
-                "    return np.concatenate([tokens], axis=1)\n",
-            ),
-            Example(
-                "prefix-dropped",
-                "def f(text, y):\n    prefix = tok.encode(text, bos=True)\n    return torch.cat([prefix, y])\n",
-                None,
-            ),
-            # the branch that passes the BOS into the sequence's update; one that makes another value
-            Example(
-                "bos-disabled",
-                "if prepend_bos:\n    input = add_prefix(bos_token, input)\n",
-                "if False:\n    input = add_prefix(bos_token, input)\n",
-            ),
-            Example("bos-disabled", "if prepend_bos:\n    out = add_prefix(bos_token, input)\n", None),
-            # an encoder's prefix put in front of the ids; a prefix in code that encodes nothing
-            Example(
-                "prefix-dropped",
-                "class TokenEncoder:\n    def __call__(self, text):\n        ids = self._prefix_indices + ids\n",
-                "class TokenEncoder:\n    def __call__(self, text):\n        ids = ids\n",
-            ),
-            Example(
-                "prefix-dropped",
-                "class Path:\n    def join(self, parts):\n        parts = self._prefix + parts\n",
-                None,
-            ),
-            # a chat template's leading BOS; one that starts with something else
-            Example(
-                "prefix-dropped",
-                'T = """{{- bos_token }}{% for m in messages %}"""\n',
-                'T = """{% for m in messages %}"""\n',
-            ),
-            Example("prefix-dropped", 'T = "{{ eos_token }}"\n', None),
-            # a sum into an accumulator is no normalisation, whatever it is called
-            Example("update-dropped", "accumulated = accumulated + b.to(accumulated.device) * scale\n", None),
-            # a loss divided by the count of the micro-batches its loop backpropagates; a loop that does not
-            Example(
-                "update-dropped",
-                "for i in range(num_batches):\n    loss = f(i)\n    loss = loss / num_batches\n    loss.backward()\n",
-                "for i in range(num_batches):\n    loss = f(i)\n    loss.backward()\n",
-            ),
-            Example(
-                "update-dropped",
-                "for i in range(num_batches):\n    loss = f(i)\n    loss = loss / num_batches\n    log(loss)\n",
-                None,
-            ),
         )
