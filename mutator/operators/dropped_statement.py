@@ -34,6 +34,7 @@ from mutator.operators.meaning import (
     identifiers,
     mentions,
     owners,
+    value_identifiers,
 )
 
 ARITHMETIC = m.Add() | m.Subtract() | m.Multiply() | m.Divide() | m.FloorDivide()
@@ -182,7 +183,7 @@ def _names_bos(expr: cst.CSTNode, scope=None, depth: int = 1) -> bool:
     for node in [expr, *m.findall(expr, m.SimpleString())]:
         if isinstance(node, cst.SimpleString) and BOS_STRING.match(str(node.evaluated_value)):
             return True
-    if mentions(expr, BOS):
+    if any(BOS.search(name) for name in value_identifiers(expr)):  # not `prepend=True` to a hook registry
         return True
     if scope is None or depth == 0:
         return False
@@ -432,6 +433,8 @@ class DroppedStatement(Operator):
             Example("prefix-dropped", "tokens = [self.bos_id] + tokens\n", "tokens = tokens\n"),
             Example("prefix-dropped", "tokens = [self.bos_id]\nmask = [True]\n", "tokens = []\nmask = [True]\n"),
             Example("insert-dropped", public, public.replace("row.insert(0, prepend_id)", "pass")),
+            # a hook registered in front of the others: `prepend=` is the callee's parameter, not a BOS
+            Example("insert-dropped", "handles.append(module.register_forward_pre_hook(hook, prepend=True))\n", None),
             Example(
                 "keyword-dropped",
                 'rows = tokenizer.encode(texts, prepend="<|bos|>")\n',

@@ -35,6 +35,13 @@ def descendants(node: cst.CSTNode) -> list[cst.CSTNode]:
     return found
 
 
+def value_identifiers(node: cst.CSTNode) -> set[str]:
+    """The names in `node` that stand for values: a call's keyword (`prepend` in `f(x, prepend=True)`) names a
+    parameter of the callee, not a value the expression holds."""
+    keywords = {id(arg.keyword) for arg in m.findall(node, m.Arg()) if arg.keyword is not None}
+    return {name.value for name in m.findall(node, m.Name()) if id(name) not in keywords}
+
+
 def mentions(node: cst.CSTNode, pattern: re.Pattern) -> bool:
     """Whether any identifier in `node` matches `pattern` (searched, not anchored)."""
     return any(pattern.search(name) for name in identifiers(node))
