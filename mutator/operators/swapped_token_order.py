@@ -21,6 +21,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site
+from mutator.operators.meaning import code
 
 SIDES = {"start": "start", "begin": "start", "open": "start", "b": "start", "end": "end", "close": "end", "e": "end"}
 WORDS = "start|begin|open|end|close"
@@ -36,6 +37,12 @@ VALUED_TAG = re.compile(r"^<(?P<name>[A-Za-z_]+)$")
 ROLE = re.compile(r"(?i)^(system|user|assistant|model|human|bot|tool|ipython)$")
 END_OF_TURN = re.compile(r"(?i)^(end|eot|eot_id|endoftext|/s|eos)$")
 EMITS = m.SimpleStatementLine(body=[m.Expr(value=m.Call()) | m.AugAssign(value=m.List() | m.Tuple())])
+# a statement emits a marker by handing it to a sequence or a writer (`ids.append(start)`, `emit(tok)`); a
+# call such as `run_event(Event.FIT_START)` or `validate(self.swa_start)` orders events, not tokens
+SINK = re.compile(r"(?i)^(append|extend|insert|put|push|write|add)$|emit|token|encode|special")
+# a regular expression's syntax (a group's `(?:`, `(?P<`, a lookahead, an escaped `|`): a pattern that parses a
+# model's output, it emits nothing
+PATTERN = re.compile(r"\(\?(?:[:=!]|P<|<[=!])|\\\|")
 SILENT = (cst.Raise, cst.Assert)  # what sits in an error message is not emitted
 SILENT_CALLS = re.compile(r"(?i)^(print|warn|warning|info|debug|error|exception|log|format_exc)$")
 
@@ -90,11 +97,21 @@ def emitted_token(statement: cst.CSTNode) -> cst.BaseExpression | None:
     if not m.matches(statement, EMITS):
         return None
     small = statement.body[0]
+    if isinstance(small, cst.Expr) and not SINK.search(_callee(small.value)):
+        return None
     values = (
         [a.value for a in small.value.args] if isinstance(small, cst.Expr) else [e.value for e in small.value.elements]
     )
     tokens = [v for v in values if token_of(v) is not None]
     return tokens[0] if len(tokens) == 1 else None
+
+
+def _callee(call: cst.Call) -> str:
+    """The called function's own name: `append` for `row.tokens.append(x)`, `emit` for `emit(x)`."""
+    func = call.func
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    return func.value if isinstance(func, cst.Name) else ""  # `handlers[i](x)`, `make()(x)`: no name of its own
 
 
 def _pairs(items, need_content, judge=token_of):
@@ -184,12 +201,8 @@ def _silent(node, scope) -> bool:
     while parent is not None and not isinstance(parent, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
         if isinstance(parent, SILENT):
             return True
-        if isinstance(parent, cst.Call):
-            name = (
-                parent.func.attr.value if isinstance(parent.func, cst.Attribute) else getattr(parent.func, "value", "")
-            )
-            if SILENT_CALLS.match(str(name)):
-                return True
+        if isinstance(parent, cst.Call) and SILENT_CALLS.match(str(_callee(parent))):
+            return True
         parent = scope.parent(parent)
     return isinstance(parent, cst.SimpleStatementLine) and m.matches(
         parent, m.SimpleStatementLine(body=[m.Raise() | m.Assert()])
@@ -215,7 +228,7 @@ class SwappedTokenOrder(Operator):
         ):
             operands = _additions(node)
             pairs = _pairs([v if token_of(v) else None for v in operands], need_content=True)
-        elif isinstance(node, cst.FormattedString) and not _silent(node, scope):
+        elif isinstance(node, cst.FormattedString) and not _silent(node, scope) and not PATTERN.search(code(node)):
             expressions = [p.expression if isinstance(p, cst.FormattedStringExpression) else None for p in node.parts]
             pairs = _pairs([e if e is not None and token_of(e) else None for e in expressions], need_content=True)
             texts = [p.value if isinstance(p, cst.FormattedStringText) else None for p in node.parts]
@@ -223,7 +236,12 @@ class SwappedTokenOrder(Operator):
                 yield Site(
                     f"{stem}-swapped", {node.parts[i]: node.parts[i].with_changes(value=t) for i, t in new.items()}
                 )
-        elif isinstance(node, cst.SimpleString) and not _silent(node, scope) and token_of(node) is None:
+        elif (
+            isinstance(node, cst.SimpleString)
+            and not _silent(node, scope)
+            and token_of(node) is None
+            and not PATTERN.search(node.value)
+        ):
             for stem, new in _text_swaps([node.value]):
                 yield Site(f"{stem}-swapped", {node: node.with_changes(value=new[0])})
         for start, end in pairs:
@@ -319,8 +337,18 @@ class SwappedTokenOrder(Operator):
                 'p = "Answer the question below carefully.\\n<think>{thought}</think>{answer}"\n',
                 'p = "Answer the question below carefully.\\n</think>{thought}<think>{answer}"\n',
             ),
+            # a regular expression parses the markers out of a model's output, it does not emit them
+            Example("think-swapped", 'PARSE = r"^(?:<think>(?P<reasoning>.*?)</think>)?(?P<content>.*)$"\n', None),
             # a vocabulary lists the tokens, it does not emit them
             Example("user-swapped", 'SPECIAL = ["<|user_start|>", "<|user_end|>"]\n', None),
+            # a call that runs events in order emits no token
+            Example(
+                "fit-swapped",
+                "self.engine.run_event(Event.FIT_START)\nself.train()\nself.engine.run_event(Event.FIT_END)\n",
+                None,
+            ),
+            # a call through a subscript has no name of its own to say it emits
+            Example("user-swapped", "hooks[0](user_start)\nhooks[1](user_end)\n", None),
             # different stems are not a pair
             Example("user-swapped", "ids.append(user_start)\nids.append(assistant_end)\n", None),
         )
