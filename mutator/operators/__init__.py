@@ -2,6 +2,7 @@
 
 from mutator.operators.attention_scores import AttentionScores
 from mutator.operators.base import Example, Mutation, Operator, Site
+from mutator.operators.concat_growth import ConcatGrowth
 from mutator.operators.constant_scale import ConstantScale
 from mutator.operators.dropped_statement import DroppedStatement
 from mutator.operators.dtype_swap import DtypeSwap
@@ -35,6 +36,7 @@ OPERATORS: dict[str, Operator] = {
         MaskBranch(),
         MissingReset(),
         OverAllocation(),
+        ConcatGrowth(),
         SwappedTokenOrder(),
         # levels 1 and 2: tokenizer, data and training
         InvertedPredicate(),
