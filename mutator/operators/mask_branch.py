@@ -40,6 +40,7 @@ from mutator.operators.base import BOUNDARY, Example, Operator, Site, binop, com
 from mutator.operators.meaning import (
     bindings,
     body_of,
+    callee,
     code,
     enclosing,
     mentions,
@@ -416,18 +417,13 @@ def _in_attention_class(node, scope) -> bool:
     return any(ATTENTION_CLASS.search(cls.name.value) for cls in owners(node, scope, cst.ClassDef))
 
 
-def _callee(call: cst.Call) -> str:
-    func = call.func
-    return func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
-
-
 def _to_causal_builder(arg: cst.Arg, scope) -> bool:
     """arg is a keyword of a call to a function named for a causal mask (`_create_causal_bias_tensor(...,
     from_bottom_right=True)`, `make_causal_mask(...)`): a literal there decides the mask it builds."""
     call = scope.parent(arg)
     if arg.keyword is None or not isinstance(call, cst.Call):
         return False
-    name = MODEL_KIND.sub("", _callee(call))
+    name = MODEL_KIND.sub("", callee(call))
     return bool(CAUSAL.search(name)) and bool(BUILDS_MASK.search(name)) and not mentions(arg.keyword, OTHER_MASKS)
 
 
@@ -453,7 +449,7 @@ def _attends(function: cst.FunctionDef) -> bool:
         if any(_additive_mask(side) for side in (add.left, add.right)):
             return True
     for call in m.findall(function, m.Call()):
-        if ATTENDS.match(_callee(call)) or m.matches(call, TRIANGLE):
+        if ATTENDS.match(callee(call)) or m.matches(call, TRIANGLE):
             return True
         if m.matches(call, FILLED) and m.findall(call.args[1], MASKED_SCORE):
             return True
@@ -488,7 +484,7 @@ def _arm_builds_mask(branch: cst.If) -> bool:
             if any(mentions(t.target, MASK_NAME) for t in assign.targets) and not _moves(assign.value):
                 return True
         for call in m.findall(part, m.Call()):
-            name = _callee(call)
+            name = callee(call)
             if ATTENDS.match(name) or m.matches(call, TRIANGLE) or _builds_by_name(name):
                 return True
         if m.findall(part, m.Arg(keyword=m.Name(m.MatchRegex(r"(?i)is_causal|causal")), value=m.Name())):

@@ -42,6 +42,15 @@ def value_identifiers(node: cst.CSTNode) -> set[str]:
     return {name.value for name in m.findall(node, m.Name()) if id(name) not in keywords}
 
 
+def callee(call: cst.Call) -> str:
+    """The called function's own name: `append` for `row.tokens.append(x)`, `emit` for `emit(x)`, "" for a call
+    through a subscript or a call (`handlers[i](x)`, `make()(x)`)."""
+    func = call.func
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    return func.value if isinstance(func, cst.Name) else ""
+
+
 def mentions(node: cst.CSTNode, pattern: re.Pattern) -> bool:
     """Whether any identifier in `node` matches `pattern` (searched, not anchored)."""
     return any(pattern.search(name) for name in identifiers(node))

@@ -24,7 +24,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, binop, parens
-from mutator.operators.meaning import enclosing, mentions
+from mutator.operators.meaning import callee, enclosing, mentions
 
 BUILDER = re.compile(r"(?i)rope|rotary|freqs|cos_sin|inv_freq")
 SETTING = re.compile(
@@ -34,15 +34,6 @@ SETTING = re.compile(
 FACTOR = re.compile(r"(?i)scal|factor|condense|interp")
 DIM = re.compile(r"(?i)(^|_)(head_dim|rotary_dim|rot_dim|n_elem|dim|dims|head_size|rotary_ndims)$")
 LITERAL = m.Integer() | m.Float() | m.UnaryOperation(expression=m.Integer() | m.Float()) | m.Name("None")
-
-
-def _callee(call: cst.Call) -> str:
-    func = call.func
-    if isinstance(func, cst.Name):
-        return func.value
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
-    return ""
 
 
 def _without(call: cst.Call, arg: cst.Arg) -> cst.Call:
@@ -64,7 +55,7 @@ class RopeConfig(Operator):
     variants = ("drop-*", "dim-halved", "scaling-dropped", "scaling-inverted")
 
     def sites(self, node, scope):
-        if isinstance(node, cst.Call) and BUILDER.search(_callee(node)):
+        if isinstance(node, cst.Call) and BUILDER.search(callee(node)):
             for arg in node.args:
                 keyword = arg.keyword.value if arg.keyword is not None else ""
                 if SETTING.match(keyword) and not m.matches(arg.value, LITERAL):

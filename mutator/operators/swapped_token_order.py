@@ -21,7 +21,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site
-from mutator.operators.meaning import code
+from mutator.operators.meaning import callee, code
 
 SIDES = {"start": "start", "begin": "start", "open": "start", "b": "start", "end": "end", "close": "end", "e": "end"}
 WORDS = "start|begin|open|end|close"
@@ -97,21 +97,13 @@ def emitted_token(statement: cst.CSTNode) -> cst.BaseExpression | None:
     if not m.matches(statement, EMITS):
         return None
     small = statement.body[0]
-    if isinstance(small, cst.Expr) and not SINK.search(_callee(small.value)):
+    if isinstance(small, cst.Expr) and not SINK.search(callee(small.value)):
         return None
     values = (
         [a.value for a in small.value.args] if isinstance(small, cst.Expr) else [e.value for e in small.value.elements]
     )
     tokens = [v for v in values if token_of(v) is not None]
     return tokens[0] if len(tokens) == 1 else None
-
-
-def _callee(call: cst.Call) -> str:
-    """The called function's own name: `append` for `row.tokens.append(x)`, `emit` for `emit(x)`."""
-    func = call.func
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
-    return func.value if isinstance(func, cst.Name) else ""  # `handlers[i](x)`, `make()(x)`: no name of its own
 
 
 def _pairs(items, need_content, judge=token_of):
@@ -201,7 +193,7 @@ def _silent(node, scope) -> bool:
     while parent is not None and not isinstance(parent, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
         if isinstance(parent, SILENT):
             return True
-        if isinstance(parent, cst.Call) and SILENT_CALLS.match(str(_callee(parent))):
+        if isinstance(parent, cst.Call) and SILENT_CALLS.match(str(callee(parent))):
             return True
         parent = scope.parent(parent)
     return isinstance(parent, cst.SimpleStatementLine) and m.matches(
