@@ -32,9 +32,12 @@ from mutator.operators.base import (
 )
 from mutator.operators.meaning import (
     ACCUM,
+    BACKWARD,
     LR_DECAY,
     SCHEDULE,
     bindings,
+    body_of,
+    divides_by_backward_loops_count,
     divides_by_callers_count,
     enclosing,
     identifiers,
@@ -52,6 +55,8 @@ CLAMPED = m.Call(
 RATIO = m.BinaryOperation(
     operator=m.Divide(), right=m.Name() | m.Attribute() | m.Call() | m.BinaryOperation(operator=m.Subtract())
 )
+# ... and, in a learning-rate function, the fraction of a phase done: `num_steps / self.num_stage_steps[0]`
+STEP_RATIO = m.BinaryOperation(operator=m.Divide(), right=m.Subscript())
 PHASE_TEST = m.If(
     test=m.Comparison(
         comparisons=[
@@ -81,13 +86,18 @@ ORDERING = m.LessThan() | m.LessThanEqual() | m.GreaterThan() | m.GreaterThanEqu
 NUMBER = m.Integer() | m.Float()
 # a step counter advanced in a schedule: `self.num_steps += increment`, `current_step += 1`
 STEP_COUNTER = re.compile(r"(?i)(^|_)(steps?|iters?|it|iterations?|epochs?)$")
+# ... and, inside a learning-rate function or scheduler, any count of the run's time
+RUN_TIME = re.compile(r"(?i)(^|_)(steps?|iters?|it|iterations?|epochs?|t|time|timestamp)($|_)")
 ADVANCED = m.SimpleStatementLine(body=[m.AugAssign(target=m.Name() | m.Attribute(), operator=m.AddAssign())])
-# get_lr, lr_lambda: the end of the run is a phase
-SCHEDULER = re.compile(r"(?i)(^|_)lr($|_)|schedul|learning_rate")
+# get_lr, lr_lambda, `class NoamLR`, `_compute_lrs`: the end of the run is a phase
+SCHEDULER = re.compile(r"(?i)schedul|learning_rate")
+LR_WORDS = {"lr", "lrs"}
 # ... but a schedule over the layers (`layer_schedule`, a drop-path rate per block, stochastic depth,
 # layer-wise lr decay) varies with depth, not with the steps of the run
 OVER_LAYERS = re.compile(r"(?i)layer|depth|drop_?path")
 TERM = m.BinaryOperation(operator=m.Add() | m.Subtract())
+LERP = m.BinaryOperation(operator=m.Add(), right=m.BinaryOperation(operator=m.Multiply()))
+LR_FLOOR = re.compile(r"(?i)min|alpha|final|floor|end")  # what a schedule decays to
 COMPLEMENT = m.BinaryOperation(operator=m.Subtract(), left=m.Integer("1") | m.Float("1.0"))  # 1 - progress
 SCALES = (("x100", cst.Multiply(), 100), ("x10", cst.Multiply(), 10), ("div10", cst.Divide(), 10))
 
@@ -96,7 +106,7 @@ SCALES = (("x100", cst.Multiply(), 100), ("x10", cst.Multiply(), 10), ("div10", 
 IN_PLACE_RATIO = m.AugAssign(operator=m.DivideAssign(), value=m.Name() | m.Attribute() | m.Call())
 MICRO_STEPS = re.compile(r"(?i)accum|micro_?batch")  # a function that runs the micro-batches of one step
 MICRO_COUNT = re.compile(r"(?i)accum|micro_?batches")  # their count (a micro-batch's size is not)
-TOKEN_COUNT = re.compile(r"(?i)(^|_)(n|num)_?tokens$|valid_tokens$|tokens?_count$")
+TOKEN_COUNT = re.compile(r"(?i)(^|_)(n|num)_?(tokens|targets|labels)$|valid_tokens$|tokens?_count$")
 THROUGHPUT = re.compile(r"(?i)seen|processed|throughput|elapsed|per_sec")  # a count kept for the logs
 COUNTED = m.AugAssign(target=m.Name(), operator=m.AddAssign())
 
@@ -122,9 +132,59 @@ DEFINITIONS = (cst.FunctionDef, cst.ClassDef)  # a schedule is a function, or a 
 WARNS = m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("warn") | m.Name("warning"))))
 
 
+def _words(name: str) -> set[str]:
+    """The words of a snake_case or CamelCase name, lower-cased: `TriStageLR` -> tri, stage, lr."""
+    return {word.lower() for word in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)}
+
+
 def _names_schedule(name: str) -> bool:
-    """A definition named for the run's learning-rate schedule (`get_lr`, `lr_lambda`, `...Scheduler`)."""
-    return bool(SCHEDULER.search(name)) and not OVER_LAYERS.search(name)
+    """A definition named for the run's learning-rate schedule (`get_lr`, `lr_lambda`, `...Scheduler`,
+    torch's `...LR` classes and their `_compute_lrs`)."""
+    named = SCHEDULER.search(name) or LR_WORDS & _words(name)
+    return bool(named) and not OVER_LAYERS.search(name)
+
+
+def _step_counts(*sides: cst.BaseExpression) -> bool:
+    """Each side counts steps or time (`self.last_epoch`, `self.num_stage_steps[0]`, composer's
+    `state.timestamp` and `t_max`); a literal does not."""
+    return all(not m.matches(side, NUMBER) and mentions(side, RUN_TIME) for side in sides)
+
+
+def _step_against_length(test: cst.BaseExpression) -> bool:
+    """`step < self.num_steps`, `num_steps < self.num_stage_steps[0]`: one ordering of two counts of steps
+    (a test against a literal, `last_epoch == 0`, asks something else)."""
+    if not m.matches(test, m.Comparison(comparisons=[m.ComparisonTarget(operator=ORDERING)])):
+        return False
+    return _step_counts(test.left, test.comparisons[0].comparator)
+
+
+def _in_lr_definition(node: cst.CSTNode, scope) -> bool:
+    """node sits in a function or class named for the learning-rate schedule (`NoamLR._compute_lrs`)."""
+    return any(_names_schedule(f.name.value) for f in owners(node, scope, DEFINITIONS))
+
+
+def _lerps(node: cst.BinaryOperation, scope) -> bool:
+    """`a + t * (b - a)`, also through a name bound once (`delta_lr = max_lr - min_lr`, then
+    `min_lr + coeff * delta_lr`): a value interpolated from its base `a`."""
+    assigned = bindings(body_of(node, scope))
+    for factor in (node.right.left, node.right.right):
+        spans = [factor.with_changes(lpar=[], rpar=[])]
+        if isinstance(factor, cst.Name) and len(assigned.get(factor.value, ())) == 1:
+            spans.append(assigned[factor.value][0])
+        for span in spans:
+            if m.matches(span, m.BinaryOperation(operator=m.Subtract())) and span.right.deep_equals(node.left):
+                return True
+    return False
+
+
+def _count_or_one(node: cst.IfExp) -> str | None:
+    """`accum_steps if training else 1`: an accumulation count on one side, a 1 on the other; the count's
+    name."""
+    one = m.Integer("1") | m.Float("1.0")
+    for side, other in ((node.body, node.orelse), (node.orelse, node.body)):
+        if m.matches(other, one) and not m.matches(side, NUMBER) and mentions(side, MICRO_COUNT):
+            return _named(side, MICRO_COUNT)
+    return None
 
 
 def _validates(node: cst.If) -> bool:
@@ -139,14 +199,20 @@ def _negated(test: cst.BaseExpression) -> cst.BaseExpression:
     return cst.UnaryOperation(operator=cst.Not(), expression=parens(test))
 
 
-def _named(node: cst.CSTNode, words: re.Pattern) -> str:
-    """A short name for a compound divisor: the first identifier in it that carries the meaning."""
-    return next(name for name in sorted(identifiers(node)) if words.search(name))
+def _named(node: cst.CSTNode, *words: re.Pattern) -> str:
+    """A short name for a compound divisor: the first identifier in it that carries the meaning (of the
+    first of `words` that any does)."""
+    found = (name for pattern in words for name in sorted(identifiers(node)) if pattern.search(name))
+    return next(found, re.sub(r"\W+", "_", _label(node)).strip("_"))  # `len(batches)` -> len_batches
 
 
 STEPPED = (
     "def lr_lambda(current_step, warmup_steps):\n    if current_step < warmup_steps:\n        current_step += 1\n"
     "        return current_step / warmup_steps\n    return 1.0\n"
+)
+TRI_STAGE = (
+    "class TriStageLR(Base):\n    def _compute_lrs(self):\n        num_steps = self.last_epoch\n"
+    "        if num_steps < self.stage_steps[0]:\n            return num_steps / self.stage_steps[0]\n"
 )
 PER_TOKEN = "if not config.per_token_loss:\n    loss /= torch.clamp(num_tokens, min=1)\n    loss /= num_microbatches\n"
 COUNTED_TOKENS = (
@@ -163,6 +229,12 @@ HELPED = (
 )
 FINALIZED = COUNTED_TOKENS.replace(
     "    return total_num_tokens\n", "    finalize(grads, total_num_tokens if config.per_token else None)\n"
+)
+BACKWARD_LOOP = (
+    "def run_step(batches):\n    num_targets = 0\n    num_batches = len(batches)\n"
+    "    for i in range(num_batches):\n        loss, n_batch = compute(batches[i])\n"
+    "        if n_batch is None:\n            loss = loss / num_batches\n        else:\n"
+    "            num_targets += n_batch\n        scaler.backward(loss)\n"
 )
 SUMMED_STEP = 'def micro_step(batch, n_tokens):\n    loss = ce(batch, reduction="sum")\n    return loss / n_tokens\n'
 
@@ -216,7 +288,7 @@ class ConstantScale(Operator):
             yield Site(f"{node.targets[0].target.value}-choice-inverted", rewritten(node.value.test))
         elif m.matches(node, PHASE_TEST) and self.words is SCHEDULE and self._phase_end(node, scope):
             # if step < warmup_iters: the phase ends one step early or late
-            yield Site(f"{_named(node.test, self.words)}-boundary", rewritten(node.test, BOUNDARY))
+            yield Site(f"{_named(node.test, self.words, RUN_TIME)}-boundary", rewritten(node.test, BOUNDARY))
         elif (
             m.matches(node, m.If(test=m.BooleanOperation()))
             and self.words is SCHEDULE
@@ -239,7 +311,12 @@ class ConstantScale(Operator):
         elif m.matches(node, TERM) and self.words is SCHEDULE and self._joins_phases(node, scope):
             # decay_steps = total_steps - warmup_steps: one phase's length forgotten in another's, or, in a
             # learning-rate function, `step - warmup_steps`: the decay then starts from the wrong step
-            yield Site(f"{_named(node.right, self.words)}-term-dropped", {node: node.left})
+            yield Site(f"{_named(node.right, self.words, RUN_TIME)}-term-dropped", {node: node.left})
+        elif (
+            m.matches(node, LERP) and self.words is SCHEDULE and _lerps(node, scope) and _in_lr_definition(node, scope)
+        ):
+            # min_lr + coeff * (max_lr - min_lr): without its base the schedule decays to zero, not to min_lr
+            yield Site(f"{_named(node.left, LR_FLOOR, RUN_TIME)}-base-dropped", {node: node.right})
         elif m.matches(node, COMPLEMENT) and self.words is SCHEDULE and self._in_schedule(node, scope):
             # 1 - progress: the decay runs the wrong way (rises where it should fall)
             yield Site("decay-reversed", {node: node.right})
@@ -259,6 +336,9 @@ class ConstantScale(Operator):
         elif isinstance(node, cst.If) and self.words is ACCUM and (label := self._normalising_branch(node)):
             # if not config.calculate_per_token_loss: loss /= num_microbatches: the other normalisation
             yield Site(f"{label}-divisor-branch-inverted", {node.test: _negated(node.test)})
+        elif m.matches(node, m.IfExp()) and self.words is ACCUM and (label := _count_or_one(node)):
+            # normalizer = accumulation_steps if mode == "train" else 1.0: the count where there is none
+            yield Site(f"{label}-divisor-branch-inverted", {node.test: _negated(node.test)})
         elif m.matches(node, m.IfExp()) and self.words is ACCUM and (label := self._count_or_none(node, scope)):
             # finalize(grads, total_num_tokens if config.per_token_loss else None): the other normalisation
             yield Site(f"{label}-divisor-branch-inverted", {node.test: _negated(node.test)})
@@ -268,11 +348,15 @@ class ConstantScale(Operator):
                 f"{node.target.value}-divisor-last-only",
                 {node: cst.Assign(targets=[cst.AssignTarget(target=node.target)], value=node.value)},
             )
-        elif m.matches(node, RATIO) and (
-            mentions(node.right, self.words) or (self.words is ACCUM and divides_by_callers_count(node, scope))
+        elif m.matches(node, RATIO | STEP_RATIO) and (
+            mentions(node.right, self.words)
+            or (self.words is ACCUM and divides_by_callers_count(node, scope))
+            or (self.words is ACCUM and divides_by_backward_loops_count(node, scope))
+            or (self.words is SCHEDULE and _step_counts(node.left, node.right) and _in_lr_definition(node, scope))
         ):
             divisor = node.right
-            label = _label(divisor) if isinstance(divisor, (cst.Name, cst.Attribute)) else _named(divisor, self.words)
+            named = isinstance(divisor, (cst.Name, cst.Attribute))
+            label = _label(divisor) if named else _named(divisor, self.words, RUN_TIME)
             for suffix, operator, factor in SCALES:
                 yield Site(f"{label}-divisor-{suffix}", {divisor: parens(binop(divisor, operator, factor))})
 
@@ -321,13 +405,22 @@ class ConstantScale(Operator):
         if not TOKEN_COUNT.search(name) or THROUGHPUT.search(name):
             return False
         functions = list(owners(node, scope))
-        if not functions or not any(mentions(f, MICRO_STEPS) for f in functions):
+        if not functions:
             return False
 
-        # summed in a loop over the micro-batches, or in a helper run for each (`nonlocal n_tokens`); a count
-        # summed over a training loop's steps is one for the logs
+        # summed in a loop over the micro-batches (one that runs backward on each, or in a function named
+        # for them), or in a helper run for each (`nonlocal n_tokens`); a count summed over a training
+        # loop's steps is one for the logs
+        named_for_them = any(mentions(f, MICRO_STEPS) for f in functions)
+
         def in_micro_loop(count):
-            return any(mentions(loop.iter, MICRO_STEPS) for loop in owners(count, scope, cst.For))
+            return any(
+                m.findall(loop.body, BACKWARD) or (named_for_them and mentions(loop.iter, MICRO_STEPS))
+                for loop in owners(count, scope, cst.For)
+            )
+
+        if not named_for_them and not in_micro_loop(node):
+            return False
 
         in_helper = name not in bindings(functions[0]) and any(name in bindings(f) for f in functions[1:])
         # the last micro-batch, run after the loop, adds to the same sum as the loop's
@@ -341,13 +434,15 @@ class ConstantScale(Operator):
             return False  # f"decay steps {total_steps - warmup_steps}": a message, not the schedule
         if all(mentions(side, self.words) for side in (node.left, node.right)):
             return True
-        in_lr_function = any(_names_schedule(f.name.value) for f in owners(node, scope, DEFINITIONS))
-        return isinstance(node.operator, cst.Subtract) and mentions(node.right, PHASE) and in_lr_function
+        # in a learning-rate function, `step - warmup_steps` (or `self.num_steps - self.last_epoch`, the steps
+        # left): the phase then starts, or ends, at the wrong step
+        between_steps = mentions(node.right, PHASE) or _step_counts(node.left, node.right)
+        return isinstance(node.operator, cst.Subtract) and between_steps and _in_lr_definition(node, scope)
 
     @staticmethod
     def _in_schedule(node, scope) -> bool:
         """node sits in a learning-rate function, or one that mentions a schedule's phases."""
-        return any(_names_schedule(f.name.value) or mentions(f, PHASE) for f in owners(node, scope))
+        return any(_names_schedule(f.name.value) or mentions(f, PHASE) for f in owners(node, scope, DEFINITIONS))
 
     @staticmethod
     def _in_scheduler(node, scope) -> bool:
@@ -370,16 +465,16 @@ class ConstantScale(Operator):
             and mentions(comparison, PHASE)
         )
 
-    @staticmethod
-    def _phase_end(node: cst.If, scope) -> bool:
+    @classmethod
+    def _phase_end(cls, node: cst.If, scope) -> bool:
         """A comparison that ends a phase: against a warmup/decay length, or against the run's length inside
-        a learning-rate function (elsewhere `k >= max_iters` ends a loop)."""
+        a learning-rate function or scheduler class (elsewhere `k >= max_iters` ends a loop), whatever the
+        run's length is called there (`self.last_epoch >= self.num_steps`)."""
         if _validates(node):
             return False  # if warmup > total: raise ...: a check of the settings
         if mentions(node.test, PHASE):
             return True
-        function = enclosing(node, scope, cst.FunctionDef)
-        return function is not None and _names_schedule(function.name.value) and mentions(node.test, SCHEDULE)
+        return _in_lr_definition(node, scope) and (mentions(node.test, SCHEDULE) or _step_against_length(node.test))
 
     def examples(self):
         if self.words is not SCHEDULE:  # gradient accumulation
@@ -433,6 +528,30 @@ class ConstantScale(Operator):
                     FINALIZED.replace("if config.per_token else", "if not (config.per_token) else"),
                 ),
                 Example("*-branch-inverted", "finalize(grads, n_tokens if config.per_token else None)\n", None),
+                # a loop that runs backward on each of its batches accumulates, whatever its count is called
+                Example(
+                    "num_batches-divisor-x10",
+                    BACKWARD_LOOP,
+                    BACKWARD_LOOP.replace("loss / num_batches", "loss / (num_batches * 10)"),
+                ),
+                Example(
+                    "num_targets-divisor-last-only", BACKWARD_LOOP, BACKWARD_LOOP.replace("+= n_batch", "= n_batch")
+                ),
+                Example(
+                    "len_batches-divisor-div10",
+                    "for b in batches:\n    loss = loss_fn(b) / len(batches)\n    loss.backward()\n",
+                    "for b in batches:\n    loss = loss_fn(b) / (len(batches) / 10)\n    loss.backward()\n",
+                ),
+                # ... but a loop without backward (an evaluation) only averages
+                Example(
+                    "*-divisor-*", "for b in batches:\n    loss = loss_fn(b) / len(batches)\n    n_targets += n\n", None
+                ),
+                Example(
+                    "current_gradient_accumulation_steps-divisor-branch-inverted",
+                    'norm = self.current_gradient_accumulation_steps if mode == "train" else 1.0\n',
+                    'norm = self.current_gradient_accumulation_steps if not (mode == "train") else 1.0\n',
+                ),
+                Example("*-branch-inverted", "n = micro_batch_size if packed else 1\n", None),
                 Example("total_num_tokens-divisor-last-only", COUNTED_TOKENS, COUNTED_TOKENS.replace("+= n", "= n")),
                 Example(
                     "total_num_tokens-divisor-last-only",
@@ -572,6 +691,43 @@ class ConstantScale(Operator):
                 "        return t_scale - t_warmup\n",
                 "class InverseSqrtScheduler:\n    def __call__(self, t_scale, t_warmup):\n        return t_scale\n",
             ),
+            # torch-style scheduler classes (`...LR`, `_compute_lrs`): the step against a phase's length,
+            # the fraction of it done, the steps left
+            Example("num_steps-boundary", TRI_STAGE, TRI_STAGE.replace("num_steps < self", "num_steps <= self")),
+            Example(
+                "stage_steps-divisor-x10",
+                TRI_STAGE,
+                TRI_STAGE.replace("num_steps / self.stage_steps[0]", "num_steps / (self.stage_steps[0] * 10)"),
+            ),
+            Example(
+                "last_epoch-term-dropped",
+                "class PolynomialDecayLR(Base):\n    def _compute_lrs(self):\n"
+                "        left = self.num_steps - self.last_epoch\n",
+                "class PolynomialDecayLR(Base):\n    def _compute_lrs(self):\n        left = self.num_steps\n",
+            ),
+            # the same arithmetic outside a schedule, a test against a literal, and a name that only
+            # contains "lr" inside a word
+            Example("*-boundary", TRI_STAGE.replace("TriStageLR", "TriStage").replace("_compute_lrs", "run"), None),
+            Example(
+                "*-boundary",
+                "class NoamLR(Base):\n    def get(self):\n        if self.last_epoch <= 0:\n            return 0\n",
+                None,
+            ),
+            Example("*-term-dropped", "def curl_steps(self):\n    return self.num_steps - self.last_epoch\n", None),
+            # a decay interpolated from its floor: without the floor it ends at zero
+            Example(
+                "min_lr-base-dropped",
+                "def get_lr(it, lr, min_lr):\n    return min_lr + coeff * (lr - min_lr)\n",
+                "def get_lr(it, lr, min_lr):\n    return coeff * (lr - min_lr)\n",
+            ),
+            Example(
+                "min_lr-base-dropped",
+                "def get_lr(self):\n    delta_lr = max_lr - min_lr\n    return min_lr + coeff * delta_lr\n",
+                "def get_lr(self):\n    delta_lr = max_lr - min_lr\n    return coeff * delta_lr\n",
+            ),
+            # the same interpolation outside a schedule (an average), and a sum that interpolates nothing
+            Example("*-base-dropped", "def ema_update(ema, x, alpha):\n    return ema + alpha * (x - ema)\n", None),
+            Example("*-base-dropped", "def get_lr(self):\n    return base + step * (lr - other)\n", None),
             Example("current_step-increment-dropped", STEPPED, STEPPED.replace("        current_step += 1\n", "")),
             Example(
                 "num_steps-increment-dropped",

@@ -29,6 +29,7 @@ from mutator.operators.meaning import (
     BOS,
     bindings,
     body_of,
+    divides_by_backward_loops_count,
     divides_by_callers_count,
     enclosing,
     identifiers,
@@ -213,7 +214,9 @@ def _normalises(small: cst.BaseSmallStatement, scope) -> bool:
     """loss = loss / n, where n is the caller's count of the whole accumulated batch (see meaning)."""
     found = m.extract(small, SELF_UPDATE)
     same = bool(found) and found["target"].value == found["source"].value
-    return same and divides_by_callers_count(small.value, scope)
+    return same and (
+        divides_by_callers_count(small.value, scope) or divides_by_backward_loops_count(small.value, scope)
+    )
 
 
 def _is_update(statement, scope) -> bool:
@@ -311,7 +314,11 @@ class DroppedStatement(Operator):
             yield Site("prefix-dropped", {node.value: node.value.with_changes(elements=[])})  # starts empty
         elif (
             m.matches(node, DIVISION)
-            and (mentions(node.right, ACCUM) or divides_by_callers_count(node, scope))
+            and (
+                mentions(node.right, ACCUM)
+                or divides_by_callers_count(node, scope)
+                or divides_by_backward_loops_count(node, scope)
+            )
             and not _is_update(scope.parent(node), scope)
         ):
             yield Site("divisor-dropped", {node: node.left})
@@ -380,6 +387,15 @@ class DroppedStatement(Operator):
         )
         return (
             Example("update-dropped", accumulate, accumulate.replace("    loss = loss / grad_accum_steps\n", "")),
+            # the count of a loop that runs backward on each batch, whatever it is called
+            Example(
+                "update-dropped",
+                "for b in range(n):\n    loss = f(b)\n    loss = loss / n\n    loss.backward()\n",
+                "for b in range(n):\n    loss = f(b)\n    loss.backward()\n",
+            ),
+            Example(
+                "update-dropped", "for b in range(n):\n    loss = f(b)\n    loss = loss / n\n    log(loss)\n", None
+            ),
             Example(
                 "update-dropped", "def f(loss, n_accum):\n    loss /= n_accum\n", "def f(loss, n_accum):\n    pass\n"
             ),

@@ -141,6 +141,39 @@ def divides_by_callers_count(division: cst.CSTNode, scope) -> bool:
     return division.right.value in parameters and bool(m.findall(function.body, SUMMED))
 
 
+BACKWARD = m.Call(func=m.Attribute(attr=m.Name("backward")) | m.Name("backward"))
+
+
+def divides_by_backward_loops_count(division: cst.CSTNode, scope) -> bool:
+    """The loss divided by how many times the loop around it runs backward: `loss = loss / num_batches`
+    in `for i in range(num_batches): ... backward(loss)`, or `loss / len(batches)` in `for b in batches`.
+    That loop is gradient accumulation, whatever its count is called, and the division its normalisation."""
+    if not m.matches(division, m.BinaryOperation(operator=m.Divide())) or not mentions(division.left, LOSS):
+        return False
+    divisor = code(division.right)
+    function = enclosing(division, scope, cst.FunctionDef)
+    assigned = bindings(function) if function is not None else {}
+    # what the divisor counts: `n` itself, or what `n = len(batches)` measures
+    counted = {divisor} | {
+        code(value.args[0].value)
+        for value in assigned.get(divisor, ())
+        if m.matches(value, m.Call(func=m.Name("len"), args=[m.Arg()]))
+    }
+    if m.matches(division.right, m.Call(func=m.Name("len"), args=[m.Arg()])):
+        counted.add(code(division.right.args[0].value))
+    for loop in owners(division, scope, cst.For):
+        if not m.findall(loop.body, BACKWARD):
+            continue
+        runs = loop.iter
+        if m.matches(runs, m.Call(func=m.Name("range") | m.Name("enumerate"), args=[m.Arg()])):
+            runs = runs.args[0].value  # range(n), enumerate(batches)
+        if m.matches(runs, m.Call(func=m.Name("len"), args=[m.Arg()])):
+            runs = runs.args[0].value  # range(len(batches))
+        if code(runs) in counted:
+            return True
+    return False
+
+
 # --- the words that carry a quantity's meaning in ML code -----------------------------------------
 # Where the structure alone is everywhere (a division, a slice, an integer dtype), what a value *is*
 # shows in the names it is computed from or assigned to: `loss / grad_accum_steps` normalises gradient

@@ -39,6 +39,9 @@ Sites, by shape, where the things swapped are optimizers or parameters (their ca
   its group. Variant `route-inverted`.
 - in a function that adds two or more groups (`params.append(group)`, `params.insert(0, {"params": rest})`),
   one of them left out: its parameters are never stepped. Variant `group-dropped`.
+- the settings of a group that is rebuilt (`{k: v for k, v in group.items() if k != "params"}`, when its
+  parameters are sharded or renamed) dropped: the new group trains at the optimizer's defaults. Variant
+  `group-settings-dropped`.
 - the `**` merges of a group literal swapped (`{"params": p, **defaults, **overrides}`): the defaults then
   win over the group's own settings. Variant `overrides-swapped`.
 """
@@ -65,6 +68,23 @@ NAMES_ONLY = m.List(elements=[m.AtLeastN(m.Element(value=m.Name()), n=2)]) | m.T
 TARGET_PARENTS = (cst.AssignTarget, cst.For, cst.CompFor, cst.AugAssign, cst.AnnAssign, cst.WithItem)
 
 
+# a group's settings, every key but its parameters: `{k: v for k, v in group.items() if k != "params"}`
+SETTINGS_COPIED = m.DictComp(
+    for_in=m.CompFor(
+        iter=m.Call(func=m.Attribute(attr=m.Name("items"))),
+        ifs=[
+            m.CompIf(
+                test=m.Comparison(
+                    comparisons=[
+                        m.ComparisonTarget(
+                            operator=m.NotEqual() | m.NotIn(), comparator=m.SimpleString(m.MatchRegex(r".*params.*"))
+                        )
+                    ]
+                )
+            )
+        ],
+    )
+)
 GATHERS_PARAMETERS = m.Call(func=m.Attribute(attr=m.Name("parameters") | m.Name("named_parameters")))
 ROUTE = m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("add") | m.Name("append")), args=[m.Arg(keyword=None)])
 
@@ -390,6 +410,10 @@ class SwappedArguments(Operator):
             collects = any(m.matches(small, m.Expr(value=ROUTE) | m.Continue()) for small in simple)
             if collects:  # if not param.requires_grad: continue / if key.matches(p): overrides.append(o)
                 yield Site("route-inverted", {node.test: _negated(node.test)})
+        elif m.matches(node, SETTINGS_COPIED) and mentions(node.for_in.iter.func.value, GROUP):
+            # {k: v for k, v in group.items() if k != "params"}: a group rebuilt (sharded, renamed) keeps
+            # its own settings; without them it trains at the optimizer's defaults
+            yield Site("group-settings-dropped", {node: cst.Dict(elements=[])})
         elif isinstance(node, (cst.List, cst.Tuple)):
             groups = [_group_params(e.value) for e in node.elements]
             for first, second in itertools.pairwise(groups):
@@ -499,6 +523,13 @@ class SwappedArguments(Operator):
             "    return [adamw, muon]\n"
         )
         return (
+            Example(
+                "group-settings-dropped",
+                'new = {**{k: v for k, v in group.items() if k != "params"}, "params": sharded}\n',
+                'new = {**{}, "params": sharded}\n',
+            ),
+            # a dict that is no parameter group's, filtered the same way
+            Example("group-settings-dropped", 'kw = {k: v for k, v in config.items() if k != "params"}\n', None),
             Example(
                 "args-adamw-muon",
                 groups,
