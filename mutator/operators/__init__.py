@@ -11,6 +11,7 @@ from mutator.operators.growth_copy import GrowthCopy
 from mutator.operators.head_sharing import HeadSharing
 from mutator.operators.inverted_predicate import InvertedPredicate
 from mutator.operators.kv_head_index import KvHeadIndex
+from mutator.operators.length_advance import LengthAdvance
 from mutator.operators.logit_softcap import LogitSoftcap
 from mutator.operators.mask_branch import MaskBranch
 from mutator.operators.mask_geometry import MaskGeometry
@@ -37,6 +38,7 @@ OPERATORS: dict[str, Operator] = {
         MissingReset(),
         OverAllocation(),
         ConcatGrowth(),
+        LengthAdvance(),
         SwappedTokenOrder(),
         # levels 1 and 2: tokenizer, data and training
         InvertedPredicate(),

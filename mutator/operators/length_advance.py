@@ -1,0 +1,144 @@
+"""length-advance: a KV cache's filled length moves on by twice the new tokens, or not at all.
+
+A cache that is written in place keeps a count of what it holds: `self.offset += keys.shape[2]` (mlx-lm),
+`self._seq_len += input_seq_len` (fairseq2), `inference_params.seqlen_offset += sequences.shape[1]` (a
+generation loop moving the cache on). The slips keep every shape the next step needs:
+- advanced-twice: the count moves on by twice the new tokens, so the cache grows twice as fast, leaves
+  holes, and runs out of room at half the length;
+- advance-dropped: the count never moves, so every step overwrites the first slots and attends to a
+  cache that never grows.
+
+Sites, by meaning: `x += n`, `x = x + n` or `x.add_(n)`, where `x` is a filled length (offset, pos, seq_len, seqlen,
+length, size, seen tokens) that a cache keeps: an attribute of a class that also keeps keys or values,
+or of an object named for a cache (`inference_params`, `kv_cache`). An advance under a guard on the first
+or last layer is the KV-position class's site (off-by-layer), and a literal step of 0 moves nothing.
+"""
+
+import re
+
+import libcst as cst
+import libcst.matchers as m
+
+from mutator.operators.base import Example, Operator, Site, binop, drop_statement, parens
+from mutator.operators.meaning import class_attributes, enclosing, identifiers, owners
+
+FILLED = re.compile(
+    r"(?i)(^|_)(offset|pos|position|seq_?lens?|seqlens?|len|length|size|seen_tokens|num_tokens|n_tokens|filled)$"
+    r"|seqlen_offset|cache_seqlens|^_?idx$"
+)
+KEPT_KV = re.compile(r"(?i)(^|_)(k|v|keys?|values?|kv)(_|$)|^[kv]_?cache|cache_[kv]$|(key|value)_cache")
+CACHE_OBJECT = re.compile(r"(?i)cache|inference_params")
+LAYER = re.compile(r"(?i)layer")
+ZERO = m.Integer("0")
+IN_PLACE_ADD = m.Call(func=m.Attribute(value=m.Attribute(), attr=m.Name("add_")), args=[m.Arg(keyword=None)])
+
+
+def _length_attribute(target: cst.BaseExpression) -> cst.Attribute | None:
+    """`self.offset`, `cache.seqlen_offset`: the attribute a filled length is kept in."""
+    if isinstance(target, cst.Attribute) and FILLED.search(target.attr.value):
+        return target
+    return None
+
+
+def _kept_by_cache(attribute: cst.Attribute, node: cst.CSTNode, scope) -> bool:
+    """The length belongs to a cache: `self.x` in a class that keeps keys or values, or `x` on an object
+    named for a cache."""
+    receiver = attribute.value
+    if m.matches(receiver, m.Name("self")):
+        cls = enclosing(node, scope, cst.ClassDef)
+        return cls is not None and any(KEPT_KV.search(name) for name in class_attributes(cls))
+    return any(CACHE_OBJECT.search(name) for name in identifiers(receiver))
+
+
+def _under_layer_guard(node: cst.CSTNode, scope) -> bool:
+    """Inside `if layer_idx == n_layers - 1:` and the like: the KV-position class's site."""
+    for guard in owners(node, scope, cst.If):
+        if m.matches(guard.test, m.Comparison(comparisons=[m.ComparisonTarget(operator=m.Equal())])) and any(
+            LAYER.search(name) for name in identifiers(guard.test)
+        ):
+            return True
+    return False
+
+
+class LengthAdvance(Operator):
+    name = "length-advance"
+    variants = ("advanced-twice", "advance-dropped")
+
+    def sites(self, node, scope):
+        if not isinstance(node, cst.SimpleStatementLine) or len(node.body) != 1:
+            return
+        small = node.body[0]
+        if m.matches(small, m.AugAssign(operator=m.AddAssign())) and not m.matches(small.value, ZERO):
+            attribute, step = _length_attribute(small.target), small.value
+            twice = small.with_changes(value=binop(cst.Integer("2"), cst.Multiply(), parens(step)))
+        elif (
+            m.matches(small, m.Assign(targets=[m.AssignTarget()], value=m.BinaryOperation(operator=m.Add())))
+            and small.value.left.deep_equals(small.targets[0].target)
+            and not m.matches(small.value.right, ZERO)
+        ):
+            attribute, step = _length_attribute(small.targets[0].target), small.value.right
+            doubled = binop(cst.Integer("2"), cst.Multiply(), parens(step))
+            twice = small.with_changes(value=small.value.with_changes(right=doubled))
+        elif m.matches(small, m.Expr(value=IN_PLACE_ADD)) and not m.matches(small.value.args[0].value, ZERO):
+            # self.cache_pos.add_(seq_len): a tensor of positions moved on in place
+            call = small.value
+            attribute, step = _length_attribute(call.func.value), call.args[0].value
+            doubled = binop(cst.Integer("2"), cst.Multiply(), parens(step))
+            twice = small.with_changes(value=call.with_changes(args=[call.args[0].with_changes(value=doubled)]))
+        else:
+            return
+        if attribute is None or not _kept_by_cache(attribute, node, scope) or _under_layer_guard(node, scope):
+            return
+        yield Site("advanced-twice", {small: twice})
+        yield Site("advance-dropped", {node: drop_statement(scope.parent(node), node)})
+
+    def examples(self):
+        mlx = (
+            "class KVCache:\n    def update_and_fetch(self, keys, values):\n"
+            "        self.keys[..., self.offset : self.offset + keys.shape[2], :] = keys\n"
+            "        self.offset += keys.shape[2]\n        return self.keys\n"
+        )
+        loop = (
+            "for t in range(n):\n    logits = step(x, inference_params)\n"
+            "    inference_params.seqlen_offset += x.shape[1]\n"
+        )
+        return (
+            Example("advanced-twice", mlx, mlx.replace("+= keys.shape[2]", "+= 2 * (keys.shape[2])")),
+            Example("advance-dropped", mlx, mlx.replace("        self.offset += keys.shape[2]\n", "")),
+            Example("advanced-twice", loop, loop.replace("+= x.shape[1]", "+= 2 * (x.shape[1])")),
+            Example(
+                "advanced-twice",
+                "class State:\n    def append(self, k, v, n):\n        self._k = k\n"
+                "        self._seq_len = self._seq_len + n\n",
+                "class State:\n    def append(self, k, v, n):\n        self._k = k\n"
+                "        self._seq_len = self._seq_len + 2 * (n)\n",
+            ),
+            Example(
+                "advanced-twice",
+                "class KVCache:\n    def update(self, k_val):\n        self.k_cache[:, :, self.cache_pos] = k_val\n"
+                "        self.cache_pos.add_(k_val.shape[2])\n",
+                "class KVCache:\n    def update(self, k_val):\n        self.k_cache[:, :, self.cache_pos] = k_val\n"
+                "        self.cache_pos.add_(2 * (k_val.shape[2]))\n",
+            ),
+            Example(
+                "advanced-twice",
+                "class RotatingKVCache:\n    def _update(self, keys):\n        self.keys = keys\n"
+                "        self._idx += S\n",
+                "class RotatingKVCache:\n    def _update(self, keys):\n        self.keys = keys\n"
+                "        self._idx += 2 * (S)\n",
+            ),
+            Example("*", "class Block:\n    def next(self):\n        self.k = 1\n        self.layer_idx += 1\n", None),
+            # a counter of a class that keeps no keys or values, a generation loop's own count, a reset
+            Example("*", "class Loader:\n    def next(self):\n        self.offset += self.batch_size\n", None),
+            Example("*", "for t in range(n):\n    cur_len += 1\n    pos += 1\n", None),
+            Example(
+                "*", "class KVCache:\n    def reset(self):\n        self.k = None\n        self.offset += 0\n", None
+            ),
+            # under the last layer's guard it is the KV-position class's site
+            Example(
+                "*",
+                "class Cache:\n    def insert(self, layer_idx, k):\n        self.k[layer_idx] = k\n"
+                "        if layer_idx == self.n_layers - 1:\n            self.pos += k.size(2)\n",
+                None,
+            ),
+        )
