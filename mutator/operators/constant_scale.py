@@ -95,6 +95,8 @@ LR_WORDS = {"lr", "lrs"}
 # ... but a schedule over the layers (`layer_schedule`, a drop-path rate per block, stochastic depth,
 # layer-wise lr decay) varies with depth, not with the steps of the run
 OVER_LAYERS = re.compile(r"(?i)layer|depth|drop_?path")
+# ... and a scheduler's method for weight decay or momentum (megatron's `get_wd`) schedules no learning rate
+OTHER_SCHEDULES = re.compile(r"(?i)(^|_)wd($|_)|weight_decay|momentum")
 TERM = m.BinaryOperation(operator=m.Add() | m.Subtract())
 LERP = m.BinaryOperation(operator=m.Add(), right=m.BinaryOperation(operator=m.Multiply()))
 LR_FLOOR = re.compile(r"(?i)min|alpha|final|floor|end")  # what a schedule decays to
@@ -137,6 +139,11 @@ def _words(name: str) -> set[str]:
     return {word.lower() for word in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)}
 
 
+def _for_another_schedule(node: cst.CSTNode, scope) -> bool:
+    """node sits in a definition named for a schedule of something else (`get_wd`: weight decay)."""
+    return any(OTHER_SCHEDULES.search(f.name.value) for f in owners(node, scope, DEFINITIONS))
+
+
 def _names_schedule(name: str) -> bool:
     """A definition named for the run's learning-rate schedule (`get_lr`, `lr_lambda`, `...Scheduler`,
     torch's `...LR` classes and their `_compute_lrs`)."""
@@ -160,7 +167,8 @@ def _step_against_length(test: cst.BaseExpression) -> bool:
 
 def _in_lr_definition(node: cst.CSTNode, scope) -> bool:
     """node sits in a function or class named for the learning-rate schedule (`NoamLR._compute_lrs`)."""
-    return any(_names_schedule(f.name.value) for f in owners(node, scope, DEFINITIONS))
+    named = any(_names_schedule(f.name.value) for f in owners(node, scope, DEFINITIONS))
+    return named and not _for_another_schedule(node, scope)
 
 
 def _lerps(node: cst.BinaryOperation, scope) -> bool:
@@ -442,7 +450,8 @@ class ConstantScale(Operator):
     @staticmethod
     def _in_schedule(node, scope) -> bool:
         """node sits in a learning-rate function, or one that mentions a schedule's phases."""
-        return any(_names_schedule(f.name.value) or mentions(f, PHASE) for f in owners(node, scope, DEFINITIONS))
+        named = any(_names_schedule(f.name.value) or mentions(f, PHASE) for f in owners(node, scope, DEFINITIONS))
+        return named and not _for_another_schedule(node, scope)
 
     @staticmethod
     def _in_scheduler(node, scope) -> bool:
@@ -714,6 +723,13 @@ class ConstantScale(Operator):
                 None,
             ),
             Example("*-term-dropped", "def curl_steps(self):\n    return self.num_steps - self.last_epoch\n", None),
+            # a scheduler's weight-decay schedule is no learning rate's
+            Example(
+                "*",
+                "class ParamScheduler:\n    def get_wd(self):\n        if self.num_steps > self.wd_incr_steps:\n"
+                "            return self.end_wd\n        return start_wd + coeff * (end_wd - start_wd)\n",
+                None,
+            ),
             # a decay interpolated from its floor: without the floor it ends at zero
             Example(
                 "min_lr-base-dropped",

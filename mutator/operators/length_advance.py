@@ -11,7 +11,8 @@ generation loop moving the cache on). The slips keep every shape the next step n
 Sites, by meaning: `x += n`, `x = x + n` or `x.add_(n)`, where `x` is a filled length (offset, pos, seq_len, seqlen,
 length, size, seen tokens) that a cache keeps: an attribute of a class that also keeps keys or values,
 or of an object named for a cache (`inference_params`, `kv_cache`). An advance under a guard on the first
-or last layer is the KV-position class's site (off-by-layer), and a literal step of 0 moves nothing.
+or last layer is the KV-position class's site (off-by-layer), a step that trims the cache's front
+(`start_position += trim`) shrinks it, and a literal step of 0 moves nothing.
 """
 
 import re
@@ -29,6 +30,7 @@ FILLED = re.compile(
 KEPT_KV = re.compile(r"(?i)(^|_)(k|v|keys?|values?|kv)(_|$)|^[kv]_?cache|cache_[kv]$|(key|value)_cache")
 CACHE_OBJECT = re.compile(r"(?i)cache|inference_params")
 LAYER = re.compile(r"(?i)layer")
+SHRINKS = re.compile(r"(?i)trim|evict|discard|rollback|rewind|truncat")
 ZERO = m.Integer("0")
 IN_PLACE_ADD = m.Call(func=m.Attribute(value=m.Attribute(), attr=m.Name("add_")), args=[m.Arg(keyword=None)])
 
@@ -89,6 +91,11 @@ class LengthAdvance(Operator):
             return
         if attribute is None or not _kept_by_cache(attribute, node, scope) or _under_layer_guard(node, scope):
             return
+        function = enclosing(node, scope, cst.FunctionDef)
+        if any(SHRINKS.search(name) for name in identifiers(step)) or (
+            function and SHRINKS.search(function.name.value)
+        ):
+            return  # start_position += trim: the cache gives up its oldest entries, it does not grow
         yield Site("advanced-twice", {small: twice})
         yield Site("advance-dropped", {node: drop_statement(scope.parent(node), node)})
 
@@ -133,6 +140,12 @@ class LengthAdvance(Operator):
             Example("*", "for t in range(n):\n    cur_len += 1\n    pos += 1\n", None),
             Example(
                 "*", "class KVCache:\n    def reset(self):\n        self.k = None\n        self.offset += 0\n", None
+            ),
+            Example(
+                "*",
+                "class ChunkedKVCache:\n    def maybe_trim_front(self):\n        self.keys = self.keys[..., trim:, :]\n"
+                "        self.start_position += trim\n",
+                None,
             ),
             # under the last layer's guard it is the KV-position class's site
             Example(
