@@ -15,6 +15,7 @@ from mutator.operators.length_advance import LengthAdvance
 from mutator.operators.logit_softcap import LogitSoftcap
 from mutator.operators.mask_branch import MaskBranch
 from mutator.operators.mask_geometry import MaskGeometry
+from mutator.operators.mask_polarity import MaskPolarity
 from mutator.operators.meaning import ACCUM, LOSS_MASK, MASKS
 from mutator.operators.missing_reset import MissingReset
 from mutator.operators.off_by_layer import OffByLayer
@@ -48,6 +49,7 @@ OPERATORS: dict[str, Operator] = {
         ConstantScale(),
         ConstantScale("accumulation-scale", ACCUM),
         SliceShift("mask-shift", LOSS_MASK, unless=None, context=MASKS),
+        MaskPolarity(),
         SwappedArguments(),
         # level 4
         RopeConfig(),
