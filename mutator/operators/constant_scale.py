@@ -321,7 +321,7 @@ class ConstantScale(Operator):
             # learning-rate function, `step - warmup_steps`: the decay then starts from the wrong step
             yield Site(f"{_named(node.right, self.words, RUN_TIME)}-term-dropped", {node: node.left})
         elif (
-            m.matches(node, LERP) and self.words is SCHEDULE and _lerps(node, scope) and _in_lr_definition(node, scope)
+            m.matches(node, LERP) and self.words is SCHEDULE and _in_lr_definition(node, scope) and _lerps(node, scope)
         ):
             # min_lr + coeff * (max_lr - min_lr): without its base the schedule decays to zero, not to min_lr
             yield Site(f"{_named(node.left, LR_FLOOR, RUN_TIME)}-base-dropped", {node: node.right})

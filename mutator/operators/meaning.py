@@ -150,6 +150,9 @@ def divides_by_backward_loops_count(division: cst.CSTNode, scope) -> bool:
     That loop is gradient accumulation, whatever its count is called, and the division its normalisation."""
     if not m.matches(division, m.BinaryOperation(operator=m.Divide())) or not mentions(division.left, LOSS):
         return False
+    loops = [loop for loop in owners(division, scope, cst.For) if m.findall(loop.body, BACKWARD)]
+    if not loops:
+        return False
     divisor = code(division.right)
     function = enclosing(division, scope, cst.FunctionDef)
     assigned = bindings(function) if function is not None else {}
@@ -161,9 +164,7 @@ def divides_by_backward_loops_count(division: cst.CSTNode, scope) -> bool:
     }
     if m.matches(division.right, m.Call(func=m.Name("len"), args=[m.Arg()])):
         counted.add(code(division.right.args[0].value))
-    for loop in owners(division, scope, cst.For):
-        if not m.findall(loop.body, BACKWARD):
-            continue
+    for loop in loops:
         runs = loop.iter
         if m.matches(runs, m.Call(func=m.Name("range") | m.Name("enumerate"), args=[m.Arg()])):
             runs = runs.args[0].value  # range(n), enumerate(batches)
