@@ -100,7 +100,8 @@ OTHER_SCHEDULES = re.compile(r"(?i)(^|_)wd($|_)|weight_decay|momentum")
 TERM = m.BinaryOperation(operator=m.Add() | m.Subtract())
 LERP = m.BinaryOperation(operator=m.Add(), right=m.BinaryOperation(operator=m.Multiply()))
 LR_FLOOR = re.compile(r"(?i)min|alpha|final|floor|end")  # what a schedule decays to
-COMPLEMENT = m.BinaryOperation(operator=m.Subtract(), left=m.Integer("1") | m.Float("1.0"))  # 1 - progress
+ONE = m.Integer("1") | m.Float("1.0")
+COMPLEMENT = m.BinaryOperation(operator=m.Subtract(), left=ONE)  # 1 - progress
 SCALES = (("x100", cst.Multiply(), 100), ("x10", cst.Multiply(), 10), ("div10", cst.Divide(), 10))
 
 # gradient accumulation: `loss /= num_microbatches` (in place), the branch that picks the per-micro-batch
@@ -188,9 +189,8 @@ def _lerps(node: cst.BinaryOperation, scope) -> bool:
 def _count_or_one(node: cst.IfExp) -> str | None:
     """`accum_steps if training else 1`: an accumulation count on one side, a 1 on the other; the count's
     name."""
-    one = m.Integer("1") | m.Float("1.0")
     for side, other in ((node.body, node.orelse), (node.orelse, node.body)):
-        if m.matches(other, one) and not m.matches(side, NUMBER) and mentions(side, MICRO_COUNT):
+        if m.matches(other, ONE) and not m.matches(side, NUMBER) and mentions(side, MICRO_COUNT):
             return _named(side, MICRO_COUNT)
     return None
 
@@ -474,8 +474,8 @@ class ConstantScale(Operator):
             and mentions(comparison, PHASE)
         )
 
-    @classmethod
-    def _phase_end(cls, node: cst.If, scope) -> bool:
+    @staticmethod
+    def _phase_end(node: cst.If, scope) -> bool:
         """A comparison that ends a phase: against a warmup/decay length, or against the run's length inside
         a learning-rate function or scheduler class (elsewhere `k >= max_iters` ends a loop), whatever the
         run's length is called there (`self.last_epoch >= self.num_steps`)."""

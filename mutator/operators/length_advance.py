@@ -22,6 +22,7 @@ import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, binop, drop_statement, parens
 from mutator.operators.meaning import class_attributes, enclosing, identifiers, owners
+from mutator.operators.off_by_layer import layer_guard
 
 FILLED = re.compile(
     r"(?i)(^|_)(offset|pos|position|seq_?lens?|seqlens?|len|length|size|seen_tokens|num_tokens|n_tokens|filled)$"
@@ -29,7 +30,6 @@ FILLED = re.compile(
 )
 KEPT_KV = re.compile(r"(?i)(^|_)(k|v|keys?|values?|kv)(_|$)|^[kv]_?cache|cache_[kv]$|(key|value)_cache")
 CACHE_OBJECT = re.compile(r"(?i)cache|inference_params")
-LAYER = re.compile(r"(?i)layer")
 SHRINKS = re.compile(r"(?i)trim|evict|discard|rollback|rewind|truncat")
 ZERO = m.Integer("0")
 IN_PLACE_ADD = m.Call(func=m.Attribute(value=m.Attribute(), attr=m.Name("add_")), args=[m.Arg(keyword=None)])
@@ -52,14 +52,20 @@ def _kept_by_cache(attribute: cst.Attribute, node: cst.CSTNode, scope) -> bool:
     return any(CACHE_OBJECT.search(name) for name in identifiers(receiver))
 
 
-def _under_layer_guard(node: cst.CSTNode, scope) -> bool:
-    """Inside `if layer_idx == n_layers - 1:` and the like: the KV-position class's site."""
-    for guard in owners(node, scope, cst.If):
-        if m.matches(guard.test, m.Comparison(comparisons=[m.ComparisonTarget(operator=m.Equal())])) and any(
-            LAYER.search(name) for name in identifiers(guard.test)
-        ):
-            return True
-    return False
+def _advance(small: cst.BaseSmallStatement) -> tuple[cst.Attribute, cst.BaseExpression] | None:
+    """`x += n`, `x = x + n` or `x.add_(n)` with a filled length `x` and a step `n` that is not 0: (x, n)."""
+    if m.matches(small, m.AugAssign(operator=m.AddAssign())):
+        target, step = small.target, small.value
+    elif m.matches(
+        small, m.Assign(targets=[m.AssignTarget()], value=m.BinaryOperation(operator=m.Add()))
+    ) and small.value.left.deep_equals(small.targets[0].target):
+        target, step = small.targets[0].target, small.value.right
+    elif m.matches(small, m.Expr(value=IN_PLACE_ADD)):  # self.cache_pos.add_(seq_len), a tensor of positions
+        target, step = small.value.func.value, small.value.args[0].value
+    else:
+        return None
+    attribute = _length_attribute(target)
+    return None if attribute is None or m.matches(step, ZERO) else (attribute, step)
 
 
 class LengthAdvance(Operator):
@@ -69,34 +75,18 @@ class LengthAdvance(Operator):
     def sites(self, node, scope):
         if not isinstance(node, cst.SimpleStatementLine) or len(node.body) != 1:
             return
-        small = node.body[0]
-        if m.matches(small, m.AugAssign(operator=m.AddAssign())) and not m.matches(small.value, ZERO):
-            attribute, step = _length_attribute(small.target), small.value
-            twice = small.with_changes(value=binop(cst.Integer("2"), cst.Multiply(), parens(step)))
-        elif (
-            m.matches(small, m.Assign(targets=[m.AssignTarget()], value=m.BinaryOperation(operator=m.Add())))
-            and small.value.left.deep_equals(small.targets[0].target)
-            and not m.matches(small.value.right, ZERO)
-        ):
-            attribute, step = _length_attribute(small.targets[0].target), small.value.right
-            doubled = binop(cst.Integer("2"), cst.Multiply(), parens(step))
-            twice = small.with_changes(value=small.value.with_changes(right=doubled))
-        elif m.matches(small, m.Expr(value=IN_PLACE_ADD)) and not m.matches(small.value.args[0].value, ZERO):
-            # self.cache_pos.add_(seq_len): a tensor of positions moved on in place
-            call = small.value
-            attribute, step = _length_attribute(call.func.value), call.args[0].value
-            doubled = binop(cst.Integer("2"), cst.Multiply(), parens(step))
-            twice = small.with_changes(value=call.with_changes(args=[call.args[0].with_changes(value=doubled)]))
-        else:
+        advance = _advance(node.body[0])
+        if advance is None:
             return
-        if attribute is None or not _kept_by_cache(attribute, node, scope) or _under_layer_guard(node, scope):
-            return
+        attribute, step = advance
+        if not _kept_by_cache(attribute, node, scope) or any(layer_guard(g) for g in owners(node, scope, cst.If)):
+            return  # not a cache's length, or the KV-position class's site (off-by-layer)
         function = enclosing(node, scope, cst.FunctionDef)
         if any(SHRINKS.search(name) for name in identifiers(step)) or (
             function and SHRINKS.search(function.name.value)
         ):
             return  # start_position += trim: the cache gives up its oldest entries, it does not grow
-        yield Site("advanced-twice", {small: twice})
+        yield Site("advanced-twice", {step: binop(cst.Integer("2"), cst.Multiply(), parens(step))})
         yield Site("advance-dropped", {node: drop_statement(scope.parent(node), node)})
 
     def examples(self):

@@ -142,6 +142,7 @@ def divides_by_callers_count(division: cst.CSTNode, scope) -> bool:
 
 
 BACKWARD = m.Call(func=m.Attribute(attr=m.Name("backward")) | m.Name("backward"))
+LEN = m.Call(func=m.Name("len"), args=[m.Arg()])
 
 
 def divides_by_backward_loops_count(division: cst.CSTNode, scope) -> bool:
@@ -157,18 +158,14 @@ def divides_by_backward_loops_count(division: cst.CSTNode, scope) -> bool:
     function = enclosing(division, scope, cst.FunctionDef)
     assigned = bindings(function) if function is not None else {}
     # what the divisor counts: `n` itself, or what `n = len(batches)` measures
-    counted = {divisor} | {
-        code(value.args[0].value)
-        for value in assigned.get(divisor, ())
-        if m.matches(value, m.Call(func=m.Name("len"), args=[m.Arg()]))
-    }
-    if m.matches(division.right, m.Call(func=m.Name("len"), args=[m.Arg()])):
+    counted = {divisor} | {code(value.args[0].value) for value in assigned.get(divisor, ()) if m.matches(value, LEN)}
+    if m.matches(division.right, LEN):
         counted.add(code(division.right.args[0].value))
     for loop in loops:
         runs = loop.iter
         if m.matches(runs, m.Call(func=m.Name("range") | m.Name("enumerate"), args=[m.Arg()])):
             runs = runs.args[0].value  # range(n), enumerate(batches)
-        if m.matches(runs, m.Call(func=m.Name("len"), args=[m.Arg()])):
+        if m.matches(runs, LEN):
             runs = runs.args[0].value  # range(len(batches))
         if code(runs) in counted:
             return True

@@ -51,12 +51,17 @@ def _is_layer_comparison(test: cst.Comparison) -> bool:
     return mentions(test, LAYER) or bool(m.findall(test, STACK_SIZE))
 
 
+def layer_guard(node: cst.CSTNode) -> bool:
+    """`if layer_idx == n_layers - 1:` and the like: an `if` on which layer this is."""
+    return m.matches(node, m.If(test=EQUALS)) and _is_layer_comparison(node.test)
+
+
 class OffByLayer(Operator):
     name = "off-by-layer"
     variants = ("first-layer", "second-to-last", "past-last", "every-layer", "second-layer", "never")
 
     def sites(self, node, scope):
-        if not m.matches(node, m.If(test=EQUALS)) or not _is_layer_comparison(node.test):
+        if not layer_guard(node):
             return
         if not m.findall(node.body, ADVANCES):
             return
