@@ -103,6 +103,7 @@ class MaskPolarity(Operator):
             Example("*", "token_type_ids = [0] * len(a) + [1] * len(b)\n", None),
             Example("*", "attention = [1] * n + [1] * pad\nmask = [0] * n + [0] * pad\n", None),
             Example("*", "attention_mask = [0] * n_pad + [1] * n\nmask = [0] * pad_len + [1] * n\n", None),
+            Example("*", "attention_mask = [0] * (max_len - len(ids)) + [1] * len(ids)\n", None),  # left padding
             Example("*", "loss_mask = [1] * n + [0] * pad\n", None),  # ones first: padding after the text
             Example("*", "ids = torch.cat((torch.zeros_like(x), x), dim=1)\n", None),
         )
