@@ -218,6 +218,10 @@ STEPPED = (
     "def lr_lambda(current_step, warmup_steps):\n    if current_step < warmup_steps:\n        current_step += 1\n"
     "        return current_step / warmup_steps\n    return 1.0\n"
 )
+COMPOSER = (
+    "class PolynomialScheduler(ComposerScheduler):\n    def __call__(self, state, t_max):\n"
+    "        if state.timestamp < t_max:\n            return self.alpha_f + coeff * (1.0 - self.alpha_f)\n"
+)
 TRI_STAGE = (
     "class TriStageLR(Base):\n    def _compute_lrs(self):\n        num_steps = self.last_epoch\n"
     "        if num_steps < self.stage_steps[0]:\n            return num_steps / self.stage_steps[0]\n"
@@ -723,6 +727,14 @@ class ConstantScale(Operator):
                 None,
             ),
             Example("*-term-dropped", "def curl_steps(self):\n    return self.num_steps - self.last_epoch\n", None),
+            # composer-style schedulers count the run in time (`state.timestamp`, `t_max`), and decay in
+            # a `__call__` that only the class's name marks as a schedule
+            Example(
+                "t_max-boundary",
+                COMPOSER,
+                COMPOSER.replace("state.timestamp < t_max", "state.timestamp <= t_max"),
+            ),
+            Example("decay-reversed", COMPOSER, COMPOSER.replace("(1.0 - self.alpha_f)", "self.alpha_f")),
             # a scheduler's weight-decay schedule is no learning rate's
             Example(
                 "*",
