@@ -516,20 +516,34 @@ def pytest_unconfigure(config):
 
 QUICK_SHARD = """
 import os
+import time
+
+HERE = os.path.join(os.environ["MUTATOR_TEST_SHARED"], "..")
+
+
+def test_quick_waits_for_the_slow_shard():  # so that the slow module is taken by the other shard
+    deadline = time.monotonic() + 30
+    while not os.path.exists(os.path.join(HERE, "slow.pid")) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def test_quick():
-    with open(os.path.join(os.environ["MUTATOR_TEST_SHARED"], "..", "quick.pid"), "w") as out:
+    with open(os.path.join(HERE, "quick.pid"), "w") as out:
         out.write(str(os.getpid()))
 """
+
 
 SLOW_SHARD = """
 import os
 import time
 
+HERE = os.path.join(os.environ["MUTATOR_TEST_SHARED"], "..")
+
 
 def test_slow():  # waits for the quick shard's process to end (up to 60 s), then needs the directory
-    pid_file = os.path.join(os.environ["MUTATOR_TEST_SHARED"], "..", "quick.pid")
+    with open(os.path.join(HERE, "slow.pid"), "w") as out:
+        out.write(str(os.getpid()))
+    pid_file = os.path.join(HERE, "quick.pid")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -561,7 +575,13 @@ def test_forked_shards_leave_the_suites_configuration_to_the_process_that_made_i
     data = baseline.measure(target, [target / "tests"], "cpu", ["pkg"], shards=2, workdir=tmp_path / "work")
     # node ids are relative to the rootdir pytest infers, which an ini file above the temporary directory moves
     ran = sorted(test.rsplit("/", 1)[-1] for test in data["tests"])
-    assert ran == ["test_quick.py::test_quick", "test_slow.py::test_slow"]
+    assert ran == [
+        "test_quick.py::test_quick",
+        "test_quick.py::test_quick_waits_for_the_slow_shard",
+        "test_slow.py::test_slow",
+    ]
+    quick, slow = ((shared.parent / f"{name}.pid").read_text() for name in ("quick", "slow"))
+    assert quick != slow  # the two modules ran in two shards, and the quick one ended first
     assert list(shared.iterdir()) == []  # removed once, by the process that made it
 
 
