@@ -11,6 +11,7 @@ stays with the first class of the level only.
 """
 
 import ast
+import functools
 import importlib.util
 import os
 import re
@@ -266,13 +267,17 @@ def _read_source(target: Path, path: str) -> str:
 
 def _plant(bug_class: BugClass, path: str, source: str, target: Path) -> list[Mutant]:
     planted = []
+    everywhere = bug_class.functions == ("*",)
     for operator in bug_class.operators:
         try:
-            where = None if bug_class.functions == ("*",) else bug_class.applies_to_function  # "*" takes all
-            mutations = list(OPERATORS[operator].mutations(source, path, where=where))
+            mutations = _mutations(OPERATORS[operator], source, path)
         except cst.ParserSyntaxError as error:  # valid Python that LibCST cannot read
             raise UserError(f"{target / path}: does not parse: {_one_line(error)}") from None
-        for mu in (mu for mu in mutations if bug_class.plants_variant(mu.variant)):
+        for mu in mutations:
+            if not bug_class.plants_variant(mu.variant):
+                continue
+            if not (everywhere or bug_class.applies_to_function(mu.qualname)):
+                continue
             mutant = Mutant(
                 bug_class=bug_class.name,
                 operator=mu.operator,
@@ -287,6 +292,13 @@ def _plant(bug_class: BugClass, path: str, source: str, target: Path) -> list[Mu
             seed = bug_class.canonical is not None and bug_class.canonical.matches(mutant)
             planted.append(replace(mutant, canonical=seed))
     return planted
+
+
+@functools.lru_cache(maxsize=256)
+def _mutations(operator, source: str, path: str) -> tuple:
+    """An operator's mutations of one file. Classes and levels share operators, and a process that lists,
+    shows and runs (a session, the tests) asks for the same file again: each is computed once."""
+    return tuple(operator.mutations(source, path))
 
 
 def _collapse_equivalent(mutants: list[Mutant], sources: dict[str, str]) -> list[Mutant]:
