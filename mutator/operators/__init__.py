@@ -9,6 +9,7 @@ from mutator.operators.dtype_swap import DtypeSwap
 from mutator.operators.exponent_scaling import ExponentScaling
 from mutator.operators.growth_copy import GrowthCopy
 from mutator.operators.head_sharing import HeadSharing
+from mutator.operators.ignore_index import IgnoreIndex
 from mutator.operators.inverted_predicate import InvertedPredicate
 from mutator.operators.kv_head_index import KvHeadIndex
 from mutator.operators.length_advance import LengthAdvance
@@ -50,6 +51,7 @@ OPERATORS: dict[str, Operator] = {
         ConstantScale("accumulation-scale", ACCUM),
         SliceShift("mask-shift", LOSS_MASK, unless=None, context=MASKS),
         MaskPolarity(),
+        IgnoreIndex(),
         SwappedArguments(),
         # level 4
         RopeConfig(),
