@@ -1,19 +1,17 @@
 """ignore-index: a fine-tuning loss trains the targets it should ignore, or ignores the ones it should train.
 
-A loss learns which targets count in three places, and each can be off while the loss still falls:
+A loss learns which targets count in two places, and each can be off while the loss still falls:
 - the ignore index it is given, `cross_entropy(..., ignore_index=-100)`, which must be the value the collator
   wrote into the labels (-100 is PyTorch's and Hugging Face's, -1 nanochat's and Megatron's);
-- the test that keeps the valid targets, `mask = labels != ignore_index`, `(target != -100).sum()`, whose
-  result weighs or counts the per-token losses;
-- the mask a per-token loss is multiplied by, `loss = loss * target_mask`.
+- the test that keeps the valid targets, `valid = labels != ignore_index`, where its value picks or weighs
+  the per-token losses (`losses.masked_fill(~valid, 0)`, `loss[valid]`, `loss * valid`).
 
 Variants:
 - ignore-index-swapped: a literal ignore index, as a keyword or a parameter's default, becomes the other
   convention (-100 <-> -1): the labels are then out of range for the loss, or a real token is ignored.
-- valid-inverted: `labels != ignore_index` -> `==` (and back), where the test's value reaches a loss: the
-  statement names a loss, the function does (`def fused_loss_fn`), or a name bound to the test is used
-  beside one (`losses.masked_fill(~valid, 0.0)`). A test read only by a metric or a check is no loss mask.
-- mask-dropped: `loss * mask` -> `loss`, every target trained. Attention's masks are left alone.
+- valid-inverted: `labels != ignore_index` -> `==` (and back). A test that only counts the targets (a
+  normaliser, `loss.sum() / valid.sum()`), a metric's, a filter's or a branch's is left alone: which
+  targets count is not decided there.
 """
 
 import re
@@ -22,7 +20,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from mutator.operators.base import Example, Operator, Site, rewritten
-from mutator.operators.meaning import LOSS, body_of, enclosing, identifiers
+from mutator.operators.meaning import LOSS, body_of, identifiers
 
 IGNORE_NAME = re.compile(r"(?i)^ignore_(index|idx|id)$")
 IGNORE_LITERAL = m.UnaryOperation(operator=m.Minus(), expression=m.Integer("100") | m.Integer("1"))
@@ -33,9 +31,6 @@ IGNORE = (
 )
 THE_LABELS = re.compile(r"(?i)label|target")
 VALID_TEST = m.Comparison(comparisons=[m.ComparisonTarget(operator=m.NotEqual() | m.Equal(), comparator=IGNORE)])
-A_MASK = re.compile(r"(?i)mask")
-ATTENTION = re.compile(r"(?i)att(e)?n|causal|pad")
-LOSS_FUNCTION = re.compile(r"(?i)loss|cross_entropy")
 
 
 def _swapped(literal: cst.UnaryOperation) -> cst.UnaryOperation:
@@ -53,46 +48,55 @@ def _names_loss(node: cst.CSTNode) -> bool:
     return any(LOSS.search(name) for name in identifiers(node))
 
 
+def _weighs_a_loss(node: cst.CSTNode, scope, depth: int = 4) -> bool:
+    """`node` (a valid-target test, or a name bound to one) picks or weighs per-token losses: it is combined
+    with a loss (`loss * valid`), indexes one (`loss[valid]`), or goes into a call beside one
+    (`losses.masked_fill(~valid, 0)`, `masked_mean(losses, valid)`), through `~`, `.float()` and the like.
+    Counting it (`loss.sum() / valid.sum()`) only scales the loss: which targets count is decided where the
+    loss skips the ignore index."""
+    child, parent = node, scope.parent(node)
+    for _ in range(depth):
+        if parent is None:
+            return False
+        if isinstance(parent, cst.BinaryOperation):
+            other = parent.right if child is parent.left else parent.left
+            return _names_loss(other)
+        if isinstance(parent, cst.SubscriptElement):
+            subscript = scope.parent(parent)
+            return isinstance(subscript, cst.Subscript) and _names_loss(subscript.value)
+        if isinstance(parent, cst.Arg):
+            call = scope.parent(parent)
+            others = [a for a in call.args if a is not parent] + [call.func]
+            return any(_names_loss(o) for o in others)
+        if isinstance(parent, cst.Attribute) and parent.attr.value in ("sum", "mean", "count_nonzero", "item"):
+            return False
+        child, parent = parent, scope.parent(parent)
+    return False
+
+
 def _reaches_a_loss(test: cst.Comparison, scope) -> bool:
-    """The valid-target test weighs or counts losses: in a loss function, in a statement that names a loss,
-    or bound to a name (`valid = labels != -100`, `valid &= ...`) that a statement naming a loss reads."""
-    if enclosing(test, scope, (cst.Lambda, cst.ListComp, cst.GeneratorExp)) is not None:
-        return False  # one label at a time: a filter's test, not a mask
-    statement = _statement(test, scope)
-    if not isinstance(statement, cst.SimpleStatementLine) or isinstance(statement.body[0], cst.Assert):
-        return False  # a branch or an assert checks the labels; it weighs no loss
-    function = enclosing(test, scope, cst.FunctionDef)
-    if (function is not None and LOSS_FUNCTION.search(function.name.value)) or _names_loss(statement):
+    """The valid-target test picks or weighs losses, itself or through the name it is bound to (`valid =
+    labels != -100`, `valid &= ...`) in the function."""
+    if _weighs_a_loss(test, scope):
         return True
+    statement = _statement(test, scope)
+    if not isinstance(statement, cst.SimpleStatementLine):
+        return False  # a branch checks the labels; it weighs no loss
     small = statement.body[0]
     target = small.targets[0].target if isinstance(small, cst.Assign) else getattr(small, "target", None)
     if not isinstance(target, cst.Name):
         return False
-    readers = m.findall(body_of(test, scope), m.SimpleStatementLine())
-    return any(target.value in identifiers(s) and _names_loss(s) for s in readers if s is not statement)
+    uses = m.findall(body_of(test, scope), m.Name(target.value))
+    return any(_weighs_a_loss(use, scope) for use in uses if use is not target)
 
 
 def _labels_side(test: cst.Comparison) -> bool:
     return any(THE_LABELS.search(name) for name in identifiers(test.left))
 
 
-def _loss_and_mask(product: cst.BinaryOperation) -> cst.BaseExpression | None:
-    """The loss side of `loss * mask` (either order), where the other side is a mask that is not attention's
-    (`loss_mask` names a mask, not a loss)."""
-
-    def losses(node):
-        return {name for name in identifiers(node) if LOSS.search(name) and not A_MASK.search(name)}
-
-    for loss, mask in ((product.left, product.right), (product.right, product.left)):
-        masks = {name for name in identifiers(mask) if A_MASK.search(name)}
-        if losses(loss) and not losses(mask) and masks and not any(ATTENTION.search(n) for n in masks):
-            return loss
-    return None
-
-
 class IgnoreIndex(Operator):
     name = "ignore-index"
-    variants = ("ignore-index-swapped", "valid-inverted", "mask-dropped")
+    variants = ("ignore-index-swapped", "valid-inverted")
 
     def sites(self, node, scope):
         if m.matches(node, m.Arg(keyword=m.Name(m.MatchRegex(IGNORE_NAME)), value=IGNORE_LITERAL)):
@@ -101,11 +105,6 @@ class IgnoreIndex(Operator):
             yield Site("ignore-index-swapped", {node.default: _swapped(node.default)})
         elif m.matches(node, VALID_TEST) and _labels_side(node) and _reaches_a_loss(node, scope):
             yield Site("valid-inverted", rewritten(node))
-        elif m.matches(node, m.BinaryOperation(operator=m.Multiply())):
-            loss = _loss_and_mask(node)
-            if loss is not None:
-                kept = loss.with_changes(lpar=[*node.lpar, *loss.lpar], rpar=[*loss.rpar, *node.rpar])
-                yield Site("mask-dropped", {node: kept})
 
     def examples(self):
         return (
@@ -122,13 +121,18 @@ class IgnoreIndex(Operator):
             Example("ignore-index-swapped", "head = pick(tokens, index=-1)\n", None),  # no ignore index
             Example(
                 "valid-inverted",
-                "def fused_loss_fn(logits, labels, ignore_index):\n    mask = labels != ignore_index\n",
-                "def fused_loss_fn(logits, labels, ignore_index):\n    mask = labels == ignore_index\n",
+                "def f(loss, target):\n    keep = (target != self.ignore).float()\n    return (loss * keep).sum()\n",
+                "def f(loss, target):\n    keep = (target == self.ignore).float()\n    return (loss * keep).sum()\n",
             ),
             Example(
                 "valid-inverted",
+                "def f(cont_loss, target):\n    return cont_loss[target != IGNORE_INDEX].mean()\n",
+                "def f(cont_loss, target):\n    return cont_loss[target == IGNORE_INDEX].mean()\n",
+            ),
+            Example(  # a normaliser counts the targets; the loss itself skips the ignored ones
+                "valid-inverted",
                 "def forward(self, loss, target):\n    return loss.sum() / (target != self.ignore_index).sum()\n",
-                "def forward(self, loss, target):\n    return loss.sum() / (target == self.ignore_index).sum()\n",
+                None,
             ),
             Example(
                 "valid-inverted",
@@ -140,9 +144,19 @@ class IgnoreIndex(Operator):
                 "def accuracy(preds, labels):\n    valid = labels != -100\n    return (preds == labels)[valid].sum()\n",
                 None,
             ),
-            Example(  # a filter that keeps the examples with a target
+            Example(  # logits or predictions masked for a metric, not a loss
                 "valid-inverted",
-                "def keep_for_loss(data):\n    return data.filter(lambda r: any(label != -100 for label in r))\n",
+                "def f(logits, labels):\n    valid = labels != -100\n    return logits * valid.unsqueeze(-1)\n",
+                None,
+            ),
+            Example(
+                "valid-inverted",
+                "def f(preds, labels):\n    valid = labels != -100\n    return torch.where(valid, preds, -1)\n",
+                None,
+            ),
+            Example(  # the count of valid targets, scaled: still a normaliser
+                "valid-inverted",
+                "def f(loss_weight, labels):\n    valid = labels != -100\n    return loss_weight * valid.sum()\n",
                 None,
             ),
             Example(  # a check of the labels
@@ -150,16 +164,4 @@ class IgnoreIndex(Operator):
                 "def compute_loss(labels):\n    if (labels != -100).sum() == 0:\n        raise ValueError('empty')\n",
                 None,
             ),
-            Example(
-                "mask-dropped",
-                "def f(loss, target_mask):\n    loss = loss * target_mask\n",
-                "def f(loss, target_mask):\n    loss = loss\n",
-            ),
-            Example(
-                "mask-dropped",
-                "def f(per_token_loss, loss_mask):\n    return (per_token_loss * loss_mask).sum()\n",
-                "def f(per_token_loss, loss_mask):\n    return (per_token_loss).sum()\n",
-            ),
-            Example("mask-dropped", "def f(scores, attn_mask):\n    return scores * attn_mask\n", None),
-            Example("mask-dropped", "def f(loss, padding_mask):\n    return loss * padding_mask\n", None),
         )
