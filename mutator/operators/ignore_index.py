@@ -49,8 +49,8 @@ def _names_loss(node: cst.CSTNode) -> bool:
 
 
 def _weighs_a_loss(node: cst.CSTNode, scope, depth: int = 4) -> bool:
-    """`node` (a valid-target test, or a name bound to one) picks or weighs per-token losses: it is combined
-    with a loss (`loss * valid`), indexes one (`loss[valid]`), or goes into a call beside one
+    """`node` (a valid-target test, or a name bound to one) picks or weighs per-token losses: it multiplies
+    a loss (`loss * valid`), indexes one (`loss[valid]`), or goes into a call beside one
     (`losses.masked_fill(~valid, 0)`, `masked_mean(losses, valid)`), through `~`, `.float()` and the like.
     Counting it (`loss.sum() / valid.sum()`) only scales the loss: which targets count is decided where the
     loss skips the ignore index."""
@@ -60,7 +60,7 @@ def _weighs_a_loss(node: cst.CSTNode, scope, depth: int = 4) -> bool:
             return False
         if isinstance(parent, cst.BinaryOperation):
             other = parent.right if child is parent.left else parent.left
-            return _names_loss(other)
+            return isinstance(parent.operator, cst.Multiply) and _names_loss(other)  # not a loss / count
         if isinstance(parent, cst.SubscriptElement):
             subscript = scope.parent(parent)
             return isinstance(subscript, cst.Subscript) and _names_loss(subscript.value)
@@ -152,6 +152,11 @@ class IgnoreIndex(Operator):
             Example(
                 "valid-inverted",
                 "def f(preds, labels):\n    valid = labels != -100\n    return torch.where(valid, preds, -1)\n",
+                None,
+            ),
+            Example(  # the count of valid targets, a loss divided by it: a normaliser
+                "valid-inverted",
+                "def f(loss, labels):\n    n = (labels != -100).sum()\n    return loss.sum() / n\n",
                 None,
             ),
             Example(  # the count of valid targets, scaled: still a normaliser
