@@ -42,6 +42,7 @@ from mutator.operators.meaning import (
     enclosing,
     identifiers,
     mentions,
+    only_reported,
     owners,
 )
 
@@ -360,11 +361,15 @@ class ConstantScale(Operator):
                 f"{node.target.value}-divisor-last-only",
                 {node: cst.Assign(targets=[cst.AssignTarget(target=node.target)], value=node.value)},
             )
-        elif m.matches(node, RATIO | STEP_RATIO) and (
-            mentions(node.right, self.words)
-            or (self.words is ACCUM and divides_by_callers_count(node, scope))
-            or (self.words is ACCUM and divides_by_backward_loops_count(node, scope))
-            or (self.words is SCHEDULE and _step_counts(node.left, node.right) and _in_lr_definition(node, scope))
+        elif (
+            m.matches(node, RATIO | STEP_RATIO)
+            and (
+                mentions(node.right, self.words)
+                or (self.words is ACCUM and divides_by_callers_count(node, scope))
+                or (self.words is ACCUM and divides_by_backward_loops_count(node, scope))
+                or (self.words is SCHEDULE and _step_counts(node.left, node.right) and _in_lr_definition(node, scope))
+            )
+            and not only_reported(node, scope)
         ):
             divisor = node.right
             named = isinstance(divisor, (cst.Name, cst.Attribute))
@@ -513,6 +518,14 @@ class ConstantScale(Operator):
                 ),
                 # a micro-batch's size is not a count of micro-batches
                 Example("*-divisor-*", "n = global_batch_size / micro_batch_size\nx /= micro_batch_size\n", None),
+                # an average that is only logged trains nothing
+                Example("*-divisor-*", 'logs_dict["loss_mean"] = loss_sum / self.accumulated_gradient\n', None),
+                Example("*-divisor-*", 'self.log("train/loss", loss / grad_accum_steps)\n', None),
+                Example(
+                    "accum_steps-divisor-x10",
+                    "nll = torch.log(loss / accum_steps)\n",
+                    "nll = torch.log(loss / (accum_steps * 10))\n",
+                ),
                 Example(
                     "num_microbatches-divisor-branch-inverted",
                     PER_TOKEN,

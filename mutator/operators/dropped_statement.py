@@ -34,6 +34,7 @@ from mutator.operators.meaning import (
     enclosing,
     identifiers,
     mentions,
+    only_reported,
     owners,
     value_identifiers,
 )
@@ -320,6 +321,7 @@ class DroppedStatement(Operator):
                 or divides_by_backward_loops_count(node, scope)
             )
             and not _is_update(scope.parent(node), scope)
+            and not only_reported(node, scope)
         ):
             yield Site("divisor-dropped", {node: node.left})
 
@@ -404,6 +406,7 @@ class DroppedStatement(Operator):
                 "fabric.backward(loss / train.gradient_accumulation_iters(devices))\n",
                 "fabric.backward(loss)\n",
             ),
+            Example("divisor-dropped", 'metrics["loss"] = total_loss / num_microbatches\n', None),  # only logged
             Example(
                 "bos-disabled",
                 "tokens = self.tokenizer.encode(c, bos=True, eos=False)\n",

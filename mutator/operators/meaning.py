@@ -240,3 +240,36 @@ def only_complains(branch: cst.If) -> bool:
     else: return False`) still chooses."""
     orelse = branch.orelse
     return complains(branch.body) and (orelse is None or isinstance(orelse, cst.If) or complains(orelse.body))
+
+
+# --- values that are only reported ------------------------------------------------------------------
+# A loss averaged over the accumulation steps for a log line (`logs["loss_mean"] = loss_sum / accum`,
+# `self.log("loss", loss / n)`) trains nothing: a slip there changes a printed number, not a gradient.
+
+REPORTS = re.compile(r"(?i)(^|_)(logs?|logger|metrics?|stats|summary|records?|postfix|progress)(_|$)")
+REPORTING_CALL = re.compile(r"(?i)^(log|log_dict|log_metrics|print|info|debug|add_scalars?|set_postfix)$")
+MATH = re.compile(r"^(torch|math|np|numpy|jnp|mx)$")  # torch.log(x) is a logarithm
+
+
+def only_reported(node: cst.CSTNode, scope) -> bool:
+    """`node`'s value goes to a log, a metrics table or a progress bar, and nowhere else: it is an argument of
+    a reporting call, or the statement stores it only into a container that the code names for reporting."""
+    parent = scope.parent(node)
+    while parent is not None and not isinstance(parent, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+        if isinstance(parent, cst.Call) and REPORTING_CALL.match(callee(parent)) and not _math(parent):
+            return True
+        parent = scope.parent(parent)
+    if parent is None or not isinstance(parent, cst.SimpleStatementLine) or not parent.body:
+        return False
+    small = parent.body[0]
+    if not isinstance(small, cst.Assign):
+        return False
+    stores = [t.target for t in small.targets]
+    return all(
+        isinstance(target, (cst.Subscript, cst.Attribute)) and mentions(target.value, REPORTS) for target in stores
+    )
+
+
+def _math(call: cst.Call) -> bool:
+    func = call.func
+    return isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and bool(MATH.match(func.value.value))
